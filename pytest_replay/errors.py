@@ -1,0 +1,13 @@
+"""The root of every error pytest_replay raises on purpose."""
+
+from __future__ import annotations
+
+__all__ = ["ReplayError"]
+
+
+class ReplayError(Exception):
+    """Base class of the errors of every pytest_replay package.
+
+    Messages name the file, offset, record or sequence number involved and end
+    with a ``Fix:`` hint.
+    """

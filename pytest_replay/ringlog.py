@@ -1,0 +1,724 @@
+"""The VRRL ring-replay log: a fixed-capacity circular log of published ring slots.
+
+Byte layout (little-endian), compatible with the reference VRRL writer::
+
+    header, 32 bytes
+        0   magic          b"VRRL0001"
+        8   version        u32 = 1
+        12  flags          u32 = 0
+        16  capacity       u64   number of record slots
+        24  next_slot      u64   write cursor (taken modulo capacity on open)
+    record i at 32 + 64 * i, 64 bytes
+        0   magic          u32 = 0xDEADBEEF (0 means "never written")
+        4   timestamp_ns   u64
+        12  slot_idx       u32
+        16  tenant_id      u32
+        20  opcode         u32
+        24  args           4 x u32
+        40  epoch          u32
+        44  slot_status    u32 \
+        48  failure_class  u32  | failure evidence; all four zero means none
+        52  backend_code   u32  |
+        56  output_digest  u64 /
+
+The file is memory-mapped: appends are single ``pack_into`` calls into the
+mapping, batches and decodes are numpy copies. Only a header that has been
+checked (magic, version, capacity bounds, file length) is ever mapped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import mmap
+import os
+import struct
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import blake3
+import numpy as np
+import numpy.typing as npt
+
+from pytest_replay.errors import ReplayError
+
+__all__ = [
+    "HEADER_BYTES",
+    "LOG_MAGIC",
+    "LOG_VERSION",
+    "MAX_REPLAY_RECORDS",
+    "RECORD_BYTES",
+    "RECORD_MAGIC",
+    "RING_RECORD_DTYPE",
+    "BackendError",
+    "CapacityOverflow",
+    "HeaderMismatch",
+    "RecordedSlot",
+    "ReplayFailureClass",
+    "ReplayFailureEvidence",
+    "ReplayLogError",
+    "ReplayLogIoError",
+    "ReplayRecord",
+    "RingImage",
+    "RingLog",
+    "TruncatedLog",
+    "ZeroCapacity",
+    "classify_backend_error",
+    "encode_ring_image",
+    "output_digest",
+    "read_ring_image",
+    "records_from_array",
+    "records_to_array",
+]
+
+LOG_MAGIC: Final = b"VRRL0001"
+LOG_VERSION: Final = 1
+RECORD_MAGIC: Final = 0xDEADBEEF
+HEADER_BYTES: Final = 32
+RECORD_BYTES: Final = 64
+MAX_REPLAY_RECORDS: Final = 1_048_576
+
+_HEADER = struct.Struct("<8sIIQQ")
+_CURSOR = struct.Struct("<Q")
+_CURSOR_OFFSET: Final = 24
+_RECORD = struct.Struct("<IQIIIIIIIIIIIQ")
+assert _HEADER.size == HEADER_BYTES and _RECORD.size == RECORD_BYTES
+
+#: numpy dtype of one on-disk record; ``args`` is a (4,) u32 sub-array.
+RING_RECORD_DTYPE: Final = np.dtype(
+    {
+        "names": [
+            "magic",
+            "timestamp_ns",
+            "slot_idx",
+            "tenant_id",
+            "opcode",
+            "args",
+            "epoch",
+            "slot_status",
+            "failure_class",
+            "backend_code",
+            "output_digest",
+        ],
+        "formats": [
+            "<u4",
+            "<u8",
+            "<u4",
+            "<u4",
+            "<u4",
+            ("<u4", (4,)),
+            "<u4",
+            "<u4",
+            "<u4",
+            "<u4",
+            "<u8",
+        ],
+        "offsets": [0, 4, 12, 16, 20, 24, 40, 44, 48, 52, 56],
+        "itemsize": RECORD_BYTES,
+    }
+)
+
+RecordArray = npt.NDArray[np.void]
+_FIELDS_AFTER_MAGIC: Final = RING_RECORD_DTYPE.names[1:]  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ReplayLogError(ReplayError):
+    """Base of every ring-log error; messages end with a ``Fix:`` hint."""
+
+
+class ReplayLogIoError(ReplayLogError):
+    """An operating-system call on the log file failed."""
+
+    def __init__(self, op: str, path: str | os.PathLike[str], cause: OSError) -> None:
+        self.op = op
+        self.path = os.fspath(path)
+        self.cause = cause
+        super().__init__(
+            f"replay log {op} on '{self.path}' failed: {cause}. "
+            "Fix: check disk space and permissions."
+        )
+
+
+class HeaderMismatch(ReplayLogError):
+    """The file is not a VRRL log of a version we read, or a record is corrupted."""
+
+    def __init__(self, path: str | os.PathLike[str], detail: str = "header mismatch") -> None:
+        self.path = os.fspath(path)
+        self.detail = detail
+        super().__init__(
+            f"replay log '{self.path}': {detail}. "
+            "Fix: regenerate the log; the VRRL format may have changed or the file is corrupted."
+        )
+
+
+class TruncatedLog(HeaderMismatch):
+    """The file is shorter than its header says (truncated copy, torn preallocation)."""
+
+    def __init__(self, path: str | os.PathLike[str], expected: int, actual: int) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            path,
+            f"file is truncated: the header needs {expected} bytes but the file has {actual}",
+        )
+
+
+class ZeroCapacity(ReplayLogError):
+    """A capacity of 0 was requested or stored: such a log never accepts writes."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = None if path is None else os.fspath(path)
+        where = "" if self.path is None else f" (stored in '{self.path}')"
+        super().__init__(
+            f"replay log capacity must be > 0{where}. Fix: construct with at least one slot."
+        )
+
+
+class CapacityOverflow(ReplayLogError):
+    """A capacity above :data:`MAX_REPLAY_RECORDS` was requested or stored."""
+
+    def __init__(self, count: int, max: int, path: str | os.PathLike[str] | None = None) -> None:
+        self.count = count
+        self.max = max
+        self.path = None if path is None else os.fspath(path)
+        where = "" if self.path is None else f" (stored in '{self.path}')"
+        super().__init__(
+            f"replay log capacity {count} exceeds max {max}{where}. "
+            "Fix: shard replay into smaller logs."
+        )
+
+
+# --------------------------------------------------------------------------- values
+
+
+class ReplayFailureClass(enum.IntEnum):
+    """Recovery-oriented class of a backend failure, as stored on disk."""
+
+    NONE = 0
+    DEVICE_LOSS = 1
+    TRANSIENT_QUEUE = 2
+    PROGRAM_BUG = 3
+    UNCLASSIFIED = 4
+
+    @classmethod
+    def decode(cls, raw: int) -> ReplayFailureClass:
+        """Decode a stored word; unknown codes decode as ``UNCLASSIFIED``."""
+        try:
+            return cls(raw)
+        except ValueError:
+            return cls.UNCLASSIFIED
+
+
+class BackendError(Exception):
+    """A backend failure with a stable numeric code, as the capture path sees it.
+
+    ``failure_class`` may be given when the backend knows it; otherwise
+    :func:`classify_backend_error` derives it from the message.
+    """
+
+    def __init__(
+        self, message: str, code: int = 0, failure_class: ReplayFailureClass | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.failure_class = failure_class
+
+
+_CLASS_KEYWORDS: Final = (
+    (ReplayFailureClass.DEVICE_LOSS, ("devicelost", "device lost", "device loss", "context lost")),
+    (
+        ReplayFailureClass.TRANSIENT_QUEUE,
+        ("queue full", "timeout", "timed out", "out of memory", "busy", "try again"),
+    ),
+    (
+        ReplayFailureClass.PROGRAM_BUG,
+        ("compile", "lowering", "invalid opcode", "kernel source", "illegal", "validation"),
+    ),
+)
+
+
+def classify_backend_error(error: BaseException) -> ReplayFailureClass:
+    """The recovery class of ``error``.
+
+    An explicit ``failure_class`` attribute wins; otherwise the message is
+    matched against known phrases (``"DeviceLost"`` -> DEVICE_LOSS, ``"timeout"``
+    -> TRANSIENT_QUEUE, ``"compile"`` -> PROGRAM_BUG); anything else is
+    UNCLASSIFIED.
+    """
+    explicit = getattr(error, "failure_class", None)
+    if explicit is not None:
+        return ReplayFailureClass(explicit)
+    text = str(error).lower()
+    for failure_class, phrases in _CLASS_KEYWORDS:
+        if any(phrase in text for phrase in phrases):
+            return failure_class
+    return ReplayFailureClass.UNCLASSIFIED
+
+
+def output_digest(data: bytes | bytearray | memoryview) -> int:
+    """First 8 bytes of BLAKE3(``data``) as a little-endian u64."""
+    return int.from_bytes(blake3.blake3(bytes(data)).digest(8), "little")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSlot:
+    """One published ring slot as captured by the log."""
+
+    timestamp_ns: int
+    slot_idx: int
+    tenant_id: int
+    opcode: int
+    args: tuple[int, int, int, int]
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayFailureEvidence:
+    """Failure evidence stored in a record's tail."""
+
+    slot_status: int
+    failure_class: ReplayFailureClass
+    backend_error_code: int
+    output_digest: int
+
+    @classmethod
+    def from_backend_error(
+        cls, slot_status: int, error: BaseException, output_bytes: bytes | bytearray | memoryview
+    ) -> ReplayFailureEvidence:
+        """Evidence for a slot that failed with ``error`` after producing ``output_bytes``."""
+        code = getattr(error, "code", 0)
+        return cls(
+            slot_status=slot_status,
+            failure_class=classify_backend_error(error),
+            backend_error_code=code if isinstance(code, int) else 0,
+            output_digest=output_digest(output_bytes),
+        )
+
+    @classmethod
+    def from_words(
+        cls, slot_status: int, failure_class: int, backend_error_code: int, digest: int
+    ) -> ReplayFailureEvidence | None:
+        """Decode the four stored words; all zero means no evidence."""
+        if slot_status == 0 and failure_class == 0 and backend_error_code == 0 and digest == 0:
+            return None
+        return cls(
+            int(slot_status),
+            ReplayFailureClass.decode(int(failure_class)),
+            int(backend_error_code),
+            int(digest),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRecord:
+    """A recorded slot with its optional failure evidence."""
+
+    slot: RecordedSlot
+    failure: ReplayFailureEvidence | None = None
+
+
+# --------------------------------------------------------------------------- array codec
+
+
+def _check_capacity(capacity: int, path: str | os.PathLike[str] | None = None) -> None:
+    if capacity == 0:
+        raise ZeroCapacity(path)
+    if capacity < 0 or capacity > MAX_REPLAY_RECORDS:
+        raise CapacityOverflow(capacity, MAX_REPLAY_RECORDS, path)
+
+
+SlotsLike = Sequence[RecordedSlot] | Sequence[ReplayRecord] | RecordArray
+
+
+def records_to_array(items: Iterable[RecordedSlot | ReplayRecord] | RecordArray) -> RecordArray:
+    """Encode slots or records as a :data:`RING_RECORD_DTYPE` array with live magic.
+
+    A structured array is accepted too: fields it shares with the record dtype
+    are copied (``args`` as a (4,) sub-array), the rest stay zero.
+    """
+    if isinstance(items, np.ndarray):
+        if items.dtype == RING_RECORD_DTYPE:
+            out: RecordArray = items.copy()
+        else:
+            names = items.dtype.names
+            if names is None:
+                raise TypeError(
+                    f"records_to_array needs a structured array, got dtype {items.dtype}. "
+                    "Fix: pass RecordedSlot values or an array of RING_RECORD_DTYPE."
+                )
+            out = np.zeros(len(items), RING_RECORD_DTYPE)
+            for name in names:
+                if name != "magic" and name in RING_RECORD_DTYPE.names:  # type: ignore[operator]
+                    out[name] = items[name]
+        out["magic"] = RECORD_MAGIC
+        return out
+    rows = []
+    for item in items:
+        failure = None
+        slot = item
+        if isinstance(item, ReplayRecord):
+            slot, failure = item.slot, item.failure
+        assert isinstance(slot, RecordedSlot)
+        a0, a1, a2, a3 = slot.args
+        if failure is None:
+            tail: tuple[int, int, int, int] = (0, 0, 0, 0)
+        else:
+            tail = (
+                failure.slot_status,
+                int(failure.failure_class),
+                failure.backend_error_code,
+                failure.output_digest,
+            )
+        rows.append(
+            (RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id, slot.opcode,
+             (a0, a1, a2, a3), slot.epoch, *tail)
+        )  # fmt: skip
+    return np.array(rows, dtype=RING_RECORD_DTYPE)
+
+
+def records_from_array(array: RecordArray) -> list[ReplayRecord]:
+    """Decode a record array into :class:`ReplayRecord` values."""
+    from_words = ReplayFailureEvidence.from_words
+    columns = [array[name].tolist() for name in _FIELDS_AFTER_MAGIC]
+    out: list[ReplayRecord] = []
+    for row in zip(*columns, strict=True):
+        ts, slot_idx, tenant, opcode, args, epoch, status, fclass, code, digest = row
+        slot = RecordedSlot(ts, slot_idx, tenant, opcode, tuple(args), epoch)
+        out.append(ReplayRecord(slot, from_words(status, fclass, code, digest)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RingImage:
+    """A decoded VRRL image: its header fields and live records in publish order."""
+
+    capacity: int
+    cursor: int
+    stored_cursor: int
+    records: RecordArray
+
+
+def _parse_header(buf: Any, size: int, path: str) -> tuple[int, int]:
+    """Validate a header in ``buf``; return (capacity, stored cursor)."""
+    if size < HEADER_BYTES:
+        raise TruncatedLog(path, HEADER_BYTES, size)
+    magic, version, _flags, capacity, cursor = _HEADER.unpack_from(buf, 0)
+    if magic != LOG_MAGIC:
+        raise HeaderMismatch(path, f"wrong file magic {magic!r} (expected {LOG_MAGIC!r})")
+    if version != LOG_VERSION:
+        raise HeaderMismatch(path, f"unsupported version {version} (expected {LOG_VERSION})")
+    # Bounds are checked before the capacity is used as a divisor or a size.
+    _check_capacity(capacity, path)
+    needed = HEADER_BYTES + RECORD_BYTES * capacity
+    if size < needed:
+        raise TruncatedLog(path, needed, size)
+    return int(capacity), int(cursor)
+
+
+def _live_records(body: RecordArray, cursor: int, path: str) -> RecordArray:
+    """Live records of a ring body in publish order (oldest first)."""
+    magic = body["magic"]
+    live = magic != 0
+    bad = live & (magic != RECORD_MAGIC)
+    if bad.any():
+        index = int(np.argmax(bad))
+        found = int(magic[index])
+        # Views into a mapped file must not ride along in the traceback, or the
+        # log could not be closed while the exception is alive.
+        del body, magic, live, bad
+        raise HeaderMismatch(
+            path,
+            f"record {index} at byte offset {HEADER_BYTES + RECORD_BYTES * index} has magic "
+            f"{found:#010x} (expected {RECORD_MAGIC:#010x})",
+        )
+    if cursor:
+        ordered = np.concatenate((body[cursor:], body[:cursor]))
+        live = np.concatenate((live[cursor:], live[:cursor]))
+    else:
+        ordered = body.copy()
+    if not live.all():
+        ordered = ordered[live]
+    return ordered
+
+
+def read_ring_image(data: bytes | bytearray | memoryview, name: str = "<memory>") -> RingImage:
+    """Decode a whole VRRL file image held in memory, with the same checks as a file."""
+    view = memoryview(data)
+    capacity, stored = _parse_header(view, view.nbytes, name)
+    body = np.frombuffer(view, RING_RECORD_DTYPE, count=capacity, offset=HEADER_BYTES)
+    cursor = stored % capacity
+    return RingImage(capacity, cursor, stored, _live_records(body, cursor, name))
+
+
+def encode_ring_image(capacity: int, items: SlotsLike) -> bytes:
+    """The exact bytes a fresh log of ``capacity`` holds after appending ``items`` in order."""
+    _check_capacity(capacity)
+    buf = bytearray(HEADER_BYTES + RECORD_BYTES * capacity)
+    array = records_to_array(items)
+    body = np.frombuffer(buf, RING_RECORD_DTYPE, count=capacity, offset=HEADER_BYTES)
+    cursor = _scatter(body, array, 0, capacity)
+    del body
+    _HEADER.pack_into(buf, 0, LOG_MAGIC, LOG_VERSION, 0, capacity, cursor)
+    return bytes(buf)
+
+
+def _scatter(body: RecordArray, array: RecordArray, cursor: int, capacity: int) -> int:
+    """Write ``array`` into the ring ``body`` from ``cursor``; return the new cursor."""
+    n = len(array)
+    if n == 0:
+        return cursor
+    end = (cursor + n) % capacity
+    if n >= capacity:
+        # Only the newest ``capacity`` records survive; they end just before ``end``.
+        tail = array[n - capacity :]
+        body[end:] = tail[: capacity - end]
+        body[:end] = tail[capacity - end :]
+    elif cursor + n <= capacity:
+        body[cursor : cursor + n] = array
+    else:
+        first = capacity - cursor
+        body[cursor:] = array[:first]
+        body[: n - first] = array[first:]
+    return end
+
+
+# --------------------------------------------------------------------------- the log
+
+
+class RingLog:
+    """A VRRL ring-replay log backed by a memory-mapped file.
+
+    Use :meth:`open`; the log is a context manager. ``append`` writes one
+    record and persists the advanced cursor, exactly as the reference does;
+    ``sync`` makes both durable.
+    """
+
+    __slots__ = ("_body", "_capacity", "_cursor", "_cursor_word", "_file", "_mm", "_path", "_pos")
+
+    def __init__(self, path: Path, file: Any, mm: mmap.mmap, capacity: int, cursor: int) -> None:
+        self._path = path
+        self._file = file
+        self._mm: mmap.mmap | None = mm
+        self._capacity = capacity
+        self._cursor = cursor
+        self._pos = HEADER_BYTES + RECORD_BYTES * cursor
+        self._body: RecordArray | None = np.frombuffer(
+            mm, RING_RECORD_DTYPE, count=capacity, offset=HEADER_BYTES
+        )
+        self._cursor_word: memoryview | None = memoryview(mm)[_CURSOR_OFFSET:HEADER_BYTES].cast("Q")
+
+    # -- opening
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], capacity: int | None = None, *, read_only: bool = False
+    ) -> RingLog:
+        """Open the log at ``path``, creating a zeroed one of ``capacity`` records if absent.
+
+        An existing file keeps its stored capacity (``capacity`` is then only
+        checked for bounds, as the reference does) and its cursor modulo that
+        capacity. ``read_only`` maps the file without write access.
+        """
+        if capacity is not None:
+            _check_capacity(capacity)
+        path = Path(path)
+        if not path.exists():
+            if read_only or capacity is None:
+                raise ReplayLogIoError(
+                    "open", path, FileNotFoundError(2, "no such replay log")
+                ) from None
+            _create(path, capacity)
+        try:
+            file = open(path, "rb" if read_only else "r+b")  # noqa: SIM115 - owned by the log
+        except OSError as exc:
+            raise ReplayLogIoError("open", path, exc) from exc
+        try:
+            size = os.fstat(file.fileno()).st_size
+            header = file.read(HEADER_BYTES)
+            stored_capacity, stored_cursor = _parse_header(header, size, str(path))
+            length = HEADER_BYTES + RECORD_BYTES * stored_capacity
+            access = mmap.ACCESS_READ if read_only else mmap.ACCESS_WRITE
+            mm = mmap.mmap(file.fileno(), length, access=access)
+        except OSError as exc:
+            file.close()
+            raise ReplayLogIoError("mmap", path, exc) from exc
+        except BaseException:
+            file.close()
+            raise
+        return cls(path, file, mm, stored_capacity, stored_cursor % stored_capacity)
+
+    # -- properties
+
+    @property
+    def capacity(self) -> int:
+        """Number of record slots; appends past it overwrite the oldest record."""
+        return self._capacity
+
+    @property
+    def cursor(self) -> int:
+        """Index of the slot the next append overwrites."""
+        return self._cursor
+
+    @property
+    def path(self) -> Path:
+        """The file this log was opened on."""
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        return self._mm is None
+
+    # -- writing
+
+    def append(self, slot: RecordedSlot) -> None:
+        """Append one slot with no failure evidence."""
+        mm = self._live_map()
+        a0, a1, a2, a3 = slot.args
+        _RECORD.pack_into(
+            mm, self._pos, RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
+            slot.opcode, a0, a1, a2, a3, slot.epoch, 0, 0, 0, 0,
+        )  # fmt: skip
+        self._advance(1)
+
+    def append_with_failure(self, slot: RecordedSlot, failure: ReplayFailureEvidence) -> None:
+        """Append one slot with its failure evidence."""
+        mm = self._live_map()
+        a0, a1, a2, a3 = slot.args
+        _RECORD.pack_into(
+            mm, self._pos, RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
+            slot.opcode, a0, a1, a2, a3, slot.epoch, failure.slot_status,
+            int(failure.failure_class), failure.backend_error_code, failure.output_digest,
+        )  # fmt: skip
+        self._advance(1)
+
+    def append_many(self, slots: SlotsLike) -> None:
+        """Append a batch in one copy (wrap-around handled) and persist the cursor once."""
+        self._live_map()
+        array = records_to_array(slots)
+        if len(array) == 0:
+            return
+        assert self._body is not None
+        self._set_cursor(_scatter(self._body, array, self._cursor, self._capacity))
+
+    def _advance(self, n: int) -> None:
+        cursor = self._cursor + n
+        if cursor >= self._capacity:
+            cursor %= self._capacity
+        self._set_cursor(cursor)
+
+    def _set_cursor(self, cursor: int) -> None:
+        self._cursor = cursor
+        self._pos = HEADER_BYTES + RECORD_BYTES * cursor
+        assert self._cursor_word is not None
+        self._cursor_word[0] = cursor
+
+    # -- reading
+
+    def records(self) -> RecordArray:
+        """A copy of the live records, oldest first, as a :data:`RING_RECORD_DTYPE` array."""
+        self._live_map()
+        assert self._body is not None
+        return _live_records(self._body, self._cursor, str(self._path))
+
+    def replay_records(self) -> list[ReplayRecord]:
+        """Live records in publish order, with their failure evidence."""
+        return records_from_array(self.records())
+
+    def replay_all(self) -> list[RecordedSlot]:
+        """Live slots in publish order."""
+        return [record.slot for record in self.replay_records()]
+
+    def __len__(self) -> int:
+        self._live_map()
+        assert self._body is not None
+        return int(np.count_nonzero(self._body["magic"]))
+
+    # -- lifetime
+
+    def sync(self) -> None:
+        """Flush the mapping and fsync the file."""
+        mm = self._live_map()
+        try:
+            if not mm.closed and self._file.mode != "rb":
+                mm.flush()
+                os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise ReplayLogIoError("sync", self._path, exc) from exc
+
+    def close(self) -> None:
+        """Release the mapping and the file; closing twice is harmless."""
+        mm = self._mm
+        if mm is None:
+            return
+        # Views into the mapping must go before the mapping itself can close.
+        self._body = None
+        if self._cursor_word is not None:
+            self._cursor_word.release()
+            self._cursor_word = None
+        self._mm = None
+        try:
+            mm.close()
+        except BufferError:
+            # A caller still holds a view of the mapping; it is unmapped when
+            # the last view goes. Our own references are released already.
+            pass
+        finally:
+            self._file.close()
+
+    def _live_map(self) -> mmap.mmap:
+        mm = self._mm
+        if mm is None:
+            raise ReplayLogError(
+                f"replay log '{self._path}' is closed. Fix: reopen it with RingLog.open()."
+            )
+        return mm
+
+    def __enter__(self) -> RingLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._mm is None else f"cursor={self._cursor}"
+        return f"RingLog({str(self._path)!r}, capacity={self._capacity}, {state})"
+
+
+def _create(path: Path, capacity: int) -> None:
+    """Create a zeroed log atomically: temp file in the same folder, fsync, replace."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ReplayLogIoError("create", path, exc) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.truncate(HEADER_BYTES + RECORD_BYTES * capacity)
+            fh.write(_HEADER.pack(LOG_MAGIC, LOG_VERSION, 0, capacity, 0))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise ReplayLogIoError("create", path, exc) from exc
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -1,0 +1,78 @@
+"""The plugin's registration: options, ini values, markers, usage errors, inertness."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_options_are_registered(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "*deterministic record / replay*",
+            "*--replay-record*",
+            "*--replay-verify*",
+            "*--replay-dir*",
+            "*--replay-seed*",
+            "*--replay-prune*",
+            "*replay_dir*",
+            "*replay_fail_on_unused*",
+        ]
+    )
+
+
+def test_marker_accepted_under_strict_markers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.replay_determinism(runs=2)
+        def test_marked():
+            pass
+        """
+    )
+    result = pytester.runpytest("--strict-markers", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "replay_determinism" in pytester.runpytest("--markers").stdout.str()
+
+
+def test_record_and_verify_together_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--replay-record", "--replay-verify")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--replay-record and --replay-verify cannot be used together*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_replay_dir_ini_default(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_ini(pytestconfig):
+            assert pytestconfig.getini("replay_dir") == ".replay"
+            assert pytestconfig.getini("replay_fail_on_unused") is False
+            assert pytestconfig.getoption("replay_seed") == 0
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_inert_for_a_suite_that_does_not_use_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_plain(n):
+            assert n < 3
+
+        def test_fails():
+            assert 1 == 2
+        """
+    )
+    for flags in ([], ["--replay-verify"], ["--replay-record"]):
+        result = pytester.runpytest("-p", "no:cacheprovider", *flags)
+        result.assert_outcomes(passed=3, failed=1)
+        assert "replay:" not in result.stdout.str()
+    assert sorted(p.name for p in pytester.path.iterdir()) == [
+        "test_inert_for_a_suite_that_does_not_use_it.py"
+    ]
