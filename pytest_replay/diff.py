@@ -7,9 +7,10 @@ comparison per block and stops at the first block that differs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -21,7 +22,13 @@ from pytest_replay.ringlog import (
     records_to_array,
 )
 
-__all__ = ["RECORD_FIELDS", "Divergence", "first_divergence", "record_fields"]
+__all__ = [
+    "RECORD_FIELDS",
+    "Divergence",
+    "first_divergence",
+    "first_value_difference",
+    "record_fields",
+]
 
 _WORDS_PER_RECORD: Final = RING_RECORD_DTYPE.itemsize // 4
 _BLOCK: Final = 1 << 16
@@ -58,13 +65,15 @@ class Divergence:
     ``kind == "value"``: record ``index`` differs in ``field`` (``expected``
     vs ``actual``). ``kind == "length"``: the common prefix is equal but one
     sequence is longer; ``index`` is the first index only one of them has and
-    ``expected``/``actual`` are the two lengths.
+    ``expected``/``actual`` are the two lengths. ``index`` is ``None`` for a
+    single value (the ``data`` kind), where ``field`` is the path of the
+    first difference.
     """
 
-    index: int
+    index: int | None
     field: str
-    expected: int
-    actual: int
+    expected: Any
+    actual: Any
     kind: Literal["value", "length"] = "value"
 
     def describe(self) -> str:
@@ -73,7 +82,8 @@ class Divergence:
                 f"length differs: expected {self.expected} records, got {self.actual} "
                 f"(first unmatched record is #{self.index})"
             )
-        return f"record #{self.index}: {self.field} expected {self.expected!r}, got {self.actual!r}"
+        where = f"record #{self.index}: " if self.index is not None else ""
+        return f"{where}{self.field} expected {self.expected!r}, got {self.actual!r}"
 
     __str__ = describe
 
@@ -148,4 +158,50 @@ def first_divergence(
             return Divergence(index, field, want, got)
     if len(left) != len(right):
         return Divergence(common, "length", len(left), len(right), "length")
+    return None
+
+
+def _key_path(path: str, key: Any) -> str:
+    shown = json.dumps(key, ensure_ascii=False) if isinstance(key, str) else repr(key)
+    return f"{path}[{shown}]"
+
+
+def first_value_difference(
+    expected: Any, actual: Any, path: str = ""
+) -> tuple[str, Any, Any] | None:
+    """The first place two plain values differ: ``(path, expected, actual)`` or ``None``.
+
+    Values are what msgpack round-trips: dicts (keys in the expected value's
+    order, then the actual value's extra keys), lists/tuples (by index, then
+    length), and scalars compared by type and value (``1`` differs from
+    ``1.0`` and ``True``). A missing key or item is reported as ``<missing>``.
+
+    >>> first_value_difference({"steps": [{"epoch": 1}]}, {"steps": [{"epoch": 2}]})
+    ('["steps"][0]["epoch"]', 1, 2)
+    """
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key, value in expected.items():
+            where = _key_path(path, key)
+            if key not in actual:
+                return where, value, "<missing>"
+            found = first_value_difference(value, actual[key], where)
+            if found is not None:
+                return found
+        for key, value in actual.items():
+            if key not in expected:
+                return _key_path(path, key), "<missing>", value
+        return None
+    if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
+        for index, (left, right) in enumerate(zip(expected, actual, strict=False)):
+            found = first_value_difference(left, right, f"{path}[{index}]")
+            if found is not None:
+                return found
+        if len(expected) != len(actual):
+            index = min(len(expected), len(actual))
+            left = expected[index] if index < len(expected) else "<missing>"
+            right = actual[index] if index < len(actual) else "<missing>"
+            return f"{path}[{index}]", left, right
+        return None
+    if type(expected) is not type(actual) or expected != actual:
+        return path or "<value>", expected, actual
     return None

@@ -27,13 +27,14 @@ def test_marker_accepted_under_strict_markers(pytester: pytest.Pytester) -> None
         import pytest
 
         @pytest.mark.replay_determinism(runs=2)
-        def test_marked():
-            pass
+        def test_marked(replay):
+            replay.data("v", 1)
         """
     )
     result = pytester.runpytest("--strict-markers", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    assert "replay_determinism" in pytester.runpytest("--markers").stdout.str()
+    markers = pytester.runpytest("--markers").stdout.str()
+    assert "replay_determinism" in markers and "@pytest.mark.gpu" in markers
 
 
 def test_record_and_verify_together_is_a_usage_error(pytester: pytest.Pytester) -> None:

@@ -1,0 +1,360 @@
+"""The ``replay`` fixture's value: :class:`ReplayContext`, one per test.
+
+It opens recorders of any registered kind, knows where each recording is
+stored, loads the stored bytes to check against (verify, and ``new`` mode for
+recordings that exist) and, at the end of the test, runs the end-of-test
+checks and hands the finished recordings to the plugin for storing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import blake3
+import pytest
+
+from pytest_replay.kinds import DataRecorder, FinishedRecording, Recorder, RecordingKind
+from pytest_replay.kinds import RecordingTarget as _Target
+from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
+from pytest_replay.store import Manifest, ManifestEntry, safe_component
+
+if TYPE_CHECKING:
+    from pytest_replay.kinds import RingRecorder
+    from pytest_replay.session import Mode, ReplaySession
+
+__all__ = ["CONTEXT_KEY", "OpenRecording", "ReplayContext", "derive_seed", "nondeterminism"]
+
+
+def derive_seed(base: int, nodeid: str) -> int:
+    """A 63-bit seed from ``base`` and a test id: stable across runs, platforms and
+    xdist workers (BLAKE3, never Python's salted ``hash()``).
+
+    >>> derive_seed(0, "tests/test_a.py::test_x") == derive_seed(0, "tests/test_a.py::test_x")
+    True
+    """
+    digest = blake3.blake3(f"{base}\x00{nodeid}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+@dataclass(slots=True)
+class OpenRecording:
+    """A recorder opened in this run of the test, with what it is checked against."""
+
+    kind: RecordingKind
+    recorder: Recorder
+    target: _Target
+    entry: ManifestEntry | None
+
+
+class ReplayContext:
+    """What a test gets from the ``replay`` fixture.
+
+    ``replay.ring(...)``, ``replay.data(...)`` and ``replay.record(kind, ...)``
+    open recorders; every registered kind is also an attribute
+    (``replay.journal(...)`` is ``replay.record("journal", ...)``).
+    """
+
+    def __init__(self, session: ReplaySession, item: pytest.Item, scratch: Path) -> None:
+        self._session = session
+        self._item = item
+        self._scratch = scratch
+        self._folder = session.store.test_dir(item.nodeid)
+        self._manifest: Manifest | None = None
+        self._manifest_loaded = False
+        self._open: dict[str, OpenRecording] = {}
+        self._checking = session.mode != "off" and session.dump_dir is None
+        self._run = 1
+        self.finished: dict[str, tuple[RecordingKind, FinishedRecording]] | None = None
+        self.checked: frozenset[str] = frozenset()
+        self.mismatches: list[Mismatch] = []
+
+    def __repr__(self) -> str:
+        return f"<ReplayContext {self.nodeid} mode={self.mode}>"
+
+    # -- what a test reads
+
+    @property
+    def nodeid(self) -> str:
+        return self._item.nodeid
+
+    @property
+    def mode(self) -> Mode:
+        """``"off"``, ``"record"`` or ``"verify"``."""
+        return self._session.mode
+
+    @property
+    def seed(self) -> int:
+        """This test's seed: ``--replay-seed`` and the node id through BLAKE3."""
+        return derive_seed(self._session.base_seed, self._item.nodeid)
+
+    @property
+    def folder(self) -> Path:
+        """The store folder of this test."""
+        return self._folder
+
+    def path(self, name: str, kind: str | None = None) -> Path:
+        """Where the recording ``name`` is (or would be) stored.
+
+        The kind comes from the open recorder of that name, else from the stored
+        manifest, else from ``kind`` (default ``"ring"``).
+        """
+        if name in self._open:
+            return self._open[name].target.stored_path
+        if kind is None:
+            manifest = self._load_manifest_quietly()
+            entry = manifest.recordings.get(name) if manifest else None
+            if entry is not None:
+                return self._folder / entry.file
+            kind = "ring"
+        return self._folder / self._file_name(name, self._session.kinds.get(kind))
+
+    # -- opening recorders
+
+    def ring(
+        self,
+        name: str = "ring",
+        capacity: int = 4096,
+        volatile: Sequence[str] = ("timestamp_ns",),
+    ) -> RingRecorder:
+        """A ring recorder with the RingLog write API (``append``, ``append_with_failure``,
+        ``append_many``), backed by a real VRRL file; ``volatile`` fields are not compared
+        and are stored as zero."""
+        __tracebackhide__ = True
+        recorder: RingRecorder = self.record("ring", name, capacity=capacity, volatile=volatile)
+        return recorder
+
+    def data(self, name: str, value: Any) -> None:
+        """Record a msgpack-serialisable value; a difference is reported by its path,
+        e.g. ``["steps"][3]["epoch"]``."""
+        __tracebackhide__ = True
+        recorder: DataRecorder = self.record("data", name)
+        recorder.set(value)
+
+    def record(self, kind: str, name: str, *args: Any, **options: Any) -> Any:
+        """Open a recorder of the registered ``kind`` under ``name`` (unique in this test)."""
+        __tracebackhide__ = True
+        self._refuse_inside_hypothesis()
+        if not isinstance(name, str) or not name:
+            raise ReplayUsageError(
+                f"recording name must be a non-empty string, got {name!r}. "
+                "Fix: pass a name such as 'ring' or 'journal'."
+            )
+        if name in self._open:
+            raise ReplayUsageError(
+                f"recording name {name!r} is used twice in {self.nodeid}. "
+                "Fix: give each recording of a test its own name."
+            )
+        recording_kind = self._session.kinds.get(kind)
+        stored_path = self._folder / self._file_name(name, recording_kind)
+        entry, expected = self._expected_for(name, recording_kind, stored_path)
+        scratch = self._scratch / f"run{self._run}"
+        scratch.mkdir(parents=True, exist_ok=True)
+        target = _Target(
+            nodeid=self.nodeid,
+            name=name,
+            kind=recording_kind.name,
+            stored_path=stored_path,
+            scratch=scratch,
+            expected=expected,
+            expected_meta=dict(entry.meta) if entry is not None and expected is not None else {},
+            on_mismatch=self._on_mismatch,
+        )
+        recorder = recording_kind.open(target, *args, **options)
+        self._open[name] = OpenRecording(recording_kind, recorder, target, entry)
+        self._session.tally.used = True
+        return recorder
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        # Only reached for attributes the class does not define: registered kind names.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        session = self.__dict__.get("_session") if hasattr(self, "__dict__") else None
+        if session is None or name not in session.kinds:
+            raise AttributeError(
+                f"'replay' has no attribute {name!r} and no recording kind of that name is "
+                "registered. Fix: register it with a pytest_replay_register_kinds hook."
+            )
+        return functools.partial(self.record, name)
+
+    # -- internals
+
+    @staticmethod
+    def _file_name(name: str, kind: RecordingKind) -> str:
+        return safe_component(name) + kind.extension
+
+    def _load_manifest(self) -> Manifest | None:
+        if not self._manifest_loaded:
+            self._manifest = self._session.store.load_manifest(self._folder)
+            self._manifest_loaded = True
+        return self._manifest
+
+    def _load_manifest_quietly(self) -> Manifest | None:
+        if self._session.mode == "off":
+            return None
+        return self._session.store.load_manifest_quietly(self._folder)
+
+    def _refuse_inside_hypothesis(self) -> None:
+        if getattr(getattr(self._item, "obj", None), "is_hypothesis_test", False):
+            raise ReplayUsageError(
+                f"{self.nodeid} is a Hypothesis @given test: every generated example would "
+                "overwrite the same recording, so it cannot be recorded or verified faithfully. "
+                "Fix: record a fixed case in a plain test (use replay.seed for inputs), or pin "
+                "examples with @example in a separate parametrized test."
+            )
+
+    def _expected_for(
+        self, name: str, kind: RecordingKind, stored_path: Path
+    ) -> tuple[ManifestEntry | None, bytes | None]:
+        __tracebackhide__ = True
+        session = self._session
+        if not self._checking or self._run > 1:
+            return None, None
+        if session.mode == "record" and session.record_mode != "new":
+            return None, None
+        manifest = self._load_manifest()
+        entry = manifest.recordings.get(name) if manifest is not None else None
+        if entry is None:
+            if session.mode == "verify":
+                mismatch = Mismatch(self.nodeid, name, kind.name, stored_path, "missing")
+                session.tally.add("missing", stored_path)
+                self._notify(mismatch)
+                raise ReplayDivergence(mismatch)
+            return None, None
+        if entry.kind != kind.name or entry.version != kind.version:
+            mismatch = Mismatch(
+                self.nodeid,
+                name,
+                kind.name,
+                stored_path,
+                "diverged",
+                detail=(
+                    f"stored as kind {entry.kind!r} format version {entry.version}, "
+                    f"produced as kind {kind.name!r} format version {kind.version}"
+                ),
+            )
+            self._on_mismatch(mismatch)
+            raise ReplayDivergence(mismatch)
+        return entry, session.store.read_checked(self._folder, entry)
+
+    def _on_mismatch(self, mismatch: Mismatch) -> None:
+        self._session.tally.add("diverged", mismatch.stored_path)
+        self._notify(mismatch)
+
+    def _notify(self, mismatch: Mismatch) -> None:
+        self.mismatches.append(mismatch)
+        self._item.config.hook.pytest_replay_divergence(item=self._item, divergence=mismatch)
+
+    # -- the end of a run of the test body (called by the plugin)
+
+    def complete(self) -> dict[str, tuple[RecordingKind, FinishedRecording]]:
+        """End-of-test checks, then the finished recordings of this run.
+
+        Raises :class:`ReplayDivergence` when a recording came out short, or a
+        stored recording was not produced at all.
+        """
+        __tracebackhide__ = True
+        for opened in self._open.values():
+            opened.recorder.check_complete()
+        if self._checking and self._run == 1 and self._session.mode == "verify":
+            manifest = self._load_manifest()
+            for name, entry in sorted(manifest.recordings.items()) if manifest else ():
+                if name not in self._open:
+                    mismatch = Mismatch(
+                        self.nodeid,
+                        name,
+                        entry.kind,
+                        self._folder / entry.file,
+                        "unproduced",
+                        detail="this stored recording was not produced by the test",
+                    )
+                    self._on_mismatch(mismatch)
+                    raise ReplayDivergence(mismatch)
+        finished = {name: (o.kind, o.recorder.finish()) for name, o in self._open.items()}
+        for name, (kind, result) in finished.items():
+            target = self._open[name].target
+            if target.expected is not None and result.data != target.expected:
+                # A safety net behind the live checks: compare the whole recordings.
+                found = kind.diff(target.expected, result.data, target.expected_meta)
+                if found is not None:
+                    target.fail(found[0], found[1], kind.ignored(target.expected_meta))
+        return finished
+
+    def complete_once(self) -> dict[str, tuple[RecordingKind, FinishedRecording]]:
+        """:meth:`complete` for the first run, remembered (the plugin stores this)."""
+        __tracebackhide__ = True
+        if self.finished is None:
+            self.finished = self.complete()
+            self.checked = frozenset(
+                name for name, o in self._open.items() if o.target.expected is not None
+            )
+        return self.finished
+
+    def entries(self) -> Mapping[str, OpenRecording]:
+        return dict(self._open)
+
+    def new_run(self) -> None:
+        """Close this run's recorders and start a fresh run of the test body
+        (``replay_determinism``): recorders of later runs are compared with the first run,
+        not with the store."""
+        self.close()
+        self._open = {}
+        self._run += 1
+
+    @property
+    def run(self) -> int:
+        return self._run
+
+    def close(self) -> None:
+        for opened in self._open.values():
+            opened.recorder.close()
+
+
+CONTEXT_KEY = pytest.StashKey[ReplayContext]()
+
+
+def nondeterminism(
+    nodeid: str,
+    run: int,
+    first: Mapping[str, tuple[RecordingKind, FinishedRecording]],
+    later: Mapping[str, tuple[RecordingKind, FinishedRecording]],
+    folder: Path,
+    how: str = "",
+) -> Mismatch | None:
+    """The first difference between run ``run``'s recordings and the first run's."""
+    detail = f"run {run} vs run 1{how}"
+    for name in sorted(first.keys() | later.keys()):
+        if name not in later or name not in first:
+            which = "first run" if name in first else f"run {run}"
+            kind = (first.get(name) or later[name])[0]
+            return Mismatch(
+                nodeid,
+                name,
+                kind.name,
+                None,
+                "nondeterministic",
+                detail=f"{detail}: recording {name!r} was produced only by the {which}",
+            )
+    for name in sorted(first):
+        kind, want = first[name]
+        got = later[name][1]
+        if want.data == got.data:
+            continue
+        found = kind.diff(want.data, got.data, want.meta)
+        divergence = found[0] if found else None
+        context = found[1] if found else ()
+        return Mismatch(
+            nodeid,
+            name,
+            kind.name,
+            None,
+            "nondeterministic",
+            divergence=divergence,
+            context=tuple(context),
+            ignored=kind.ignored(want.meta),
+            detail=detail if found else f"{detail}: the recorded bytes differ",
+        )
+    return None
