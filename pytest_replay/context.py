@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from pytest_replay.kinds import RingRecorder
     from pytest_replay.session import Mode, ReplaySession
 
-__all__ = ["CONTEXT_KEY", "OpenRecording", "ReplayContext", "derive_seed", "nondeterminism"]
+__all__ = ["OpenRecording", "ReplayContext", "derive_seed", "nondeterminism"]
 
 
 def derive_seed(base: int, nodeid: str) -> int:
@@ -311,9 +311,6 @@ class ReplayContext:
     def close(self) -> None:
         for opened in self._open.values():
             opened.recorder.close()
-
-
-CONTEXT_KEY = pytest.StashKey[ReplayContext]()
 
 
 def nondeterminism(

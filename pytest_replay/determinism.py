@@ -29,7 +29,6 @@ from pytest_replay.session import ReplaySession
 __all__ = ["DeterminismSpec", "dump_run", "load_run", "run_deterministically"]
 
 Finished = Mapping[str, tuple[RecordingKind, FinishedRecording]]
-MARKER = "replay_determinism"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,17 +11,22 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_replay import hookspecs
-from pytest_replay.context import CONTEXT_KEY, ReplayContext
-from pytest_replay.determinism import MARKER, DeterminismSpec, dump_run, run_deterministically
-from pytest_replay.kinds import KindRegistry, builtin_kinds
 from pytest_replay.report import ReplayUsageError
-from pytest_replay.session import SESSION_PLUGIN_NAME, ReplaySession
+from pytest_replay.session import CONTEXT_KEY, SESSION_PLUGIN_NAME, ReplaySession
 from pytest_replay.store import Manifest, ManifestEntry, digest_bytes, safe_component
+
+if TYPE_CHECKING:
+    from pytest_replay.context import ReplayContext
+    from pytest_replay.kinds import KindRegistry
+
+# Only light modules are imported above: numpy, msgpack and the recorders are imported the
+# first time a test uses replay, so that the plugin costs nothing to suites that do not.
+MARKER = "replay_determinism"
 
 MARKERS = (
     "replay_determinism(runs=2, subprocess=False): run the test `runs` times with fresh "
@@ -128,6 +133,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_replay_register_kinds(registry: KindRegistry) -> None:
+    from pytest_replay.kinds import builtin_kinds
+
     for kind in builtin_kinds():
         registry.register(kind)
     for module, names in PACKAGED_KINDS.items():
@@ -157,6 +164,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if session.dump_dir is not None:
         return None  # a child run: run the body once, the parent compares
     __tracebackhide__ = True
+    from pytest_replay.determinism import DeterminismSpec, run_deterministically
+
     spec = DeterminismSpec.from_marker(marker, pyfuncitem.nodeid)
     context = _context(pyfuncitem)
     if context is None:
@@ -198,6 +207,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         session = _session(item.config)
         if session.dump_dir is not None:
             from pathlib import Path
+
+            from pytest_replay.determinism import dump_run
 
             dump_run(Path(session.dump_dir), finished)
     return result

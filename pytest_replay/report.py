@@ -5,10 +5,12 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pytest_replay.diff import Divergence
 from pytest_replay.errors import ReplayError
+
+if TYPE_CHECKING:
+    from pytest_replay.diff import Divergence
 
 __all__ = ["Mismatch", "ReplayDivergence", "ReplayUsageError", "rerecord_command"]
 

@@ -13,14 +13,17 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pytest
 
-from pytest_replay.kinds import KindRegistry
 from pytest_replay.store import ReplayStore
 
-__all__ = ["COUNT_ORDER", "Mode", "ReplaySession", "UsageTally"]
+if TYPE_CHECKING:
+    from pytest_replay.context import ReplayContext  # noqa: F401 - in a StashKey subscript
+    from pytest_replay.kinds import KindRegistry
+
+__all__ = ["CONTEXT_KEY", "COUNT_ORDER", "Mode", "ReplaySession", "UsageTally"]
 
 Mode = Literal["off", "record", "verify"]
 
@@ -35,6 +38,8 @@ COUNT_ORDER: Final = (
     "not recorded (test failed)",
 )
 SESSION_PLUGIN_NAME: Final = "replay-session"
+# Where the plugin finds the ReplayContext of a test that requested the fixture.
+CONTEXT_KEY = pytest.StashKey["ReplayContext"]()
 _WORKER_KEY: Final = "pytest_replay"
 
 
@@ -109,6 +114,8 @@ class ReplaySession:
     def kinds(self) -> KindRegistry:
         """Every registered kind; built (and the kind hook called) on first use only."""
         if self._kinds is None:
+            from pytest_replay.kinds import KindRegistry
+
             registry = KindRegistry()
             self.config.hook.pytest_replay_register_kinds(registry=registry)
             self._kinds = registry

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import os
 
+# pytester's in-process runs drop the modules they imported when they end; numpy cannot be
+# imported twice in one process, and the plugin imports it lazily, so import it up front.
+import numpy  # noqa: F401
 from hypothesis import HealthCheck, settings
+
+import pytest_replay.context
+import pytest_replay.determinism  # noqa: F401
 
 settings.register_profile(
     "ci",

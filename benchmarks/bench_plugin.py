@@ -1,0 +1,167 @@
+"""Plugin benchmarks, side by side in one run; prints one JSON object.
+
+1. overhead: a generated suite of N trivial tests that never uses replay, run
+   with the plugin and with ``-p no:replay`` (alternating, best of R runs each).
+   Target: under 2 %.
+2. verify vs syrupy: T tests each producing a sequence of K records, checked
+   with ``replay.ring`` under ``--replay-verify`` versus the same records as a
+   list of dicts asserted with syrupy's ``snapshot`` fixture (whole pytest
+   runs, best of R). Targets: ours >= 10x faster, our store <= 1/3 of syrupy's.
+
+syrupy is a benchmark-only dependency: ``pip install -e '.[bench]'``.
+
+    python benchmarks/bench_plugin.py [--tests 2000] [--seq-tests 200] [--records 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TRIVIAL_MODULE = """
+import pytest
+
+@pytest.mark.parametrize("n", range({per_module}))
+def test_trivial(n):
+    assert n + 1 > n
+"""
+
+OURS = """
+import pytest
+from pytest_replay import RecordedSlot
+
+@pytest.mark.parametrize("case", range({tests}))
+def test_sequence(replay, case):
+    ring = replay.ring(capacity={capacity})
+    ring.append_many([
+        RecordedSlot(i, i % 4096, case, i % 7, (i, i * 3, case, 0), i // 64)
+        for i in range({records})
+    ])
+"""
+
+SYRUPY = """
+import pytest
+
+@pytest.mark.parametrize("case", range({tests}))
+def test_sequence(snapshot, case):
+    assert [
+        {{"timestamp_ns": i, "slot_idx": i % 4096, "tenant_id": case, "opcode": i % 7,
+          "args": [i, i * 3, case, 0], "epoch": i // 64}}
+        for i in range({records})
+    ] == snapshot
+"""
+
+
+def pytest_run(folder: Path, *args: str) -> float:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    env.pop("PYTEST_ADDOPTS", None)
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"pytest {' '.join(args)} failed in {folder}:\n{done.stdout[-3000:]}")
+    return elapsed
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def write_ini(folder: Path) -> None:
+    (folder / "pytest.ini").write_text("[pytest]\n")
+
+
+def bench_overhead(root: Path, tests: int, repeat: int) -> dict[str, object]:
+    folder = root / "overhead"
+    folder.mkdir()
+    write_ini(folder)
+    modules = 20
+    for m in range(modules):
+        (folder / f"test_m{m:02d}.py").write_text(
+            TRIVIAL_MODULE.format(per_module=tests // modules)
+        )
+    with_plugin: list[float] = []
+    without: list[float] = []
+    pytest_run(folder)  # warm the file cache and the bytecode
+    for _ in range(repeat):
+        without.append(pytest_run(folder, "-p", "no:replay"))
+        with_plugin.append(pytest_run(folder))
+    best_with, best_without = min(with_plugin), min(without)
+    return {
+        "tests": tests - tests % modules,
+        "with_plugin_s": round(best_with, 3),
+        "without_plugin_s": round(best_without, 3),
+        "overhead_pct": round((best_with / best_without - 1) * 100, 2),
+        "target_pct": 2.0,
+    }
+
+
+def bench_verify(root: Path, tests: int, records: int, repeat: int) -> dict[str, object]:
+    ours = root / "ours"
+    theirs = root / "syrupy"
+    for folder, source in ((ours, OURS), (theirs, SYRUPY)):
+        folder.mkdir()
+        write_ini(folder)
+        capacity = 1 << max(records - 1, 1).bit_length()
+        text = source.format(tests=tests, records=records, capacity=capacity)
+        (folder / "test_sequences.py").write_text(text)
+    record_ours = pytest_run(ours, "--replay-record")
+    record_theirs = pytest_run(theirs, "--snapshot-update", "-p", "no:replay")
+    ours_s = min(pytest_run(ours, "--replay-verify") for _ in range(repeat))
+    theirs_s = min(pytest_run(theirs, "-p", "no:replay") for _ in range(repeat))
+    ours_bytes = folder_bytes(ours / ".replay")
+    theirs_bytes = folder_bytes(theirs / "__snapshots__")
+    return {
+        "tests": tests,
+        "records_per_test": records,
+        "ours_verify_s": round(ours_s, 3),
+        "syrupy_verify_s": round(theirs_s, 3),
+        "speedup": round(theirs_s / ours_s, 2),
+        "target_speedup": 10,
+        "ours_record_s": round(record_ours, 3),
+        "syrupy_update_s": round(record_theirs, 3),
+        "ours_store_bytes": ours_bytes,
+        "syrupy_store_bytes": theirs_bytes,
+        "store_ratio": round(ours_bytes / theirs_bytes, 3),
+        "target_store_ratio": round(1 / 3, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tests", type=int, default=2000)
+    parser.add_argument("--seq-tests", type=int, default=200)
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    try:
+        import syrupy
+    except ImportError:
+        raise SystemExit(
+            "syrupy is not installed. Fix: pip install -e '.[bench]' (a benchmark-only dependency)."
+        ) from None
+    import pytest
+
+    with tempfile.TemporaryDirectory(prefix="bench-plugin-") as scratch:
+        root = Path(scratch)
+        result = {
+            "python": sys.version.split()[0],
+            "pytest": pytest.__version__,
+            "syrupy": getattr(syrupy, "__version__", "unknown"),
+            "overhead": bench_overhead(root, args.tests, args.repeat),
+            "verify_vs_syrupy": bench_verify(
+                root, args.seq_tests, args.records, max(1, args.repeat // 2)
+            ),
+        }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""Capture a megakernel run into a VRRL ring log.
+
+Every slot the kernel consumes becomes one VRRL record, written in publish
+order when its burst's pump completes - one ``append_many`` per burst:
+
+* ``slot_idx``, ``tenant_id``, ``opcode``, ``args``: the slot as published
+  (only argument words 0..3 fit a record, so a captured slot must leave the
+  other nine zero; :class:`UncapturableArguments` otherwise);
+* ``epoch``: the slot's epoch. In ``ordered`` mode this is fixed when the slot
+  is published (the EPOCH word the host observes then, plus the slots ahead of
+  it); in ``atomic`` mode it exists only once the kernel took it, so the record
+  carries the epoch the race produced - which is what replay must compare;
+* a faulted slot's failure evidence, built with
+  :meth:`ReplayFailureEvidence.from_backend_error` from the slot's
+  :class:`BackendError` and the 64 output bytes it produced; a slot that
+  completed has none (the four tail words stay zero);
+* ``timestamp_ns``: ``clock()`` at pump time when a clock is given, otherwise
+  the slot's publish sequence number, so no wall clock leaks into a recording.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Protocol
+
+import numpy as np
+
+from pytest_replay.megakernel.backend import BackendLike
+from pytest_replay.megakernel.errors import MalformedCapture, UncapturableArguments
+from pytest_replay.megakernel.kernel import Megakernel, PumpResult
+from pytest_replay.megakernel.model import (
+    ARGS_OFFSET,
+    CAPTURED_ARGS,
+    EPOCH_MODES,
+    MAX_RING_SLOTS,
+    OPCODE_WORD,
+    SLOT_WORDS,
+    TENANT_WORD,
+    EpochMode,
+    SlotStatus,
+)
+from pytest_replay.megakernel.stream import ObservedStream
+from pytest_replay.ringlog import (
+    RECORD_MAGIC,
+    RING_RECORD_DTYPE,
+    RecordArray,
+    ReplayFailureEvidence,
+    RingLog,
+)
+
+__all__ = [
+    "CAPTURE_KIND",
+    "CAPTURE_VERSION",
+    "CaptureInfo",
+    "MegakernelCapture",
+    "RecordSink",
+    "burst_records",
+    "open_capture",
+]
+
+CAPTURE_KIND: Final = "megakernel"
+CAPTURE_VERSION: Final = 1
+
+
+class RecordSink(Protocol):
+    """Where captured records go: a :class:`RingLog`, or anything with ``append_many``."""
+
+    def append_many(self, slots: RecordArray) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureInfo:
+    """What a replay needs besides the records: ring size, epoch mode, backend name.
+
+    Store :meth:`as_dict` next to the VRRL file; :meth:`from_dict` validates it back.
+    """
+
+    slots: int
+    mode: EpochMode
+    backend: str
+    kind: str = CAPTURE_KIND
+    version: int = CAPTURE_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "version": self.version,
+            "slots": self.slots,
+            "mode": self.mode,
+            "backend": self.backend,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<metadata>") -> CaptureInfo:
+        """Validate stored metadata; raise :class:`MalformedCapture` naming the bad key."""
+        if data.get("kind") != CAPTURE_KIND or data.get("version") != CAPTURE_VERSION:
+            raise MalformedCapture(
+                source,
+                0,
+                f"metadata is kind {data.get('kind')!r} version {data.get('version')!r}, "
+                f"expected {CAPTURE_KIND!r} version {CAPTURE_VERSION}",
+            )
+        slots, mode, backend = data.get("slots"), data.get("mode"), data.get("backend")
+        if (
+            isinstance(slots, bool)
+            or not isinstance(slots, int)
+            or not 1 <= slots <= MAX_RING_SLOTS
+        ):
+            raise MalformedCapture(source, 0, f"metadata 'slots' is {slots!r}")
+        if mode not in EPOCH_MODES:
+            raise MalformedCapture(source, 0, f"metadata 'mode' is {mode!r}")
+        if not isinstance(backend, str):
+            raise MalformedCapture(source, 0, f"metadata 'backend' is {backend!r}")
+        return cls(slots, mode, backend)
+
+
+def burst_records(result: PumpResult, timestamps: Any = None) -> RecordArray:
+    """The VRRL records of one pumped burst, in publish order.
+
+    ``timestamps`` is a scalar or ``(n,)`` u64 array; by default the publish
+    sequence numbers.
+    """
+    n = len(result)
+    records = np.zeros(n, RING_RECORD_DTYPE)
+    records["magic"] = RECORD_MAGIC
+    records["timestamp_ns"] = result.sequences if timestamps is None else timestamps
+    records["slot_idx"] = result.slots
+    records["tenant_id"] = result.words[:, TENANT_WORD]
+    records["opcode"] = result.words[:, OPCODE_WORD]
+    records["args"] = result.words[:, ARGS_OFFSET : ARGS_OFFSET + CAPTURED_ARGS]
+    records["epoch"] = result.output.epochs
+    if result.faults:
+        first_sequence = int(result.sequences[0])
+        for fault in result.faults:
+            evidence = ReplayFailureEvidence.from_backend_error(
+                int(SlotStatus.FAULT), fault.error, fault.output
+            )
+            row = records[fault.sequence - first_sequence]
+            row["slot_status"] = evidence.slot_status
+            row["failure_class"] = int(evidence.failure_class)
+            row["backend_code"] = evidence.backend_error_code
+            row["output_digest"] = evidence.output_digest
+    return records
+
+
+def _check_capturable(words: np.ndarray, first_sequence: int) -> None:
+    extra = words[:, ARGS_OFFSET + CAPTURED_ARGS : SLOT_WORDS]
+    if extra.size and extra.any():
+        row, column = (int(v) for v in np.argwhere(extra)[0])
+        raise UncapturableArguments(
+            first_sequence + row, CAPTURED_ARGS + column, int(extra[row, column])
+        )
+
+
+class MegakernelCapture:
+    """A megakernel whose every consumed slot is appended to ``ring_log``.
+
+    Publish and pump through the capture (or through ``capture.megakernel``:
+    records are taken from the pump results, so direct publishes are captured
+    too). ``close()`` pumps what is still pending so nothing published is lost,
+    then closes the log if the capture opened it.
+    """
+
+    def __init__(
+        self,
+        megakernel: Megakernel,
+        ring_log: RecordSink,
+        *,
+        clock: Callable[[], int] | None = None,
+        owns_log: bool = False,
+    ) -> None:
+        self.megakernel = megakernel
+        self.log = ring_log
+        self.clock = clock
+        self.recorded = 0
+        self._owns_log = owns_log
+        self._closed = False
+
+    def info(self) -> CaptureInfo:
+        """The metadata a replay of this capture needs."""
+        mk = self.megakernel
+        return CaptureInfo(mk.slots, mk.mode, mk.backend.name)
+
+    def publish(self, tenant: int, opcode: int, args: Sequence[int] = ()) -> int:
+        """Publish one slot (see :meth:`Megakernel.publish`); return its ring index."""
+        for word in range(CAPTURED_ARGS, len(args)):
+            if args[word]:
+                raise UncapturableArguments(self.megakernel.published, word, int(args[word]))
+        return self.megakernel.publish(tenant, opcode, args)
+
+    def publish_many(self, tenants: Any, opcodes: Any, args: Any = None) -> np.ndarray:
+        """Publish a burst (see :meth:`Megakernel.publish_many`); return the ring indices."""
+        if args is not None:
+            block = np.asarray(args)
+            if block.ndim == 2 and block.shape[1] > CAPTURED_ARGS and block.dtype.kind in "iub":
+                extra = block[:, CAPTURED_ARGS:]
+                if extra.any():
+                    row, column = (int(v) for v in np.argwhere(extra)[0])
+                    raise UncapturableArguments(
+                        self.megakernel.published + row,
+                        CAPTURED_ARGS + column,
+                        int(extra[row, column]),
+                    )
+        return self.megakernel.publish_many(tenants, opcodes, args)
+
+    def pump(self) -> PumpResult:
+        """Run the kernel over every pending slot and append the burst's records."""
+        mk = self.megakernel
+        _check_capturable(mk.pending_words(), mk.published - mk.pending)
+        result = mk.pump()
+        if len(result):
+            stamp = None if self.clock is None else np.uint64(self.clock())
+            self.log.append_many(burst_records(result, stamp))
+            self.recorded += len(result)
+        return result
+
+    def observe(self) -> ObservedStream:
+        """The megakernel's observable stream so far."""
+        return self.megakernel.observe()
+
+    def close(self) -> None:
+        """Pump pending slots into the log, then close the log if this capture owns it."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.megakernel.pending:
+                self.pump()
+        finally:
+            if self._owns_log and isinstance(self.log, RingLog):
+                self.log.sync()
+                self.log.close()
+
+    def __enter__(self) -> MegakernelCapture:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MegakernelCapture({self.megakernel!r}, recorded={self.recorded})"
+
+
+def open_capture(
+    path: str | os.PathLike[str],
+    *,
+    backend: BackendLike = "auto",
+    slots: int = 1024,
+    mode: EpochMode = "ordered",
+    capacity: int = 65536,
+    clock: Callable[[], int] | None = None,
+) -> MegakernelCapture:
+    """A fresh megakernel captured into a new VRRL log of ``capacity`` records at ``path``.
+
+    An existing file at ``path`` is replaced. The capture owns the log: close it
+    (or use it as a context manager) to flush pending slots and close the file.
+    """
+    megakernel = Megakernel(backend, slots, mode=mode)
+    target = Path(path)
+    target.unlink(missing_ok=True)
+    log = RingLog.open(target, capacity)
+    return MegakernelCapture(megakernel, log, clock=clock, owns_log=True)

@@ -1,0 +1,294 @@
+"""The GPU backend: the megakernel as a real CUDA kernel launched through ``cupy.RawKernel``.
+
+One thread per ring slot; the ring, output regions, per-slot epochs and fault
+codes and the EPOCH word all live in device memory. CuPy is imported only
+when this backend is constructed, so the rest of the package never needs it;
+any ``cupy-cudaXX`` wheel works.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import numpy as np
+
+from pytest_replay.megakernel.backend import BurstOutput, RingDevice, U32Array
+from pytest_replay.megakernel.errors import GpuUnavailable
+from pytest_replay.megakernel.model import (
+    ARG_WORDS,
+    ARGS_OFFSET,
+    OPCODE_WORD,
+    OUTPUT_WORDS,
+    SLOT_WORDS,
+    STATUS_WORD,
+    EpochMode,
+    FaultCode,
+    Opcode,
+    SlotStatus,
+)
+from pytest_replay.megakernel.numpy_backend import FNV_OFFSET, FNV_PRIME
+
+__all__ = ["KERNEL_NAME", "KERNEL_SOURCE", "CupyBackend", "probe_cupy"]
+
+KERNEL_NAME: Final = "megakernel_pump"
+
+# The constants are spliced in from model.py so the kernel and the NumPy
+# reference cannot drift apart on a number.
+KERNEL_SOURCE: Final = (
+    r"""
+#define SLOT_WORDS {slot_words}u
+#define OUTPUT_WORDS {output_words}u
+#define ARG_WORDS {arg_words}u
+#define STATUS_WORD {status_word}u
+#define OPCODE_WORD {opcode_word}u
+#define ARGS_OFFSET {args_offset}u
+
+extern "C" __global__ void megakernel_pump(
+    unsigned int* __restrict__ ring,
+    unsigned int* __restrict__ outputs,
+    unsigned int* __restrict__ slot_epochs,
+    unsigned int* __restrict__ fault_codes,
+    unsigned int* epoch_word,
+    const unsigned int slots,
+    const unsigned int first,
+    const unsigned int base_epoch,
+    const int atomic_mode)
+{{
+    const unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= slots) return;
+    unsigned int* slot = ring + (size_t)i * SLOT_WORDS;
+    if (slot[STATUS_WORD] != {published}u) return;
+
+    const unsigned int opcode = slot[OPCODE_WORD];
+    const unsigned int* a = slot + ARGS_OFFSET;
+    unsigned int out[OUTPUT_WORDS];
+    for (unsigned int k = 0; k < OUTPUT_WORDS; ++k) out[k] = 0u;
+    unsigned int status = {done}u;
+    unsigned int code = 0u;
+
+    switch (opcode) {{
+    case {op_nop}u:
+        break;
+    case {op_add}u:
+        out[0] = a[0] + a[1];
+        break;
+    case {op_mul}u:
+        out[0] = a[0] * a[1];
+        break;
+    case {op_xor}u:
+        out[0] = a[0] ^ a[1];
+        break;
+    case {op_hash}u: {{
+        unsigned int h = {fnv_offset}u;
+        for (unsigned int w = 0; w < ARG_WORDS; ++w) {{
+            const unsigned int v = a[w];
+            for (unsigned int b = 0; b < 4u; ++b) {{
+                h ^= (v >> (8u * b)) & 0xFFu;
+                h *= {fnv_prime}u;
+            }}
+        }}
+        out[0] = h;
+        break;
+    }}
+    case {op_copy}u:
+        for (unsigned int w = 0; w < ARG_WORDS; ++w) out[w] = a[w];
+        break;
+    case {op_device_lost}u:
+        out[0] = a[0];
+        status = {fault}u;
+        code = {code_device_lost}u;
+        break;
+    case {op_queue_timeout}u:
+        out[0] = a[0];
+        status = {fault}u;
+        code = {code_queue_timeout}u;
+        break;
+    case {op_program_trap}u:
+        out[0] = a[0];
+        status = {fault}u;
+        code = {code_program_trap}u;
+        break;
+    default:
+        status = {fault}u;
+        code = {code_invalid_opcode}u;
+        break;
+    }}
+
+    unsigned int* o = outputs + (size_t)i * OUTPUT_WORDS;
+    for (unsigned int k = 0; k < OUTPUT_WORDS; ++k) o[k] = out[k];
+
+    unsigned int epoch;
+    if (atomic_mode) {{
+        // Completion order decides the epoch: deliberately racy across warps.
+        epoch = atomicAdd(epoch_word, 1u);
+    }} else {{
+        epoch = base_epoch + (i + slots - first) % slots;
+    }}
+    slot_epochs[i] = epoch;
+    fault_codes[i] = code;
+    __threadfence();
+    slot[STATUS_WORD] = status;
+}}
+"""
+).format(
+    slot_words=SLOT_WORDS,
+    output_words=OUTPUT_WORDS,
+    arg_words=ARG_WORDS,
+    status_word=STATUS_WORD,
+    opcode_word=OPCODE_WORD,
+    args_offset=ARGS_OFFSET,
+    published=int(SlotStatus.PUBLISHED),
+    done=int(SlotStatus.DONE),
+    fault=int(SlotStatus.FAULT),
+    op_nop=int(Opcode.NOP),
+    op_add=int(Opcode.ADD),
+    op_mul=int(Opcode.MUL),
+    op_xor=int(Opcode.XOR),
+    op_hash=int(Opcode.HASH),
+    op_copy=int(Opcode.COPY),
+    op_device_lost=int(Opcode.FAULT_DEVICE_LOST),
+    op_queue_timeout=int(Opcode.FAULT_QUEUE_TIMEOUT),
+    op_program_trap=int(Opcode.FAULT_PROGRAM_TRAP),
+    code_device_lost=int(FaultCode.DEVICE_LOST),
+    code_queue_timeout=int(FaultCode.QUEUE_TIMEOUT),
+    code_program_trap=int(FaultCode.PROGRAM_TRAP),
+    code_invalid_opcode=int(FaultCode.INVALID_OPCODE),
+    fnv_offset=FNV_OFFSET,
+    fnv_prime=FNV_PRIME,
+)
+
+
+def probe_cupy() -> Any:
+    """Import CuPy and check that it sees a GPU; raise :class:`GpuUnavailable` if not."""
+    try:
+        import cupy
+    except ImportError as exc:
+        raise GpuUnavailable(f"CuPy is not installed ({exc})") from exc
+    except Exception as exc:  # a broken CUDA install fails inside cupy's own import
+        raise GpuUnavailable(f"CuPy failed to import ({type(exc).__name__}: {exc})") from exc
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as exc:
+        raise GpuUnavailable(
+            f"CuPy found no usable CUDA driver ({type(exc).__name__}: {exc})"
+        ) from exc
+    if count < 1:
+        raise GpuUnavailable("CuPy is installed but no CUDA GPU is visible")
+    return cupy
+
+
+class CupyBackend:
+    """Runs each burst as one launch of :data:`KERNEL_SOURCE`, one thread per slot.
+
+    Construction raises :class:`GpuUnavailable` (naming ``pip install .[gpu]``)
+    when CuPy is missing or sees no GPU.
+    """
+
+    __slots__ = ("_cupy", "_kernel", "block_size", "device")
+
+    def __init__(self, *, device: int = 0, block_size: int = 256) -> None:
+        if not 32 <= block_size <= 1024 or block_size % 32:
+            raise ValueError(
+                f"block_size {block_size} is not a multiple of 32 in 32..1024. "
+                "Fix: use a warp multiple such as 128 or 256."
+            )
+        self._cupy = probe_cupy()
+        self.device = device
+        self.block_size = block_size
+        self._kernel: Any = None
+
+    @property
+    def name(self) -> str:
+        return "cupy"
+
+    def device_name(self) -> str:
+        """The GPU's marketing name, for reports."""
+        props = self._cupy.cuda.runtime.getDeviceProperties(self.device)
+        raw = props["name"]
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    def bind(self, slots: int, mode: EpochMode) -> RingDevice:
+        cp = self._cupy
+        with cp.cuda.Device(self.device):
+            if self._kernel is None:
+                self._kernel = cp.RawKernel(KERNEL_SOURCE, KERNEL_NAME)
+            return _CupyRing(cp, self._kernel, self.device, self.block_size, slots, mode)
+
+    def __repr__(self) -> str:
+        return f"CupyBackend(device={self.device}, block_size={self.block_size})"
+
+
+class _CupyRing:
+    __slots__ = (
+        "atomic",
+        "block_size",
+        "cp",
+        "device",
+        "epoch_word",
+        "fault_codes",
+        "kernel",
+        "outputs",
+        "ring",
+        "slot_epochs",
+        "slots",
+    )
+
+    def __init__(
+        self, cp: Any, kernel: Any, device: int, block_size: int, slots: int, mode: EpochMode
+    ) -> None:
+        self.cp = cp
+        self.kernel = kernel
+        self.device = device
+        self.block_size = block_size
+        self.slots = slots
+        self.atomic = mode == "atomic"
+        self.ring = cp.zeros((slots, SLOT_WORDS), dtype=cp.uint32)
+        self.outputs = cp.zeros((slots, OUTPUT_WORDS), dtype=cp.uint32)
+        self.slot_epochs = cp.zeros(slots, dtype=cp.uint32)
+        self.fault_codes = cp.zeros(slots, dtype=cp.uint32)
+        self.epoch_word = cp.zeros(1, dtype=cp.uint32)
+
+    def _spans(self, first: int, n: int) -> list[tuple[int, int]]:
+        end = first + n
+        if end <= self.slots:
+            return [(first, end)]
+        return [(first, self.slots), (0, end - self.slots)]
+
+    def _download(self, array: Any, spans: list[tuple[int, int]]) -> U32Array:
+        parts = [array[start:stop].get() for start, stop in spans]
+        result: U32Array = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return result
+
+    def run_burst(self, words: U32Array, first: int, base_epoch: int) -> BurstOutput:
+        cp = self.cp
+        spans = self._spans(first, len(words))
+        with cp.cuda.Device(self.device):
+            taken = 0
+            for start, stop in spans:
+                count = stop - start
+                self.ring[start:stop] = cp.asarray(words[taken : taken + count])
+                taken += count
+            self.epoch_word.fill(np.uint32(base_epoch))
+            grid = (self.slots + self.block_size - 1) // self.block_size
+            self.kernel(
+                (grid,),
+                (self.block_size,),
+                (
+                    self.ring,
+                    self.outputs,
+                    self.slot_epochs,
+                    self.fault_codes,
+                    self.epoch_word,
+                    np.uint32(self.slots),
+                    np.uint32(first),
+                    np.uint32(base_epoch),
+                    np.int32(1 if self.atomic else 0),
+                ),
+            )
+            statuses = self._download(self.ring[:, STATUS_WORD], spans)
+            return BurstOutput(
+                epochs=self._download(self.slot_epochs, spans),
+                statuses=np.ascontiguousarray(statuses),
+                fault_codes=self._download(self.fault_codes, spans),
+                outputs=self._download(self.outputs, spans),
+            )
