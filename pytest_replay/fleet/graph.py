@@ -1,0 +1,264 @@
+"""The causal graph of a fleet replay, built as flat integer arrays.
+
+Nodes are recorded steps. Node numbers are assigned in the order of the scheduling key
+(instance id, subsystem code, step id, build order), so "the smallest ready node" is
+simply the smallest ready node number and the scheduler's heap holds plain ints.
+Edges: consecutive steps of one session (local order, stored as ``local_next``), and
+from the step named by a message's origin to the step holding the message (provenance,
+stored once each in CSR form ``indptr``/``indices``, minus those the local order
+already implies).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pytest_replay.fleet.errors import ReplayGraphError
+from pytest_replay.fleet.reader import StepTable
+
+__all__ = ["CausalGraph", "SessionNodes", "build_causal_graph"]
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionNodes:
+    """The identity and recorded steps of one session, as the graph builder sees them."""
+
+    instance_id: int
+    subsystem_id: str
+    subsystem_code: int
+    table: StepTable
+
+
+@dataclass(frozen=True, slots=True)
+class CausalGraph:
+    """Nodes in scheduling-key order; ``node_of_session_step[offset[s] + i]`` is the node
+    of step ``i`` (log order) of session ``s``."""
+
+    node_session: IntArray
+    node_local: IntArray
+    node_step: npt.NDArray[np.uint64]
+    local_next: IntArray
+    indptr: IntArray
+    indices: IntArray
+    indegree: IntArray
+    session_offset: IntArray
+    node_of_session_step: IntArray
+
+    @property
+    def total_nodes(self) -> int:
+        return len(self.node_session)
+
+    @property
+    def total_edges(self) -> int:
+        """Distinct edges: local order plus provenance not already implied by it."""
+        return int((self.local_next >= 0).sum()) + len(self.indices)
+
+    def successors(self, node: int) -> list[int]:
+        """Every node that waits on ``node`` (local successor first)."""
+        out = [int(self.local_next[node])] if self.local_next[node] >= 0 else []
+        out.extend(self.indices[self.indptr[node] : self.indptr[node + 1]].tolist())
+        return out
+
+
+def _node_text(sessions: Sequence[SessionNodes], session: int, step: int) -> str:
+    spec = sessions[session]
+    return f"instance {spec.instance_id} subsystem '{spec.subsystem_id}' step {step}"
+
+
+def build_causal_graph(sessions: Sequence[SessionNodes]) -> CausalGraph:
+    """Build and check the graph; errors name instance, subsystem and step ids."""
+    counts = np.array([len(spec.table.step_ids) for spec in sessions], np.int64)
+    offsets = np.zeros(len(sessions) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    total = int(offsets[-1])
+    session_of = np.repeat(np.arange(len(sessions), dtype=np.int64), counts)
+    local = np.arange(total, dtype=np.int64) - offsets[session_of]
+    steps = (
+        np.concatenate([spec.table.step_ids for spec in sessions])
+        if sessions
+        else np.zeros(0, np.uint64)
+    ).astype(np.uint64, copy=False)
+    session_hi = np.array(
+        [(spec.instance_id << 16) | spec.subsystem_code for spec in sessions], np.uint64
+    )
+
+    # Dense ranks make (instance, code, step) one int64 key that sorts the same way.
+    unique_hi = _sorted_unique(session_hi)
+    hi_rank = np.searchsorted(unique_hi, session_hi).astype(np.int64)[session_of]
+    unique_steps = _sorted_unique(steps)
+    width = max(len(unique_steps), 1)
+    key = hi_rank * width + np.searchsorted(unique_steps, steps).astype(np.int64)
+    if total < 2 or bool(np.all(key[1:] > key[:-1])):
+        order = np.arange(total, dtype=np.int64)  # the usual case: already in key order
+        sorted_key = key
+    else:
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+    if total > 1:
+        same = np.flatnonzero(sorted_key[1:] == sorted_key[:-1])
+        if same.size:
+            first, second = int(order[same[0]]), int(order[same[0] + 1])
+            a, b = sessions[int(session_of[first])], sessions[int(session_of[second])]
+            raise ReplayGraphError(
+                f"duplicate replay node: instance {a.instance_id} subsystem code "
+                f"{a.subsystem_code} step {int(steps[first])} is recorded by both "
+                f"'{a.subsystem_id}' and '{b.subsystem_id}'",
+                "each (instance, subsystem code) must have one log with unique step ids",
+            )
+    _check_duplicate_cursors(sessions)
+
+    node_of = np.empty(total, np.int64)
+    node_of[order] = np.arange(total, dtype=np.int64)
+
+    # Local order, kept implicit: every step but a session's last precedes the next one.
+    local_next = np.full(total, -1, np.int64)
+    local_prev = np.full(total, -1, np.int64)
+    if total > 1:
+        chained = np.flatnonzero(session_of[1:] == session_of[:-1])
+        local_next[node_of[chained]] = node_of[chained + 1]
+        local_prev[node_of[chained + 1]] = node_of[chained]
+
+    src, dst = _provenance_edges(
+        sessions, offsets, node_of, unique_hi, unique_steps, width, sorted_key
+    )
+    # An origin in the previous step of the same session repeats the local edge.
+    distinct = local_prev[dst] != src
+    if not distinct.all():
+        src, dst = src[distinct], dst[distinct]
+    stride = max(total, 1)
+    combined = _sorted_unique(src * stride + dst)
+    src = combined // stride
+    dst = combined % stride
+    indptr = np.zeros(total + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=total), out=indptr[1:])
+    indegree = np.bincount(dst, minlength=total).astype(np.int64) + (local_prev >= 0)
+    graph = CausalGraph(
+        node_session=session_of[order],
+        node_local=local[order],
+        node_step=steps[order],
+        local_next=local_next,
+        indptr=indptr,
+        indices=dst.astype(np.int64),
+        indegree=indegree,
+        session_offset=offsets,
+        node_of_session_step=node_of,
+    )
+    if total and not bool((indegree == 0).any()):
+        waiting = [
+            _node_text(sessions, int(graph.node_session[n]), int(graph.node_step[n]))
+            for n in range(min(total, 3))
+        ]
+        raise ReplayGraphError(
+            f"the causal graph of {total} recorded steps has no causally ready starting point: "
+            f"every step waits on another (e.g. {'; '.join(waiting)})",
+            "the recorded provenance forms a cycle; record the fleet again",
+        )
+    return graph
+
+
+def _sorted_unique(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    # np.unique may pick a hash table, which is far slower than a sort on large int arrays.
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
+def _check_duplicate_cursors(sessions: Sequence[SessionNodes]) -> None:
+    by_target: defaultdict[tuple[int, str], list[int]] = defaultdict(list)
+    for index, spec in enumerate(sessions):
+        by_target[(spec.instance_id, spec.subsystem_id)].append(index)
+    for (instance_id, subsystem_id), members in sorted(by_target.items()):
+        for position, left in enumerate(members):
+            for right in members[position + 1 :]:
+                common = np.intersect1d(
+                    sessions[left].table.step_ids, sessions[right].table.step_ids
+                )
+                if common.size:
+                    raise ReplayGraphError(
+                        f"duplicate replay cursor: instance {instance_id} subsystem "
+                        f"'{subsystem_id}' step {int(common[0])} comes from two sessions",
+                        "select one log per (instance, subsystem)",
+                    )
+
+
+def _provenance_edges(
+    sessions: Sequence[SessionNodes],
+    offsets: IntArray,
+    node_of: IntArray,
+    unique_hi: npt.NDArray[np.uint64],
+    unique_steps: npt.NDArray[np.uint64],
+    width: int,
+    sorted_key: IntArray,
+) -> tuple[IntArray, IntArray]:
+    tables = [spec.table for spec in sessions]
+    sizes = np.array([len(table.origin_step_index) for table in tables], np.int64)
+    if not sizes.sum():
+        empty = np.zeros(0, np.int64)
+        return empty, empty
+    target_old = np.concatenate([table.origin_step_index for table in tables]).astype(
+        np.int64, copy=False
+    ) + np.repeat(offsets[:-1], sizes)
+    origin_hi = (
+        np.concatenate([table.origin_instance for table in tables]).astype(np.uint64)
+        << np.uint64(16)
+    ) | np.concatenate([table.origin_code for table in tables]).astype(np.uint64)
+    origin_step = np.concatenate([table.origin_step for table in tables]).astype(
+        np.uint64, copy=False
+    )
+    target = node_of[target_old]
+
+    hi_pos = np.searchsorted(unique_hi, origin_hi)
+    step_pos = np.searchsorted(unique_steps, origin_step)
+    found = (hi_pos < len(unique_hi)) & (step_pos < len(unique_steps))
+    found[found] &= unique_hi[hi_pos[found]] == origin_hi[found]
+    found[found] &= unique_steps[step_pos[found]] == origin_step[found]
+    origin_key = hi_pos.astype(np.int64) * width + step_pos.astype(np.int64)
+    origin_key[~found] = 0
+    if len(unique_hi) * width <= 4 * len(sorted_key) + 64:
+        # Dense keys (the usual fleet: every session logs the same step ids): one gather
+        # through a key -> node table instead of a binary search per message.
+        slot = np.full(len(unique_hi) * width, -1, np.int64)
+        slot[sorted_key] = np.arange(len(sorted_key), dtype=np.int64)
+        source = slot[origin_key]
+        found &= source >= 0
+    else:
+        source = np.searchsorted(sorted_key, origin_key)
+        inside = found & (source < len(sorted_key))
+        found[found] = inside[found]
+        found[found] &= sorted_key[source[found]] == origin_key[found]
+    if not bool(found.all()):
+        missing = np.flatnonzero(~found)
+        # Report the edge into the earliest step (scheduling order), then the smallest origin.
+        pick = missing[np.lexsort((origin_step[missing], origin_hi[missing], target[missing]))[0]]
+        session = int(np.searchsorted(offsets, target_old[pick], side="right")) - 1
+        into = _node_text(sessions, session, int(sessions[session].table.step_ids[
+            target_old[pick] - offsets[session]]))  # fmt: skip
+        o_hi = int(origin_hi[pick])
+        raise ReplayGraphError(
+            f"unresolved recorded provenance edge into {into} from instance {o_hi >> 16} "
+            f"subsystem code {o_hi & 0xFFFF} step {int(origin_step[pick])}",
+            "replay the logs of every instance and subsystem the messages came from, "
+            "and check the origin step was recorded",
+        )
+    itself = np.flatnonzero(source == target)
+    if itself.size:
+        pick = int(itself[np.argmin(target[itself])])
+        session = int(np.searchsorted(offsets, target_old[pick], side="right")) - 1
+        step = int(sessions[session].table.step_ids[target_old[pick] - offsets[session]])
+        raise ReplayGraphError(
+            f"recorded provenance on {_node_text(sessions, session, step)} points to itself",
+            "a message's origin must be an earlier step; fix the recorder",
+        )
+    return source.astype(np.int64), target

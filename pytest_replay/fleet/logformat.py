@@ -1,0 +1,585 @@
+"""Byte layout of fleet log slabs and the codecs of their sections.
+
+A log is addressed by its base path ``name.flog`` and stored as slab files
+``name_0.flog``, ``name_1.flog``, ... Each slab (little-endian)::
+
+    slab header, 16 bytes
+        0   magic        b"PRFLOG01"
+        8   version      u16 = 1
+        10  flags        u16   bit 0: FINAL, this is the last slab of the log
+        12  slab_index   u32   equals the N of name_N.flog
+    frames, back to back up to the end of the file
+        0   section_type u16   1 lifecycle, 2 steps, 3 keyframes
+        2   reserved     u16 = 0
+        4   length       u32   payload bytes, at most MAX_SECTION_BYTES
+        8   crc32        u32   zlib.crc32 over frame bytes [0, 8) then the payload
+        12  payload      msgpack
+
+Step sections are columnar (see :func:`encode_steps`), so the causal graph is built
+from a few numpy arrays per section and steps are materialised only when replayed.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import msgpack
+import numpy as np
+import numpy.typing as npt
+
+from pytest_replay.fleet.errors import FleetLogError
+from pytest_replay.fleet.records import (
+    MAX_CODE,
+    MAX_INSTANCE_ID,
+    MAX_U64,
+    ConfigSource,
+    Instantiated,
+    Keyframe,
+    LifecycleRecord,
+    Message,
+    MissionStarted,
+    Origin,
+    StackInfo,
+    Step,
+    StepMessages,
+)
+
+__all__ = [
+    "FLAG_FINAL",
+    "FORMAT_VERSION",
+    "FRAME_HEADER",
+    "LOG_EXTENSION",
+    "MAX_SECTION_BYTES",
+    "ORIGIN_DTYPE",
+    "SLAB_HEADER",
+    "SLAB_MAGIC",
+    "SectionType",
+    "StepSection",
+    "decode_keyframes",
+    "decode_lifecycle",
+    "decode_steps",
+    "encode_frame",
+    "encode_keyframes",
+    "encode_lifecycle",
+    "encode_slab_header",
+    "encode_steps",
+    "iter_frames",
+    "parse_slab_header",
+    "slab_index_of",
+    "slab_path",
+]
+
+SLAB_MAGIC: Final = b"PRFLOG01"
+FORMAT_VERSION: Final = 1
+FLAG_FINAL: Final = 1
+SLAB_HEADER: Final = struct.Struct("<8sHHI")
+FRAME_HEADER: Final = struct.Struct("<HHII")
+#: Upper bound on one section's payload; checked before anything is allocated.
+MAX_SECTION_BYTES: Final = 64 * 1024 * 1024
+LOG_EXTENSION: Final = ".flog"
+
+#: One message's provenance as stored in a step section (unaligned, 14 bytes).
+ORIGIN_DTYPE: Final = np.dtype(
+    [("instance_id", "<u4"), ("subsystem_code", "<u2"), ("step_id", "<u8")]
+)
+
+_STEP_FIELDS: Final = 11
+_CORRUPT_FIX: Final = "the log is corrupted or was not written by FleetLogWriter; record it again"
+
+U64Array = npt.NDArray[np.uint64]
+
+
+class SectionType(enum.IntEnum):
+    LIFECYCLE = 1
+    STEPS = 2
+    KEYFRAMES = 3
+
+
+_SECTION_TYPES: Final = {int(member): member for member in SectionType}
+
+
+# --------------------------------------------------------------------------- slab naming
+
+_SLAB_STEM = re.compile(r"^(?P<base>.*)_(?P<index>[0-9]+)$")
+
+
+def slab_path(base_path: Path, index: int) -> Path:
+    """``name.flog`` -> ``name_<index>.flog``, in the same folder."""
+    return base_path.with_name(f"{base_path.stem}_{index}{base_path.suffix}")
+
+
+def slab_index_of(path: Path) -> tuple[Path, int] | None:
+    """``name_3.flog`` -> (``name.flog``, 3); ``None`` when the stem has no ``_<digits>``."""
+    match = _SLAB_STEM.match(path.stem)
+    if match is None:
+        return None
+    return path.with_name(f"{match['base']}{path.suffix}"), int(match["index"])
+
+
+# --------------------------------------------------------------------------- framing
+
+
+def encode_slab_header(index: int, *, final: bool) -> bytes:
+    return SLAB_HEADER.pack(SLAB_MAGIC, FORMAT_VERSION, FLAG_FINAL if final else 0, index)
+
+
+def parse_slab_header(path: Path, data: bytes | memoryview, expected_index: int) -> bool:
+    """Check a slab header; return its FINAL flag."""
+    if len(data) < SLAB_HEADER.size:
+        raise FleetLogError(
+            path, 0, f"slab is {len(data)} bytes, shorter than its {SLAB_HEADER.size}-byte header"
+        )
+    magic, version, flags, index = SLAB_HEADER.unpack_from(data, 0)
+    if magic != SLAB_MAGIC:
+        raise FleetLogError(
+            path, 0, f"bad slab magic {bytes(magic)!r} (expected {SLAB_MAGIC!r})", _CORRUPT_FIX
+        )
+    if version != FORMAT_VERSION:
+        raise FleetLogError(
+            path,
+            8,
+            f"unsupported format version {version} (this reader reads {FORMAT_VERSION})",
+            "record the log again with this version of pytest_replay",
+        )
+    if flags & ~FLAG_FINAL:
+        raise FleetLogError(path, 10, f"unknown slab flags {flags:#06x}")
+    if index != expected_index:
+        raise FleetLogError(
+            path,
+            12,
+            f"slab header says slab {index} but the file name says slab {expected_index}",
+            "do not rename slab files; record the log again",
+        )
+    return bool(flags & FLAG_FINAL)
+
+
+def encode_frame(section_type: SectionType, payload: bytes) -> bytes:
+    head = struct.pack("<HHI", int(section_type), 0, len(payload))
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("<I", crc) + payload
+
+
+def iter_frames(
+    path: Path, data: bytes | memoryview, *, verify_only: SectionType | None = None
+) -> Iterator[tuple[int, SectionType, memoryview]]:
+    """Yield (offset, type, payload) of every frame of one slab's bytes.
+
+    Every frame's CRC is checked, or only the CRC of ``verify_only`` frames (discovery
+    reads lifecycle records and skips step data unchecked).
+    """
+    view = memoryview(data)
+    offset = SLAB_HEADER.size
+    end = len(view)
+    while offset < end:
+        if end - offset < FRAME_HEADER.size:
+            raise FleetLogError(
+                path,
+                offset,
+                f"truncated frame: {end - offset} bytes left, a frame header needs "
+                f"{FRAME_HEADER.size}",
+            )
+        kind, reserved, length, crc = FRAME_HEADER.unpack_from(view, offset)
+        if length > MAX_SECTION_BYTES:
+            raise FleetLogError(
+                path, offset, f"frame length {length} exceeds the limit of {MAX_SECTION_BYTES}"
+            )
+        body = offset + FRAME_HEADER.size
+        if length > end - body:
+            raise FleetLogError(
+                path,
+                offset,
+                f"truncated frame: header says {length} payload bytes, {end - body} remain",
+            )
+        payload = view[body : body + length]
+        if (verify_only is None or kind == verify_only) and zlib.crc32(
+            payload, zlib.crc32(view[offset : offset + 8])
+        ) != crc:
+            raise FleetLogError(path, offset, f"CRC32 mismatch in a {length}-byte frame")
+        if reserved != 0:
+            raise FleetLogError(path, offset, f"reserved frame field is {reserved}, not 0")
+        section_type = _SECTION_TYPES.get(kind)
+        if section_type is None:
+            raise FleetLogError(path, offset, f"unknown section type {kind}")
+        yield offset, section_type, payload
+        offset = body + length
+
+
+def _unpack(path: Path, offset: int, payload: bytes | memoryview) -> Any:
+    try:
+        return msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise FleetLogError(path, offset, f"section payload is not valid msgpack ({exc})") from None
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def encode_steps(steps: Sequence[Step]) -> bytes:
+    """Columnar step section; ``steps`` are already validated and strictly increasing.
+
+    Payload: msgpack array ``[first_id, last_id, count, message_count, ids, timestamps,
+    message_starts, payload_ends, payload_blob, origin_flags, origins]`` where the
+    last seven are binary little-endian columns (see :data:`ORIGIN_DTYPE`).
+    """
+    count = len(steps)
+    ids = np.fromiter((step.step_id for step in steps), np.uint64, count)
+    stamps = np.fromiter((step.timestamp_ns for step in steps), np.uint64, count)
+    starts = np.zeros(count + 1, np.uint32)
+    np.cumsum([len(step.messages) for step in steps], out=starts[1:])
+    messages = [message for step in steps for message in step.messages]
+    payloads = [message.payload for message in messages]
+    ends = np.cumsum([len(payload) for payload in payloads], dtype=np.uint64)
+    flags = np.fromiter((message.origin is not None for message in messages), np.uint8)
+    origins = np.zeros(len(messages), ORIGIN_DTYPE)
+    for index, message in enumerate(messages):
+        origin = message.origin
+        if origin is not None:
+            origins[index] = (origin.instance_id, origin.subsystem_code, origin.step_id)
+    payload: bytes = msgpack.packb(
+        [
+            steps[0].step_id,
+            steps[-1].step_id,
+            count,
+            len(messages),
+            ids.tobytes(),
+            stamps.tobytes(),
+            starts.tobytes(),
+            ends.tobytes(),
+            b"".join(payloads),
+            flags.tobytes(),
+            origins.tobytes(),
+        ],
+        use_bin_type=True,
+    )
+    return payload
+
+
+class StepSection:
+    """One decoded step section: numpy columns plus lists for per-step access."""
+
+    __slots__ = (
+        "_blob",
+        "_ends",
+        "_flags",
+        "_ids",
+        "_origins",
+        "_stamps",
+        "_starts",
+        "ids",
+        "message_starts",
+        "origin_flags",
+        "origins",
+        "payload_ends",
+        "timestamps",
+    )
+
+    def __init__(
+        self,
+        ids: U64Array,
+        timestamps: U64Array,
+        message_starts: npt.NDArray[np.uint32],
+        payload_ends: U64Array,
+        blob: bytes,
+        origin_flags: npt.NDArray[np.uint8],
+        origins: npt.NDArray[np.void],
+    ) -> None:
+        self.ids = ids
+        self.timestamps = timestamps
+        self.message_starts = message_starts
+        self.payload_ends = payload_ends
+        self.origin_flags = origin_flags
+        self.origins = origins
+        self._blob = blob
+        # Python lists for per-step access, built on the first step() call only: indexing
+        # a log decodes every section but never asks for a step.
+        self._ids: list[int] | None = None
+        self._stamps: list[int] = []
+        self._starts: list[int] = []
+        self._ends: list[int] | None = None
+        self._flags: list[int] | None = None
+        self._origins: list[tuple[int, int, int]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def step(self, index: int) -> Step:
+        """The step at ``index`` of this section; its messages are built on first use."""
+        ids = self._ids
+        if ids is None:
+            ids = self._ids = self.ids.tolist()
+            self._stamps = self.timestamps.tolist()
+            self._starts = self.message_starts.tolist()
+        messages = _new_messages(StepMessages)
+        _set_section(messages, self)
+        _set_index(messages, index)
+        step = _new_step(Step)
+        _set_step_id(step, ids[index])
+        _set_timestamp(step, self._stamps[index])
+        _set_messages(step, messages)
+        return step
+
+    def message_range(self, index: int) -> tuple[int, int]:
+        """[lo, hi) message numbers of step ``index``."""
+        if self._ids is None:
+            self.step(index)
+        return self._starts[index], self._starts[index + 1]
+
+    def messages_between(self, lo: int, hi: int) -> tuple[Message, ...]:
+        if lo == hi:
+            return ()
+        if self._ends is None:
+            self._ends = self.payload_ends.tolist()
+            self._flags = self.origin_flags.tolist()
+            self._origins = self.origins.tolist()
+        ends, flags, origins, blob = self._ends, self._flags, self._origins, self._blob
+        assert flags is not None and origins is not None
+        out = []
+        for j in range(lo, hi):
+            start = ends[j - 1] if j else 0
+            origin = Origin(*origins[j]) if flags[j] else None
+            out.append(Message(blob[start : ends[j]], origin))
+        return tuple(out)
+
+
+# Replay builds one Step per executed node; filling the slots directly skips the frozen
+# dataclass __init__ (object.__setattr__ per field), about halving the cost per step.
+_new_step = object.__new__
+_new_messages = object.__new__
+_set_step_id = Step.__dict__["step_id"].__set__
+_set_timestamp = Step.__dict__["timestamp_ns"].__set__
+_set_messages = Step.__dict__["messages"].__set__
+_set_section = StepMessages.__dict__["_section"].__set__
+_set_index = StepMessages.__dict__["_index"].__set__
+
+
+def _column(
+    path: Path, offset: int, name: str, raw: object, dtype: np.dtype[Any], count: int
+) -> npt.NDArray[Any]:
+    if type(raw) is not bytes:
+        raise FleetLogError(path, offset, f"step section column '{name}' is not binary")
+    if len(raw) != dtype.itemsize * count:
+        raise FleetLogError(
+            path,
+            offset,
+            f"step section column '{name}' has {len(raw)} bytes, expected {dtype.itemsize * count}",
+        )
+    return np.frombuffer(raw, dtype)
+
+
+def decode_steps(path: Path, offset: int, payload: bytes | memoryview) -> StepSection:
+    """Decode and fully validate a step section (``offset`` is its frame's, for errors)."""
+    fields = _unpack(path, offset, payload)
+    if type(fields) is not list or len(fields) != _STEP_FIELDS:
+        raise FleetLogError(path, offset, f"step section is not an array of {_STEP_FIELDS} items")
+    first, last, count, nmsg = fields[:4]
+    for name, value in (("first_id", first), ("last_id", last), ("count", count), ("nmsg", nmsg)):
+        if type(value) is not int or not 0 <= value <= MAX_U64:
+            raise FleetLogError(path, offset, f"step section {name} {value!r} is not a u64")
+    if count == 0:
+        raise FleetLogError(path, offset, "step section holds no steps")
+    ids = _column(path, offset, "ids", fields[4], np.dtype("<u8"), count)
+    stamps = _column(path, offset, "timestamps", fields[5], np.dtype("<u8"), count)
+    starts = _column(path, offset, "message_starts", fields[6], np.dtype("<u4"), count + 1)
+    ends = _column(path, offset, "payload_ends", fields[7], np.dtype("<u8"), nmsg)
+    blob = fields[8]
+    if type(blob) is not bytes:
+        raise FleetLogError(path, offset, "step section payload blob is not binary")
+    flags = _column(path, offset, "origin_flags", fields[9], np.dtype("u1"), nmsg)
+    origins = _column(path, offset, "origins", fields[10], ORIGIN_DTYPE, nmsg)
+    if int(ids[0]) != first or int(ids[-1]) != last:
+        raise FleetLogError(
+            path,
+            offset,
+            f"step section says ids {first}..{last} but its id column holds "
+            f"{int(ids[0])}..{int(ids[-1])}",
+        )
+    if count > 1 and not (ids[1:] > ids[:-1]).all():
+        bad = int(np.argmin(ids[1:] > ids[:-1])) + 1
+        raise FleetLogError(
+            path,
+            offset,
+            f"step ids are not strictly increasing: step #{bad} has id {int(ids[bad])} after "
+            f"{int(ids[bad - 1])}",
+        )
+    if starts[0] != 0 or starts[-1] != nmsg or (starts[1:] < starts[:-1]).any():
+        raise FleetLogError(path, offset, "step section message ranges are inconsistent")
+    if nmsg:
+        if ends[-1] != len(blob) or (ends[1:] < ends[:-1]).any():
+            raise FleetLogError(path, offset, "step section payload offsets are inconsistent")
+        if flags.max() > 1:
+            raise FleetLogError(path, offset, "step section origin flags are not 0 or 1")
+        raw = np.frombuffer(fields[10], np.uint8).reshape(nmsg, ORIGIN_DTYPE.itemsize)
+        if raw[flags == 0].any():
+            raise FleetLogError(path, offset, "a message without origin has origin fields set")
+    elif blob:
+        raise FleetLogError(path, offset, "step section has payload bytes but no messages")
+    return StepSection(ids, stamps, starts, ends, blob, flags, origins)
+
+
+# --------------------------------------------------------------------------- keyframes
+
+
+def encode_keyframes(keyframes: Sequence[Keyframe]) -> bytes:
+    payload: bytes = msgpack.packb(
+        [[kf.step_id, kf.timestamp_ns, kf.state] for kf in keyframes], use_bin_type=True
+    )
+    return payload
+
+
+def decode_keyframes(path: Path, offset: int, payload: bytes | memoryview) -> list[Keyframe]:
+    items = _unpack(path, offset, payload)
+    if type(items) is not list or not items:
+        raise FleetLogError(path, offset, "keyframe section is not a non-empty array")
+    out: list[Keyframe] = []
+    for position, item in enumerate(items):
+        if (
+            type(item) is not list
+            or len(item) != 3
+            or type(item[0]) is not int
+            or type(item[1]) is not int
+            or type(item[2]) is not bytes
+            or not 0 <= item[0] <= MAX_U64
+            or not 0 <= item[1] <= MAX_U64
+        ):
+            raise FleetLogError(
+                path, offset, f"keyframe #{position} is not [step_id u64, timestamp u64, state]"
+            )
+        out.append(Keyframe(item[0], item[1], item[2]))
+    return out
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+_INSTANTIATED_KEYS: Final = frozenset(
+    {"event", "timestamp_ns", "config_source", "effective_config", "stack"}
+)
+_MISSION_KEYS: Final = frozenset({"event", "timestamp_ns", "mission"})
+_STACK_KEYS: Final = frozenset(
+    {
+        "app_name",
+        "app_version",
+        "git_commit",
+        "git_dirty",
+        "subsystem_id",
+        "subsystem_code",
+        "instance_id",
+    }
+)
+
+
+def _stack_to_map(stack: StackInfo) -> dict[str, object]:
+    return {
+        "app_name": stack.app_name,
+        "app_version": stack.app_version,
+        "git_commit": stack.git_commit,
+        "git_dirty": stack.git_dirty,
+        "subsystem_id": stack.subsystem_id,
+        "subsystem_code": stack.subsystem_code,
+        "instance_id": stack.instance_id,
+    }
+
+
+def encode_lifecycle(records: Sequence[LifecycleRecord]) -> bytes:
+    items: list[dict[str, object]] = []
+    for record in records:
+        if isinstance(record, Instantiated):
+            items.append(
+                {
+                    "event": "instantiated",
+                    "timestamp_ns": record.timestamp_ns,
+                    "config_source": record.config_source.value,
+                    "effective_config": record.effective_config,
+                    "stack": _stack_to_map(record.stack),
+                }
+            )
+        else:
+            items.append(
+                {
+                    "event": "mission_started",
+                    "timestamp_ns": record.timestamp_ns,
+                    "mission": record.mission,
+                }
+            )
+    payload: bytes = msgpack.packb(items, use_bin_type=True)
+    return payload
+
+
+def _is_u64(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_U64
+
+
+def _decode_stack(path: Path, offset: int, raw: object) -> StackInfo:
+    if type(raw) is not dict or frozenset(raw) != _STACK_KEYS:
+        raise FleetLogError(
+            path, offset, f"lifecycle stack info must have exactly the keys {sorted(_STACK_KEYS)}"
+        )
+    checks = (
+        ("app_name", type(raw["app_name"]) is str),
+        ("app_version", type(raw["app_version"]) is str),
+        ("git_commit", raw["git_commit"] is None or type(raw["git_commit"]) is str),
+        ("git_dirty", raw["git_dirty"] is None or type(raw["git_dirty"]) is bool),
+        ("subsystem_id", raw["subsystem_id"] is None or type(raw["subsystem_id"]) is str),
+        (
+            "subsystem_code",
+            type(raw["subsystem_code"]) is int and 0 <= raw["subsystem_code"] <= MAX_CODE,
+        ),
+        (
+            "instance_id",
+            type(raw["instance_id"]) is int and 0 <= raw["instance_id"] <= MAX_INSTANCE_ID,
+        ),
+    )
+    for key, ok in checks:
+        if not ok:
+            raise FleetLogError(
+                path, offset, f"lifecycle stack info field '{key}' has a bad value {raw[key]!r}"
+            )
+    return StackInfo(
+        app_name=raw["app_name"],
+        app_version=raw["app_version"],
+        subsystem_id=raw["subsystem_id"],
+        subsystem_code=raw["subsystem_code"],
+        instance_id=raw["instance_id"],
+        git_commit=raw["git_commit"],
+        git_dirty=raw["git_dirty"],
+    )
+
+
+def decode_lifecycle(path: Path, offset: int, payload: bytes | memoryview) -> list[LifecycleRecord]:
+    items = _unpack(path, offset, payload)
+    if type(items) is not list or not items:
+        raise FleetLogError(path, offset, "lifecycle section is not a non-empty array")
+    out: list[LifecycleRecord] = []
+    for position, item in enumerate(items):
+        event = item.get("event") if type(item) is dict else None
+        if event == "instantiated" and frozenset(item) == _INSTANTIATED_KEYS:
+            try:
+                source = ConfigSource(item["config_source"])
+            except ValueError:
+                raise FleetLogError(
+                    path,
+                    offset,
+                    f"lifecycle record #{position} has unknown config source "
+                    f"{item['config_source']!r}",
+                ) from None
+            if not _is_u64(item["timestamp_ns"]) or type(item["effective_config"]) is not str:
+                raise FleetLogError(path, offset, f"lifecycle record #{position} is malformed")
+            stack = _decode_stack(path, offset, item["stack"])
+            out.append(Instantiated(item["timestamp_ns"], source, item["effective_config"], stack))
+        elif event == "mission_started" and frozenset(item) == _MISSION_KEYS:
+            if not _is_u64(item["timestamp_ns"]) or type(item["mission"]) is not str:
+                raise FleetLogError(path, offset, f"lifecycle record #{position} is malformed")
+            out.append(MissionStarted(item["timestamp_ns"], item["mission"]))
+        else:
+            raise FleetLogError(
+                path,
+                offset,
+                f"lifecycle record #{position} is not an 'instantiated' or 'mission_started' "
+                "map with exactly the documented keys",
+            )
+    return out
