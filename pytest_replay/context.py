@@ -20,7 +20,7 @@ import pytest
 from pytest_replay.kinds import DataRecorder, FinishedRecording, Recorder, RecordingKind
 from pytest_replay.kinds import RecordingTarget as _Target
 from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
-from pytest_replay.store import Manifest, ManifestEntry, safe_component
+from pytest_replay.store import Manifest, ManifestEntry, ReplayStore, safe_component
 
 if TYPE_CHECKING:
     from pytest_replay.kinds import RingRecorder
@@ -62,7 +62,9 @@ class ReplayContext:
         self._session = session
         self._item = item
         self._scratch = scratch
-        self._folder = session.store.test_dir(item.nodeid)
+        self._store, self.test_id = session.store_for(item)
+        self._folder = self._store.test_dir(self.test_id)
+        session.tally.roots.add(str(self._store.root))
         self._manifest: Manifest | None = None
         self._manifest_loaded = False
         self._open: dict[str, OpenRecording] = {}
@@ -88,8 +90,14 @@ class ReplayContext:
 
     @property
     def seed(self) -> int:
-        """This test's seed: ``--replay-seed`` and the node id through BLAKE3."""
-        return derive_seed(self._session.base_seed, self._item.nodeid)
+        """This test's seed: ``--replay-seed`` and the test's id in its store through BLAKE3
+        (the node id, relative to the store's project folder)."""
+        return derive_seed(self._session.base_seed, self.test_id)
+
+    @property
+    def store(self) -> ReplayStore:
+        """The store this test's recordings live in."""
+        return self._store
 
     @property
     def folder(self) -> Path:
@@ -188,14 +196,14 @@ class ReplayContext:
 
     def _load_manifest(self) -> Manifest | None:
         if not self._manifest_loaded:
-            self._manifest = self._session.store.load_manifest(self._folder)
+            self._manifest = self._store.load_manifest(self._folder)
             self._manifest_loaded = True
         return self._manifest
 
     def _load_manifest_quietly(self) -> Manifest | None:
         if self._session.mode == "off":
             return None
-        return self._session.store.load_manifest_quietly(self._folder)
+        return self._store.load_manifest_quietly(self._folder)
 
     def _refuse_inside_hypothesis(self) -> None:
         if getattr(getattr(self._item, "obj", None), "is_hypothesis_test", False):
@@ -238,7 +246,7 @@ class ReplayContext:
             )
             self._on_mismatch(mismatch)
             raise ReplayDivergence(mismatch)
-        return entry, session.store.read_checked(self._folder, entry)
+        return entry, self._store.read_checked(self._folder, entry)
 
     def _on_mismatch(self, mismatch: Mismatch) -> None:
         self._session.tally.add("diverged", mismatch.stored_path)

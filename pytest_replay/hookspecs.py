@@ -5,6 +5,7 @@ Implement them in a ``conftest.py`` or a plugin, like any pytest hook.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -25,6 +26,25 @@ def pytest_replay_register_kinds(registry: KindRegistry) -> None:
 
         def pytest_replay_register_kinds(registry):
             registry.register(sequence_kind("events", ".events"))
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_replay_store_dir(item: pytest.Item) -> str | os.PathLike[str] | None:
+    """The store folder for ``item``'s recordings, or ``None`` for ``replay_dir``.
+
+    Only ``conftest.py`` files that apply to the test are asked, so a project inside a
+    larger repository keeps its recordings next to its tests, whichever folder pytest is
+    started from::
+
+        # examples/robot_fleet/conftest.py
+        from pathlib import Path
+
+        def pytest_replay_store_dir(item):
+            return Path(__file__).parent / ".replay"
+
+    A relative path is taken relative to rootdir. Test folders inside that store are named
+    after the test file's path relative to the store's parent folder.
     """
 
 

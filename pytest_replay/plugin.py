@@ -253,9 +253,9 @@ def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestR
         )
         status = "verified" if name in context.checked else "recorded"
         session.tally.add(status, context.folder / file)
-    manifest = Manifest(item.nodeid, _plugin_version(), entries)
+    manifest = Manifest(context.test_id, _plugin_version(), entries)
     try:
-        session.store.write_test(context.folder, manifest, files)
+        context.store.write_test(context.folder, manifest, files)
     except OSError as exc:
         report.outcome = "failed"
         report.longrepr = (

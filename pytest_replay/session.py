@@ -8,6 +8,7 @@ looks for unused recordings and prunes them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -49,9 +50,11 @@ class UsageTally:
 
     counts: Counter[str] = field(default_factory=Counter)
     paths: list[tuple[str, str]] = field(default_factory=list)
-    nodeids: set[str] = field(default_factory=set)
-    modules: set[str] = field(default_factory=set)
-    partial_modules: set[str] = field(default_factory=set)
+    # Store folders, as strings: every store root, every collected test's folder, and the
+    # module folders whose whole module was collected (only those can hold unused ones).
+    roots: set[str] = field(default_factory=set)
+    test_folders: set[str] = field(default_factory=set)
+    module_folders: set[str] = field(default_factory=set)
     used: bool = False
 
     def add(self, status: str, path: Path | None = None, amount: int = 1) -> None:
@@ -63,18 +66,18 @@ class UsageTally:
         return {
             "counts": dict(self.counts),
             "paths": self.paths,
-            "nodeids": sorted(self.nodeids),
-            "modules": sorted(self.modules),
-            "partial_modules": sorted(self.partial_modules),
+            "roots": sorted(self.roots),
+            "test_folders": sorted(self.test_folders),
+            "module_folders": sorted(self.module_folders),
             "used": self.used,
         }
 
     def merge(self, data: dict[str, Any]) -> None:
         self.counts.update(data.get("counts", {}))
         self.paths.extend((str(s), str(p)) for s, p in data.get("paths", []))
-        self.nodeids.update(data.get("nodeids", []))
-        self.modules.update(data.get("modules", []))
-        self.partial_modules.update(data.get("partial_modules", []))
+        self.roots.update(data.get("roots", []))
+        self.test_folders.update(data.get("test_folders", []))
+        self.module_folders.update(data.get("module_folders", []))
         self.used = self.used or bool(data.get("used"))
 
 
@@ -102,6 +105,7 @@ class ReplaySession:
         else:
             root = Path(config.rootpath, str(config.getini("replay_dir")))
         self.store = ReplayStore(Path(os.path.normpath(root)))
+        self._stores: dict[Path, ReplayStore] = {self.store.root: self.store}
         self.tally = UsageTally()
         self.unused: list[Path] = []
         self._kinds: KindRegistry | None = None
@@ -121,11 +125,34 @@ class ReplaySession:
             self._kinds = registry
         return self._kinds
 
-    def store_label(self) -> str:
+    def store_for(self, item: pytest.Item) -> tuple[ReplayStore, str]:
+        """The store of ``item`` and the test's id inside it.
+
+        The store is ``replay_dir`` unless a ``pytest_replay_store_dir`` hook in a conftest
+        that applies to the test names another folder. The id is the test file's path
+        relative to the store's parent folder (so a project's recordings do not depend on
+        where pytest was started), plus the rest of the node id.
+        """
+        chosen = item.ihook.pytest_replay_store_dir(item=item)
+        store = self.store
+        if chosen is not None:
+            root = Path(os.path.normpath(Path(self.config.rootpath, chosen)))
+            store = self._stores.setdefault(root, ReplayStore(root))
+        path, sep, rest = item.nodeid.partition("::")
+        # A test outside the store's project folder keeps its rootdir-relative path.
+        with contextlib.suppress(ValueError):
+            path = Path(item.path).resolve().relative_to(store.root.parent.resolve()).as_posix()
+        return store, f"{path}{sep}{rest}"
+
+    def _label(self, root: Path) -> str:
         try:
-            return str(self.store.root.relative_to(self.config.rootpath))
+            return str(root.relative_to(self.config.rootpath))
         except ValueError:
-            return str(self.store.root)
+            return str(root)
+
+    def store_label(self) -> str:
+        roots = sorted(self.tally.roots) or [str(self.store.root)]
+        return ", ".join(self._label(Path(root)) for root in roots)
 
     # -- collection: which tests and modules this run knows about
 
@@ -134,9 +161,14 @@ class ReplaySession:
         # tryfirst: see every collected item, before -k/-m/--lf deselect some of them.
         if self.mode == "off":
             return
-        self.tally.nodeids.update(item.nodeid for item in items)
-        self.tally.modules.update(_module_of(item.nodeid) for item in items)
-        self.tally.partial_modules.update(self._partially_selected_modules())
+        partial = set(self._partially_selected_modules())
+        for item in items:
+            store, test_id = self.store_for(item)
+            folder = store.test_dir(test_id)
+            self.tally.roots.add(str(store.root))
+            self.tally.test_folders.add(str(folder))
+            if _module_of(item.nodeid) not in partial:
+                self.tally.module_folders.add(str(folder.parent))
 
     def _partially_selected_modules(self) -> Iterable[str]:
         """Modules named with ``::`` on the command line: only some of their tests ran."""
@@ -171,22 +203,20 @@ class ReplaySession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _find_unused(self) -> None:
-        considered = self.tally.modules - self.tally.partial_modules
-        if not considered:
-            return
-        for folder, manifest in self.store.iter_manifests():
-            if manifest is None:
-                continue
-            if _module_of(manifest.nodeid) not in considered:
-                continue
-            if manifest.nodeid in self.tally.nodeids:
-                continue
-            if self.prune and self.mode == "record":
-                self.store.remove_test(folder)
-                self.tally.add("pruned", folder)
-            else:
-                self.unused.append(folder)
-                self.tally.add("unused", folder)
+        tally = self.tally
+        for root in sorted(tally.roots):
+            store = self._stores.setdefault(Path(root), ReplayStore(Path(root)))
+            for folder, _ in store.iter_manifests():
+                if str(folder.parent) not in tally.module_folders:
+                    continue
+                if str(folder) in tally.test_folders:
+                    continue
+                if self.prune and self.mode == "record":
+                    store.remove_test(folder)
+                    tally.add("pruned", folder)
+                else:
+                    self.unused.append(folder)
+                    tally.add("unused", folder)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or not (self.tally.used or self.tally.counts):

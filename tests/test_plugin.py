@@ -623,3 +623,38 @@ def test_xdist_aggregates_unused_and_divergences(pytester: pytest.Pytester) -> N
     result = pytester.runpytest("--replay-verify", "-n", "2")
     result.assert_outcomes(passed=5, failed=1)
     assert summary_line(result) == "replay: 5 verified, 1 diverged, 1 unused (store: .replay)"
+
+
+def test_store_dir_hook_keeps_a_project_store_next_to_its_tests(
+    pytester: pytest.Pytester,
+) -> None:
+    project = pytester.mkdir("project")
+    (project / "conftest.py").write_text(
+        "from pathlib import Path\n\n"
+        "def pytest_replay_store_dir(item):\n"
+        "    return Path(__file__).parent / '.replay'\n"
+    )
+    (project / "tests").mkdir()
+    (project / "tests" / "test_p.py").write_text(
+        "def test_p(replay):\n    replay.data('v', {'seed': replay.seed})\n"
+        "def test_q(replay):\n    replay.data('v', 2)\n"
+    )
+    pytester.makepyfile(test_top="def test_top(replay):\n    replay.data('v', 1)\n")
+    pytester.runpytest("--replay-record").assert_outcomes(passed=3)
+    store = project / ".replay"
+    assert (store / "tests" / "test_p.py" / "test_p" / "v.msgpack").is_file()
+    assert (pytester.path / ".replay" / "test_top.py" / "test_top").is_dir()
+    from_root = snapshot(store)
+    # Started from inside the project, the same recordings are found and reproduced.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        inside = pytester.runpytest_subprocess("--replay-verify", "-p", "no:cacheprovider")
+        inside.assert_outcomes(passed=2)
+        pytester.runpytest_subprocess("--replay-record", "-p", "no:cacheprovider")
+    assert snapshot(store) == from_root
+    (project / "tests" / "test_p.py").write_text(
+        "def test_p(replay):\n    replay.data('v', {'seed': replay.seed})\n"
+    )
+    result = pytester.runpytest("--replay-verify")
+    result.assert_outcomes(passed=2)
+    assert "1 unused" in summary_line(result)
