@@ -1,0 +1,140 @@
+"""Catch-up: the leader serves a chunk (or a NACK), the replica applies it.
+
+Both functions are pure over a :class:`~pytest_replay.replication.log.SequencedLog`;
+the runtime decides what to do with the outcome (admission, skip-ahead,
+back-off, disk pressure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pytest_replay.replication.errors import (
+    AppendFailedError,
+    ChannelMismatchError,
+    GapBeforeChunkError,
+    LogFullError,
+    NonContiguousChunkError,
+    StaleChunkError,
+)
+from pytest_replay.replication.log import SequencedLog
+from pytest_replay.replication.messages import (
+    ChannelId,
+    SyncEvent,
+    SyncNackError,
+    SyncRequest,
+    SyncResponse,
+)
+
+__all__ = [
+    "RESPONSE_EVENT_OVERHEAD_BYTES",
+    "RESPONSE_HEADER_BYTES",
+    "SyncRequestNack",
+    "SyncRequestOutcome",
+    "apply_sync_response",
+    "estimate_response_bytes",
+    "handle_sync_request",
+]
+
+#: Wire header of a response: 3-byte subprotocol tag + 32-byte channel id + u64 + u32.
+RESPONSE_HEADER_BYTES = 47
+#: Per event: u64 sequence number + u32 payload length.
+RESPONSE_EVENT_OVERHEAD_BYTES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequestNack:
+    """The leader-side refusal ``handle_sync_request`` produced."""
+
+    error_code: SyncNackError
+    leader_first_retained_seq: int
+    detail: str
+
+
+SyncRequestOutcome = SyncResponse | SyncRequestNack
+
+
+def handle_sync_request(
+    log: SequencedLog, request: SyncRequest, channel_id: ChannelId
+) -> SyncRequestOutcome:
+    """Leader side: the chunk answering ``request``, or why it cannot be served.
+
+    * another channel or a closed log: ``ChannelClosed``;
+    * ``since_seq`` below the first retained seq: ``BadRange`` carrying the
+      first retained seq, so the replica jumps there in one round trip;
+    * ``since_seq`` at or past our tail: an empty chunk (nothing to send);
+    * otherwise events from ``since_seq`` within ``request.chunk_max`` bytes.
+    """
+    if request.channel_id != channel_id:
+        return SyncRequestNack(
+            SyncNackError.CHANNEL_CLOSED, 0, "request is for another channel on this log"
+        )
+    if log.closed:
+        return SyncRequestNack(SyncNackError.CHANNEL_CLOSED, 0, "channel closed")
+    first = log.first_retained_seq
+    if request.since_seq < first:
+        return SyncRequestNack(
+            SyncNackError.BAD_RANGE,
+            first,
+            f"seq {request.since_seq} is below the first retained seq {first}",
+        )
+    events: tuple[SyncEvent, ...] = ()
+    if request.since_seq < log.next_seq:
+        events = log.read(request.since_seq, max(1, request.chunk_max))
+    return SyncResponse(
+        channel_id=channel_id,
+        first_seq=request.since_seq,
+        leader_first_retained_seq=first,
+        events=events,
+        request_id=request.request_id,
+    )
+
+
+def apply_sync_response(log: SequencedLog, response: SyncResponse, channel_id: ChannelId) -> int:
+    """Replica side: append the chunk's new events; returns the new tail.
+
+    An empty chunk returns the tail unchanged. A chunk that starts past the
+    tail raises :class:`GapBeforeChunkError` (``divergence_suspected`` when the
+    leader still retained our tail, i.e. it was not a retention trim). A chunk
+    that overlaps the tail applies only its new suffix.
+    """
+    if response.channel_id != channel_id:
+        raise ChannelMismatchError(
+            f"response (request {response.request_id:#x}, first seq {response.first_seq}) "
+            "is for another channel. Fix: route responses by channel id."
+        )
+    local_next = log.next_seq
+    events = response.events
+    if not events:
+        return local_next
+    for offset, event in enumerate(events):
+        if event.seq != response.first_seq + offset:
+            raise NonContiguousChunkError(
+                f"response {response.request_id:#x}: event #{offset} has seq {event.seq}, "
+                f"expected {response.first_seq + offset}. "
+                "Fix: leaders must ship consecutive sequence numbers."
+            )
+    if response.first_seq > local_next:
+        raise GapBeforeChunkError(
+            response.first_seq,
+            local_next,
+            divergence_suspected=response.leader_first_retained_seq <= local_next,
+        )
+    last = response.first_seq + len(events)
+    if last <= local_next:
+        raise StaleChunkError(
+            f"response {response.request_id:#x} covers seqs {response.first_seq}..{last - 1}, "
+            f"all below the local tail {local_next}. Fix: nothing to apply; drop it."
+        )
+    fresh = events[local_next - response.first_seq :]
+    try:
+        return log.append_batch(local_next, [event.payload for event in fresh])
+    except LogFullError as exc:
+        raise AppendFailedError(str(exc)) from exc
+
+
+def estimate_response_bytes(response: SyncResponse) -> int:
+    """Wire cost of a response for bandwidth accounting."""
+    return RESPONSE_HEADER_BYTES + sum(
+        RESPONSE_EVENT_OVERHEAD_BYTES + len(event.payload) for event in response.events
+    )

@@ -1,0 +1,224 @@
+"""An append-only sequenced log: the local copy of one channel on one node.
+
+Entries are numbered from 0. The log retains a contiguous window
+``[first_retained_seq, next_seq)``; retention trims the front, ``skip_to``
+jumps the whole window forward over a gap. The log is the part of a node that
+survives a crash in the simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import blake3
+
+from pytest_replay.replication.errors import LogFullError, LogSequenceError, SkipRejectedError
+from pytest_replay.replication.messages import SyncEvent
+
+__all__ = ["SequencedLog"]
+
+
+class SequencedLog:
+    """Append-only log with retention trim and skip-ahead.
+
+    ``retention_max_events`` caps what :meth:`sweep_retention` keeps;
+    ``capacity_bytes`` makes appends past that many payload bytes fail with
+    :class:`LogFullError` (the disk-pressure signal); ``allow_skip=False``
+    models a persistent file whose ``skip_to`` is rejected.
+    """
+
+    __slots__ = (
+        "_allow_skip",
+        "_bytes",
+        "_capacity_bytes",
+        "_closed",
+        "_entries",
+        "_first",
+        "_head",
+        "_retention",
+        "name",
+    )
+
+    def __init__(
+        self,
+        name: str = "log",
+        *,
+        retention_max_events: int | None = None,
+        capacity_bytes: int | None = None,
+        allow_skip: bool = True,
+    ) -> None:
+        if retention_max_events is not None and retention_max_events < 1:
+            raise LogSequenceError(
+                f"{name}: retention_max_events={retention_max_events} keeps nothing. "
+                "Fix: pass None (keep everything) or a count >= 1."
+            )
+        if capacity_bytes is not None and capacity_bytes < 0:
+            raise LogSequenceError(
+                f"{name}: capacity_bytes={capacity_bytes} is negative. "
+                "Fix: pass None (unbounded) or a byte count >= 0."
+            )
+        self.name = name
+        self._retention = retention_max_events
+        self._capacity_bytes = capacity_bytes
+        self._allow_skip = allow_skip
+        # Entries live in a list read from ``_head``; trimming moves the head and
+        # the list is compacted once the dead prefix dominates, so trims are O(1)
+        # amortised and reads by sequence number stay O(1).
+        self._entries: list[bytes] = []
+        self._head = 0
+        self._first = 0
+        self._bytes = 0
+        self._closed = False
+
+    # -- state --------------------------------------------------------------
+    @property
+    def next_seq(self) -> int:
+        """Sequence number the next append gets (the tail)."""
+        return self._first + len(self._entries) - self._head
+
+    @property
+    def first_retained_seq(self) -> int:
+        """Lowest sequence number still held."""
+        return self._first
+
+    @property
+    def bytes_used(self) -> int:
+        return self._bytes
+
+    @property
+    def retention_max_events(self) -> int | None:
+        return self._retention
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Mark the channel closed; leaders answer sync requests with ChannelClosed."""
+        self._closed = True
+
+    def __len__(self) -> int:
+        return len(self._entries) - self._head
+
+    def entry(self, seq: int) -> bytes | None:
+        """The payload at ``seq``, or ``None`` when it is not retained."""
+        if seq < self._first or seq >= self.next_seq:
+            return None
+        return self._entries[self._head + seq - self._first]
+
+    def entries(self) -> Iterator[tuple[int, bytes]]:
+        """Retained ``(seq, payload)`` pairs, oldest first."""
+        for offset, payload in enumerate(self._entries[self._head :]):
+            yield self._first + offset, payload
+
+    def payloads(self, lo: int, hi: int) -> list[bytes]:
+        """Payloads of ``[lo, hi)`` clamped to the retained window, oldest first."""
+        lo = max(lo, self._first)
+        hi = min(hi, self.next_seq)
+        if hi <= lo:
+            return []
+        start = self._head + lo - self._first
+        return self._entries[start : start + hi - lo]
+
+    def read(self, since_seq: int, max_bytes: int) -> tuple[SyncEvent, ...]:
+        """Events from ``since_seq`` whose payloads fit ``max_bytes``.
+
+        At least one event is returned when any exists, so a payload larger than
+        the chunk limit still makes progress.
+        """
+        if since_seq < self._first:
+            raise LogSequenceError(
+                f"{self.name}: read from seq {since_seq} but the first retained seq is "
+                f"{self._first}. Fix: read from first_retained_seq or later."
+            )
+        out: list[SyncEvent] = []
+        used = 0
+        seq = since_seq
+        tail = self.next_seq
+        while seq < tail:
+            payload = self._entries[self._head + seq - self._first]
+            if out and used + len(payload) > max_bytes:
+                break
+            out.append(SyncEvent(seq, payload))
+            used += len(payload)
+            seq += 1
+        return tuple(out)
+
+    def digest(self) -> bytes:
+        """BLAKE3 of the retained window (bounds and payloads), for cheap comparison."""
+        hasher = blake3.blake3()
+        hasher.update(self._first.to_bytes(8, "little") + self.next_seq.to_bytes(8, "little"))
+        for payload in self._entries[self._head :]:
+            hasher.update(len(payload).to_bytes(4, "little"))
+            hasher.update(payload)
+        digest: bytes = hasher.digest()
+        return digest
+
+    # -- mutation -----------------------------------------------------------
+    def append(self, payload: bytes) -> int:
+        """Append one entry; returns its sequence number."""
+        seq = self.next_seq
+        self.append_batch(seq, (payload,))
+        return seq
+
+    def append_batch(self, first_seq: int, payloads: Sequence[bytes]) -> int:
+        """Append entries numbered from ``first_seq`` (must equal ``next_seq``).
+
+        All or nothing: a capacity overflow appends none of them. Returns the new
+        ``next_seq``.
+        """
+        if first_seq != self.next_seq:
+            raise LogSequenceError(
+                f"{self.name}: batch starts at seq {first_seq} but the log's next seq is "
+                f"{self.next_seq}. Fix: append from next_seq (skip_to first to jump a gap)."
+            )
+        added = sum(len(p) for p in payloads)
+        if self._capacity_bytes is not None and self._bytes + added > self._capacity_bytes:
+            raise LogFullError(
+                f"{self.name}: appending {len(payloads)} events ({added} bytes) at seq "
+                f"{first_seq} exceeds the capacity of {self._capacity_bytes} bytes "
+                f"({self._bytes} used). Fix: sweep retention or withdraw the replica."
+            )
+        self._entries.extend(bytes(p) for p in payloads)
+        self._bytes += added
+        return self.next_seq
+
+    def trim_to(self, seq: int) -> int:
+        """Release entries below ``seq`` (clamped to the tail). Returns how many went."""
+        target = min(seq, self.next_seq)
+        dropped = max(0, target - self._first)
+        for index in range(self._head, self._head + dropped):
+            self._bytes -= len(self._entries[index])
+        self._head += dropped
+        self._first += dropped
+        if self._head > 64 and self._head * 2 > len(self._entries):
+            del self._entries[: self._head]
+            self._head = 0
+        return dropped
+
+    def sweep_retention(self) -> int:
+        """Apply ``retention_max_events``; returns the number of evicted entries."""
+        if self._retention is None or len(self) <= self._retention:
+            return 0
+        return self.trim_to(self.next_seq - self._retention)
+
+    def skip_to(self, seq: int) -> None:
+        """Jump the log forward to ``seq``, leaving a gap.
+
+        Entries before the gap are released so the retained window stays
+        contiguous. Skipping to the current tail is a no-op.
+        """
+        if not self._allow_skip:
+            raise SkipRejectedError(
+                f"{self.name}: skip_to({seq}) rejected: this log is persistent and cannot "
+                "leave gaps. Fix: recover through the heartbeat cycle (or allow_skip=True)."
+            )
+        if seq < self.next_seq:
+            raise SkipRejectedError(
+                f"{self.name}: skip_to({seq}) is behind the tail (next seq {self.next_seq}). "
+                "Fix: only skip forward."
+            )
+        self._entries = []
+        self._head = 0
+        self._bytes = 0
+        self._first = seq

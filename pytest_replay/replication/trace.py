@@ -1,0 +1,247 @@
+"""The simulation trace: every delivered or dropped message, every role change, every
+runtime decision, in the order they happened; and its stored byte format.
+
+An event is ``[time_ms, kind, node, peer, attrs]``: ``node`` is where it
+happened, ``peer`` the other node involved (``-1`` when none), ``attrs`` a
+small ``str -> int | str | bytes`` map. Events are built as plain lists so a
+live event compares with a stored one (decoded by msgpack) by ``==``.
+
+Stored form (little-endian)::
+
+    offset  size  field
+    0       8     magic b"RPLTRACE"
+    8       2     format version (1)
+    10      2     flags (0)
+    12      4     header length H in bytes
+    16      4     event count N
+    20      H     msgpack map: {"schedule": <schedule_to_plain>}
+    20+H    ...   N msgpack arrays, one per event, back to back
+
+The schedule travels with the trace, so a stored trace can be re-simulated
+and compared (:func:`pytest_replay.replication.sim.verify_trace`).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+
+from pytest_replay.replication.errors import ScheduleError, TraceFormatError
+from pytest_replay.replication.schedule import (
+    NetworkSchedule,
+    schedule_from_plain,
+    schedule_to_plain,
+)
+
+__all__ = [
+    "NO_NODE",
+    "TRACE_FORMAT_VERSION",
+    "TRACE_MAGIC",
+    "DecodedTrace",
+    "TraceBuffer",
+    "TraceEvent",
+    "TraceSink",
+    "decode_trace",
+    "encode_trace",
+    "event_fields",
+    "render_event",
+]
+
+TRACE_MAGIC: Final = b"RPLTRACE"
+TRACE_FORMAT_VERSION: Final = 1
+_HEADER = struct.Struct("<8sHHII")
+#: The smallest msgpack encoding of an event: fixarray, 4 one-byte scalars, empty fixmap.
+_MIN_EVENT_BYTES: Final = 6
+#: ``node`` / ``peer`` of an event that involves no node (e.g. a partition starting).
+NO_NODE: Final = -1
+
+AttrValue = int | str | bytes
+RawEvent = list[Any]
+#: Receives each event as it is produced (the recorder compares it live).
+TraceSink = Callable[[RawEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One decoded trace event."""
+
+    time_ms: int
+    kind: str
+    node: int
+    peer: int
+    attrs: Mapping[str, AttrValue]
+
+    @classmethod
+    def from_raw(cls, raw: Sequence[Any]) -> TraceEvent:
+        return cls(raw[0], raw[1], raw[2], raw[3], raw[4])
+
+    def raw(self) -> RawEvent:
+        return [self.time_ms, self.kind, self.node, self.peer, dict(self.attrs)]
+
+
+class TraceBuffer:
+    """A sink that keeps every event in memory."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events: list[RawEvent] = []
+
+    def __call__(self, event: RawEvent) -> None:
+        self.events.append(event)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def decoded(self) -> list[TraceEvent]:
+        return [TraceEvent.from_raw(e) for e in self.events]
+
+
+def render_event(index: int, event: Sequence[Any]) -> str:
+    """One readable line: ``#12 t=300ms role node=1 peer=-1 from=REPLICA ...``."""
+    time_ms, kind, node, peer, attrs = event
+    words = " ".join(f"{k}={v!r}" if isinstance(v, bytes) else f"{k}={v}" for k, v in attrs.items())
+    return f"#{index} t={time_ms}ms {kind} node={node} peer={peer} {words}".rstrip()
+
+
+def event_fields(expected: Sequence[Any], actual: Sequence[Any]) -> tuple[str, Any, Any] | None:
+    """The first field where two raw events differ, as ``(name, expected, actual)``."""
+    for name, want, got in zip(
+        ("time_ms", "kind", "node", "peer"), expected[:4], actual[:4], strict=True
+    ):
+        if want != got:
+            return name, want, got
+    want_attrs: Mapping[str, Any] = expected[4]
+    got_attrs: Mapping[str, Any] = actual[4]
+    for key in list(want_attrs) + [k for k in got_attrs if k not in want_attrs]:
+        want, got = want_attrs.get(key), got_attrs.get(key)
+        if want != got:
+            return f"attrs.{key}", want, got
+    return None
+
+
+def encode_trace(schedule: NetworkSchedule, events: Iterable[RawEvent]) -> bytes:
+    """The stored bytes of a trace (identical for identical runs)."""
+    packer = msgpack.Packer(use_bin_type=True)
+    header: bytes = packer.pack({"schedule": schedule_to_plain(schedule)})
+    body = bytearray()
+    count = 0
+    for event in events:
+        body += packer.pack(event)
+        count += 1
+    return _HEADER.pack(TRACE_MAGIC, TRACE_FORMAT_VERSION, 0, len(header), count) + header + body
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedTrace:
+    """A stored trace: the schedule that produced it and its raw events."""
+
+    schedule: NetworkSchedule
+    events: list[RawEvent]
+
+    def decoded(self) -> list[TraceEvent]:
+        return [TraceEvent.from_raw(e) for e in self.events]
+
+
+def _fail(source: str, offset: int, what: str, fix: str) -> TraceFormatError:
+    return TraceFormatError(f"{source}: {what} at byte offset {offset}. Fix: {fix}")
+
+
+_REFIX = "re-record it (pytest --replay-record)."
+
+
+def decode_trace(data: bytes, source: str = "trace") -> DecodedTrace:
+    """Parse stored trace bytes; every malformation raises :class:`TraceFormatError`."""
+    size = len(data)
+    if size < _HEADER.size:
+        raise _fail(
+            source, 0, f"truncated: {size} bytes, the header alone needs {_HEADER.size}", _REFIX
+        )
+    magic, version, _flags, header_len, count = _HEADER.unpack_from(data, 0)
+    if magic != TRACE_MAGIC:
+        raise _fail(source, 0, f"bad magic {magic!r} (expected {TRACE_MAGIC!r})", _REFIX)
+    if version != TRACE_FORMAT_VERSION:
+        raise _fail(
+            source,
+            8,
+            f"unknown trace format version {version} (this build reads {TRACE_FORMAT_VERSION})",
+            "re-record with this version of pytest_replay.",
+        )
+    body_start = _HEADER.size + header_len
+    if body_start > size:
+        raise _fail(
+            source, 12, f"header length {header_len} runs past the end ({size} bytes)", _REFIX
+        )
+    if count > (size - body_start) // _MIN_EVENT_BYTES:
+        raise _fail(
+            source,
+            16,
+            f"event count {count} cannot fit in the {size - body_start} bytes that follow",
+            _REFIX,
+        )
+    try:
+        header = msgpack.unpackb(data[_HEADER.size : body_start], raw=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise _fail(source, _HEADER.size, f"header is not msgpack ({exc})", _REFIX) from exc
+    if not isinstance(header, dict) or not isinstance(header.get("schedule"), dict):
+        raise _fail(source, _HEADER.size, "header has no schedule map", _REFIX)
+    try:
+        schedule = schedule_from_plain(header["schedule"], source)
+    except ScheduleError as exc:
+        raise _fail(source, _HEADER.size, f"stored schedule is invalid ({exc})", _REFIX) from exc
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(size, 1), strict_map_key=True)
+    unpacker.feed(data[body_start:])
+    events: list[RawEvent] = []
+    offset = body_start
+    while True:
+        try:
+            event = unpacker.unpack()
+        except msgpack.OutOfData:
+            break
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+            raise _fail(
+                source, offset, f"event #{len(events)} is not msgpack ({exc})", _REFIX
+            ) from exc
+        if not _valid_event(event):
+            raise _fail(
+                source,
+                offset,
+                f"event #{len(events)} is not [time_ms, kind, node, peer, attrs]: {event!r:.120}",
+                _REFIX,
+            )
+        events.append(event)
+        if len(events) > count:
+            raise _fail(source, offset, f"more events than the {count} announced", _REFIX)
+        offset = body_start + unpacker.tell()
+    if offset != size:
+        raise _fail(
+            source,
+            offset,
+            f"the {size - offset} bytes after event #{len(events) - 1} are not a complete event",
+            _REFIX,
+        )
+    if len(events) != count:
+        raise _fail(
+            source, offset, f"truncated: {len(events)} events of the {count} announced", _REFIX
+        )
+    return DecodedTrace(schedule, events)
+
+
+def _valid_event(event: Any) -> bool:
+    return (
+        isinstance(event, list)
+        and len(event) == 5
+        and type(event[0]) is int
+        and isinstance(event[1], str)
+        and type(event[2]) is int
+        and type(event[3]) is int
+        and isinstance(event[4], dict)
+        and all(
+            isinstance(k, str) and (type(v) is int or isinstance(v, str | bytes))
+            for k, v in event[4].items()
+        )
+    )
