@@ -8,6 +8,7 @@ checks and hands the finished recordings to the plugin for storing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,7 +82,14 @@ class ReplayContext:
 
     @property
     def nodeid(self) -> str:
-        return self._item.nodeid
+        """The test's id as the user would type it from the folder pytest was started in
+        (what the re-record command in a report needs)."""
+        item = self._item
+        path, sep, rest = item.nodeid.partition("::")
+        start = item.config.invocation_params.dir
+        with contextlib.suppress(ValueError):
+            path = Path(item.path).resolve().relative_to(start.resolve()).as_posix()
+        return f"{path}{sep}{rest}"
 
     @property
     def mode(self) -> Mode:

@@ -31,6 +31,14 @@ def _show(value: Any) -> str:
     return text if len(text) <= 400 else text[:400] + f"... ({len(text)} characters)"
 
 
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the current folder when it is inside it (shorter, copy-pasteable)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 @dataclass(frozen=True, slots=True)
 class Mismatch:
     """Everything a divergence report says, as a value (passed to the divergence hook)."""
@@ -46,7 +54,7 @@ class Mismatch:
     detail: str = ""
 
     def render(self) -> str:
-        where = f" stored at {self.stored_path}" if self.stored_path is not None else ""
+        where = f" stored at {_shown_path(self.stored_path)}" if self.stored_path else ""
         lines = [
             f"replay {self.reason}: {self.nodeid}",
             f"  recording {self.recording!r} (kind {self.kind}){where}",

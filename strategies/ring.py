@@ -15,6 +15,7 @@ from pytest_replay.ringlog import (
     ReplayRecord,
     encode_ring_image,
 )
+from pytest_replay.strategies.errors import StrategyArgumentError
 
 __all__ = ["RingLogCase", "failure_evidence", "recorded_slots", "replay_records", "ring_logs"]
 
@@ -118,12 +119,12 @@ def ring_logs(
     """
     if isinstance(capacity, int):
         if not 1 <= capacity <= MAX_REPLAY_RECORDS:
-            raise ValueError(
+            raise StrategyArgumentError(
                 f"capacity={capacity} is outside 1..{MAX_REPLAY_RECORDS}. Fix: pick a valid size."
             )
         capacity = st.just(capacity)
     if not 0 <= min_appends <= max_appends:
-        raise ValueError(
+        raise StrategyArgumentError(
             f"need 0 <= min_appends ({min_appends}) <= max_appends ({max_appends}). "
             "Fix: swap or correct the bounds."
         )

@@ -8,6 +8,7 @@ Conventions the docs follow:
 - A ```console block holds commands after ``$ ``; ``pytest ...`` commands run in the example
   project (through pytester, in a subprocess) and must succeed, as must
   ``python -m pytest_replay ...`` / ``pytest-replay ...`` commands.
+- A ```sql block (a schema) is run by SQLite in memory.
 - ```text blocks are sample output and are not run.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -68,6 +70,8 @@ def test_doc_code_blocks_run(doc: Path, pytester: pytest.Pytester) -> None:
                 for line in block.text.splitlines()
                 if line.startswith("$ ")
             ]
+        elif block.lang == "sql":
+            sqlite3.connect(":memory:").executescript(block.text)
         else:
             assert block.lang in ("text", "json", "toml", "ini", ""), (
                 f"{doc_id(doc)}:{block.line}: unknown code block language {block.lang!r}"

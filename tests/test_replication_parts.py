@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pytest_replay.strategies.replication import network_schedules
 
 from pytest_replay.replication.backoff import (
     CATCHUP_BACKOFF_CAP_MS,
@@ -77,6 +76,7 @@ from pytest_replay.replication.tokens import (
     REQUEST_TTL_MS,
     OutstandingRequests,
 )
+from pytest_replay.strategies.replication import network_schedules
 
 R = ReplicaRole
 S = TransitionSignal

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from hypothesis import given, settings
-from pytest_replay.strategies.replication import network_schedules
 
 from pytest_replay.kinds import RecordingTarget
 from pytest_replay.replication import (
@@ -16,6 +15,7 @@ from pytest_replay.replication import (
     verify_trace,
 )
 from pytest_replay.replication.kind import ReplicationRecorder
+from pytest_replay.strategies.replication import network_schedules
 
 
 @given(network_schedules())

@@ -1,5 +1,5 @@
-"""Properties of the ring log: a bounded-deque model, and corruption that only ever
-raises the documented errors."""
+"""Properties of the ring log: a bounded-deque model (with corrupt-and-reopen steps), and
+corruption that only ever raises the documented errors."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from pytest_replay.diff import first_divergence
 from pytest_replay.ringlog import (
     HEADER_BYTES,
     RECORD_BYTES,
@@ -23,7 +24,9 @@ from pytest_replay.ringlog import (
     RingLog,
     encode_ring_image,
     read_ring_image,
+    records_to_array,
 )
+from pytest_replay.strategies import corrupt_ring
 
 u32 = st.integers(0, 2**32 - 1)
 u64 = st.integers(0, 2**64 - 1)
@@ -101,6 +104,30 @@ class RingLogModel(RuleBasedStateMachine):
         assert self.log.replay_records() == list(self.model)
         assert self.log.replay_all() == [record.slot for record in self.model]
 
+    @precondition(lambda self: self.log is not None)
+    @rule(data=st.data())
+    def corrupt_and_reopen(self, data: st.DataObject) -> None:
+        """Damage the closed file in one labelled way; reopening must raise exactly the
+        documented error or replay something else. Then restore it and go on."""
+        assert self.log is not None
+        self.log.close()
+        original = self.path.read_bytes()
+        case = data.draw(corrupt_ring(original, list(self.model)), label="corruption")
+        self.path.write_bytes(case.data)
+        try:
+            with RingLog.open(self.path, self.capacity, read_only=True) as damaged:
+                replayed = damaged.records()
+        except ReplayLogError as exc:
+            assert type(exc) is case.expected_error, (case.corruption, exc)
+            assert "Fix:" in str(exc)
+        else:
+            assert case.expected_error is None, case.corruption
+            expected = records_to_array(list(self.model))
+            assert first_divergence(expected, replayed, ignore=()) is not None, case.corruption
+        self.path.write_bytes(original)
+        self.log = RingLog.open(self.path, self.capacity)
+        assert self.log.replay_records() == list(self.model)
+
     @invariant()
     def image_matches_model(self) -> None:
         if self.log is not None:
@@ -115,6 +142,9 @@ class RingLogModel(RuleBasedStateMachine):
 
 
 TestRingLogModel = RingLogModel.TestCase
+# Corrupt-and-reopen steps rewrite the file twice; shorter runs keep the ci profile fast
+# (the stress profile still scales the number of runs).
+TestRingLogModel.settings = settings(stateful_step_count=30)
 
 
 @st.composite

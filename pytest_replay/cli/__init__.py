@@ -1,0 +1,309 @@
+"""The ``pytest-replay`` command line (also ``python -m pytest_replay``).
+
+Commands: ``inspect``, ``diff``, ``fleet replay``, ``reduce`` and
+``store list|prune|check``; ``pytest-replay COMMAND --help`` describes each.
+
+Every error is one line on stderr ending with a ``Fix:`` hint, with exit
+status 2; a traceback is shown only with ``--debug``. Exit status 1 means "the
+answer is no" (recordings differ, validation or integrity problems). Modules
+of a format (numpy, the fleet engine, journals) are imported only by the
+command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from pytest_replay.cli.common import EXIT_ERROR, CliError, Run
+
+__all__ = ["main"]
+
+PROG = "pytest-replay"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line with a Fix hint (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{self.prog}: {message}", f"see '{self.prog} --help'")
+
+
+class _Usage(Exception):
+    """Internal: raised when argparse has printed help or the version and wants to exit."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _ignore_list(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pytest_replay import __version__
+
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    common.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="progress bar on stderr: auto (only on a terminal, the default), always, never",
+    )
+    parser = _Parser(
+        prog=PROG,
+        description="Inspect, compare and check pytest_replay recordings.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    inspect = commands.add_parser(
+        "inspect",
+        parents=[common],
+        help="summarise a ring log, fleet log or folder, journal, reducer result or store",
+        description=(
+            "Detect what PATH holds (VRRL ring log, fleet log or folder of fleet logs, journal "
+            "file, journal record file, reducer result, store folder) and print a summary and "
+            "its first records."
+        ),
+    )
+    inspect.add_argument("path", type=Path, metavar="PATH")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument(
+        "-n",
+        "--limit",
+        type=int,
+        default=10,
+        metavar="N",
+        help="show the first N records (default 10; 0 for none)",
+    )
+    inspect.add_argument(
+        "--records",
+        metavar="A:B",
+        help="show records A..B-1 instead (Python slice bounds: 10:20, :5, -3:)",
+    )
+
+    diff = commands.add_parser(
+        "diff",
+        parents=[common],
+        help="first divergence between two recordings of the same kind",
+        description=(
+            "Compare two recordings of the same kind. Exit status 0 when they are the same, "
+            "1 when they differ, 2 on error."
+        ),
+    )
+    diff.add_argument("a", type=Path, metavar="A")
+    diff.add_argument("b", type=Path, metavar="B")
+    diff.add_argument("--json", action="store_true", help="machine-readable output")
+    group = diff.add_mutually_exclusive_group()
+    group.add_argument(
+        "--ignore",
+        action="append",
+        metavar="FIELDS",
+        help=(
+            "fields that never count as a difference (comma-separated, repeatable); replaces "
+            "the kind's default (timestamp_ns for ring logs, ts_micros for journals)"
+        ),
+    )
+    group.add_argument(
+        "--strict", action="store_true", help="ignore nothing, not even the volatile defaults"
+    )
+
+    fleet = commands.add_parser(
+        "fleet", parents=[common], help="fleet logs: validate and show the causal replay order"
+    )
+    fleet_commands = fleet.add_subparsers(
+        dest="fleet_command", metavar="SUBCOMMAND", parser_class=_Parser
+    )
+    fleet_commands.required = True
+    replay = fleet_commands.add_parser(
+        "replay",
+        parents=[common],
+        help="validate logs against a topology; causal order, frontier, node and edge counts",
+        description=(
+            "Validate the fleet logs found under PATHS against TOPOLOGY (exit status 1 with "
+            "every problem listed), then show the causal order a replay runs the steps in, "
+            "the frontier at a --goto target, and the graph's node and edge counts."
+        ),
+    )
+    replay.add_argument("topology", type=Path, metavar="TOPOLOGY")
+    replay.add_argument("paths", type=Path, nargs="+", metavar="PATHS")
+    replay.add_argument("--json", action="store_true", help="machine-readable output")
+    steps = replay.add_mutually_exclusive_group()
+    steps.add_argument(
+        "--steps",
+        type=int,
+        default=20,
+        metavar="N",
+        help="show the first N steps of the causal order (default 20)",
+    )
+    steps.add_argument("--all", action="store_true", help="show the whole causal order")
+    replay.add_argument(
+        "--goto",
+        metavar="INSTANCE:SUBSYSTEM:STEP",
+        help="replay up to this step and show the frontier there (e.g. 2:plan:17)",
+    )
+    replay.add_argument("--instances", metavar="IDS", help="replay only these instances (e.g. 1,3)")
+
+    from pytest_replay.cli.reduce import MODES, POLICIES
+
+    reduce = commands.add_parser(
+        "reduce",
+        parents=[common],
+        help="fold a journal record file with the replay reducer; prints the ReplayResult",
+        description="Reduce a journal record file and print the ReplayResult as JSON.",
+    )
+    reduce.add_argument("journal", type=Path, metavar="JOURNAL")
+    reduce.add_argument("--mode", choices=MODES, default="audit", help="reducer mode")
+    reduce.add_argument(
+        "--content-ref",
+        action="append",
+        metavar="REF",
+        help="a content ref that is available (repeatable); without any, refs are not checked",
+    )
+    reduce.add_argument(
+        "--missing-content-policy",
+        choices=POLICIES,
+        default="fail",
+        help="what a missing content ref means (default fail)",
+    )
+    reduce.add_argument("--pretty", action="store_true", help="indent the JSON")
+    reduce.add_argument(
+        "--fail-on-repair",
+        action="store_true",
+        help="exit with status 1 when the result needs a repair",
+    )
+
+    store = commands.add_parser(
+        "store", parents=[common], help="list, prune or check a recording store"
+    )
+    store_commands = store.add_subparsers(
+        dest="store_command", metavar="SUBCOMMAND", parser_class=_Parser
+    )
+    store_commands.required = True
+    for name, text in (
+        ("list", "recordings with their kinds, record counts and sizes"),
+        ("prune", "recordings whose test no longer exists (dry run unless --yes)"),
+        ("check", "every recording against the digest in its manifest"),
+    ):
+        sub = store_commands.add_parser(name, parents=[common], help=text, description=text)
+        sub.add_argument(
+            "dir", type=Path, nargs="?", default=Path(".replay"), metavar="DIR",
+            help="the store folder (default .replay)",
+        )  # fmt: skip
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "prune":
+            sub.add_argument("--yes", action="store_true", help="really delete")
+            sub.add_argument(
+                "--rootdir",
+                type=Path,
+                metavar="DIR",
+                help="where the tests' node ids start (default: the folder holding the store)",
+            )
+        if name == "check":
+            sub.add_argument(
+                "--deep",
+                action="store_true",
+                help="also decode each recording and compare its record count and kind version",
+            )
+    return parser
+
+
+def _dispatch(args: argparse.Namespace, run: Run) -> int:
+    command = args.command
+    if command == "inspect":
+        from pytest_replay.cli.inspect import run_inspect
+
+        return run_inspect(run, args.path, args.limit, args.records)
+    if command == "diff":
+        from pytest_replay.cli.diff import run_diff
+
+        ignore = [] if args.strict else _ignore_list(args.ignore)
+        return run_diff(run, args.a, args.b, ignore)
+    if command == "fleet":
+        from pytest_replay.cli.fleet import run_fleet_replay
+
+        steps = None if args.all else args.steps
+        return run_fleet_replay(run, args.topology, args.paths, steps, args.goto, args.instances)
+    if command == "reduce":
+        from pytest_replay.cli.reduce import run_reduce
+
+        return run_reduce(
+            run,
+            args.journal,
+            args.mode,
+            args.content_ref,
+            args.missing_content_policy,
+            args.pretty,
+            args.fail_on_repair,
+        )
+    from pytest_replay.cli import store
+
+    if args.store_command == "list":
+        return store.run_store_list(run, args.dir)
+    if args.store_command == "prune":
+        return store.run_store_prune(run, args.dir, args.rootdir, args.yes)
+    return store.run_store_check(run, args.dir, args.deep)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _fail(message: str) -> int:
+    sys.stdout.flush()
+    sys.stderr.write(f"{PROG}: error: {_one_line(message)}\n")
+    sys.stderr.flush()
+    return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in arguments
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_args(arguments)
+        except SystemExit as exc:  # --help / --version printed their text
+            raise _Usage(exc.code if isinstance(exc.code, int) else 0) from None
+        run = Run(json=bool(getattr(args, "json", False)), progress=args.progress)
+        return _dispatch(args, run)
+    except _Usage as usage:
+        return usage.code
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as other CLI tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        return _fail("interrupted. Fix: run the command again and let it finish")
+    except Exception as exc:
+        if debug:
+            raise
+        from pytest_replay.errors import ReplayError
+
+        if isinstance(exc, ReplayError):
+            return _fail(str(exc) if "Fix:" in str(exc) else f"{exc}. Fix: see --help")
+        if isinstance(exc, OSError):
+            where = f" '{exc.filename}'" if exc.filename else ""
+            return _fail(
+                f"cannot access{where}: {exc.strerror or exc}. Fix: check the path and permissions"
+            )
+        if isinstance(exc, MemoryError):
+            return _fail("out of memory. Fix: inspect a smaller file or a --records range")
+        return _fail(
+            f"internal error: {type(exc).__name__}: {exc}. Fix: rerun with --debug and report "
+            "the traceback"
+        )

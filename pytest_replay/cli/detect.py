@@ -1,0 +1,181 @@
+"""What a path holds: one look at the magic bytes (or the folder's contents) decides.
+
+Nothing here imports a format's package: detection reads at most 8 bytes of a
+file, and the kind registry is built (and a kind's module imported) only when
+the magic bytes do not settle the question.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from pytest_replay.cli.common import CliError
+
+if TYPE_CHECKING:
+    from pytest_replay.kinds import KindRegistry
+
+__all__ = [
+    "FLEET_FOLDER",
+    "FLEET_LOG",
+    "FLEET_RECORDING",
+    "JOURNAL",
+    "LABELS",
+    "RECORDING",
+    "RECORDS",
+    "REDUCE",
+    "STORE",
+    "VRRL",
+    "Detected",
+    "detect",
+    "kind_registry",
+]
+
+VRRL: Final = "vrrl"
+FLEET_LOG: Final = "fleet-log"
+FLEET_FOLDER: Final = "fleet-folder"
+FLEET_RECORDING: Final = "fleet-recording"
+JOURNAL: Final = "journal"
+RECORDS: Final = "journal-records"
+REDUCE: Final = "reduce-result"
+STORE: Final = "store"
+RECORDING: Final = "recording"
+
+LABELS: Final = {
+    VRRL: "VRRL ring log",
+    FLEET_LOG: "fleet log",
+    FLEET_FOLDER: "folder of fleet logs",
+    FLEET_RECORDING: "fleet recording",
+    JOURNAL: "journal file",
+    RECORDS: "journal record file",
+    REDUCE: "reducer result",
+    STORE: "recording store",
+    RECORDING: "stored recording",
+}
+
+_MAGICS: Final = {
+    b"VRRL0001": VRRL,
+    b"PRFLOG01": FLEET_LOG,
+    b"PRFLREC1": FLEET_RECORDING,
+    b"PRJOURNL": JOURNAL,
+    b"PRJRECS1": RECORDS,
+}
+#: The recording kind that stores each format, for diffs through ``RecordingKind.diff``.
+STORE_KIND_OF: Final = {JOURNAL: "journal", REDUCE: "reduce", FLEET_RECORDING: "fleet"}
+_FLEET_SUFFIX: Final = ".flog"
+_REDUCE_SUFFIX: Final = ".jreduce"
+_MANIFEST: Final = "manifest.json"
+
+_KNOWN = (
+    "pass a VRRL ring log, a fleet log or folder of them, a journal file, a journal record "
+    "file, a reducer result (.jreduce or .json) or a store folder (.replay)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """A path and what it holds; ``kind`` names the recording kind for ``RECORDING``."""
+
+    format: str
+    path: Path
+    kind: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.format == RECORDING and self.kind is not None:
+            return f"stored recording of kind '{self.kind}'"
+        return LABELS[self.format]
+
+
+def kind_registry() -> KindRegistry:
+    """Every recording kind the plugin knows (packaged kinds load on first use)."""
+    from pytest_replay.kinds import KindRegistry, builtin_kinds
+    from pytest_replay.plugin import PACKAGED_KINDS
+
+    registry = KindRegistry(builtin_kinds())
+    for module, names in PACKAGED_KINDS.items():
+        registry.register_module(module, names)
+    return registry
+
+
+def _has_manifest(folder: Path) -> bool:
+    for _dirpath, dirnames, filenames in os.walk(folder):
+        if _MANIFEST in filenames:
+            return True
+        dirnames.sort()
+    return False
+
+
+def _has_fleet_log(folder: Path) -> bool:
+    for _dirpath, dirnames, filenames in os.walk(folder):
+        if any(name.endswith(_FLEET_SUFFIX) for name in filenames):
+            return True
+        dirnames.sort()
+    return False
+
+
+def _fleet_base(path: Path) -> Path:
+    """The base path of the log a slab file (``name_3.flog``) belongs to."""
+    from pytest_replay.fleet.catalog import normalize_candidate
+
+    return normalize_candidate(path)
+
+
+def detect(path: Path) -> Detected:
+    """What ``path`` holds, or a :class:`CliError` saying why it is none of the known kinds."""
+    if path.is_dir():
+        if _has_manifest(path):
+            return Detected(STORE, path)
+        if _has_fleet_log(path):
+            return Detected(FLEET_FOLDER, path)
+        raise CliError(
+            f"folder '{path}' holds no store manifests (manifest.json) and no fleet logs "
+            f"({_FLEET_SUFFIX})",
+            _KNOWN,
+        )
+    if not path.exists():
+        if path.suffix == _FLEET_SUFFIX:
+            first = path.with_name(f"{path.stem}_0{path.suffix}")
+            if first.exists():
+                return Detected(FLEET_LOG, path)
+        raise CliError(f"'{path}' does not exist", "check the path")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise CliError(
+            f"cannot read '{path}' ({exc.strerror or exc})", "check the path and permissions"
+        ) from None
+    found = _MAGICS.get(head)
+    if found == FLEET_LOG:
+        return Detected(FLEET_LOG, _fleet_base(path))
+    if found is not None:
+        return Detected(found, path)
+    if path.suffix == _REDUCE_SUFFIX or (
+        path.suffix == ".json" and head.lstrip()[:1] == b"{" and _looks_like_result(path)
+    ):
+        return Detected(REDUCE, path)
+    if path.suffix == _FLEET_SUFFIX:
+        return Detected(FLEET_LOG, _fleet_base(path))
+    kind = kind_registry().for_path(path)
+    if kind is not None:
+        return Detected(RECORDING, path, kind.name)
+    shown = head.hex() if head else "nothing (the file is empty)"
+    raise CliError(
+        f"'{path}' is not a recording pytest-replay knows (it starts with {shown})", _KNOWN
+    )
+
+
+def _looks_like_result(path: Path) -> bool:
+    """A JSON file whose top-level keys are those of a ReplayResult."""
+    import json
+
+    try:
+        if path.stat().st_size > 64 << 20:
+            return False
+        body = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(body, dict) and {"mode", "status", "resume_allowed"} <= set(body)

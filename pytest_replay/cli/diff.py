@@ -1,0 +1,431 @@
+"""``pytest-replay diff A B``: the first divergence between two recordings of one kind.
+
+Exit status: 0 the two are the same, 1 they differ, 2 the comparison could not be
+made (unreadable file, two different kinds, unknown field to ignore).
+
+Ring logs are compared with :func:`pytest_replay.diff.first_divergence`, in blocks so
+that a large log shows progress; stored recordings of the plugin's kinds (journal,
+reducer result, fleet recording, ...) with their kind's own ``diff``; fleet logs step
+by step; journal record files record by record; two stores recording by recording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from pytest_replay.cli import detect as formats
+from pytest_replay.cli.common import (
+    EXIT_DIFFERENT,
+    EXIT_OK,
+    CliError,
+    Run,
+    jsonable,
+    read_bounded,
+)
+
+__all__ = ["Outcome", "run_diff"]
+
+_BLOCK: Final = 1 << 16
+_CONTEXT: Final = 2
+_FLEET_LOG_FIELDS: Final = ("timestamp_ns", "keyframe", "payload", "origin")
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The first divergence, as the report shows it."""
+
+    index: int | None
+    field: str
+    expected: Any
+    actual: Any
+    kind: str = "value"
+    where: str = ""
+
+    def describe(self) -> str:
+        prefix = f"{self.where}: " if self.where else ""
+        if self.kind == "length":
+            return (
+                f"{prefix}length differs: A has {self.expected}, B has {self.actual} "
+                f"(first unmatched is #{self.index})"
+            )
+        at = f"#{self.index} " if self.index is not None else ""
+        return f"{prefix}{at}{self.field}: A has {self.expected!r}, B has {self.actual!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What ``diff`` found: ``found`` is None when the two are the same."""
+
+    compared: int
+    unit: str
+    found: Found | None = None
+    context: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+    others: tuple[str, ...] = field(default=())
+
+
+def run_diff(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> int:
+    left, right = formats.detect(a), formats.detect(b)
+    if left.format != right.format or left.kind != right.kind:
+        raise CliError(
+            f"'{a}' is a {left.label} but '{b}' is a {right.label}",
+            "diff two recordings of the same kind",
+        )
+    outcome = diff_detected(run, left, right, ignore)
+    same = outcome.found is None
+    if run.json:
+        run.emit_json(
+            {
+                "same": same,
+                "format": left.format,
+                "kind": left.kind,
+                "a": str(left.path),
+                "b": str(right.path),
+                "compared": outcome.compared,
+                "unit": outcome.unit,
+                "divergence": None if outcome.found is None else jsonable(outcome.found),
+                "context": list(outcome.context),
+                "ignored": list(outcome.ignored),
+                "other_differences": list(outcome.others),
+            }
+        )
+    elif outcome.found is None:
+        run.print(
+            f"same: {left.path} and {right.path} hold the same {left.label} "
+            f"({outcome.compared} {outcome.unit})"
+        )
+        if outcome.ignored:
+            run.print(f"  ignored fields: {', '.join(outcome.ignored)}")
+    else:
+        run.print(f"different: {left.path} and {right.path} ({left.label})")
+        run.print(f"  first divergence: {outcome.found.describe()}")
+        if outcome.context:
+            run.print("  context (what A holds just before it):")
+            for line in outcome.context:
+                run.print(f"    {line}")
+        if outcome.ignored:
+            run.print(f"  ignored fields: {', '.join(outcome.ignored)}")
+        if outcome.others:
+            run.print(f"  {len(outcome.others)} more differing recording(s):")
+            for line in outcome.others:
+                run.print(f"    {line}")
+    return EXIT_OK if same else EXIT_DIFFERENT
+
+
+def diff_detected(
+    run: Run, left: formats.Detected, right: formats.Detected, ignore: Sequence[str] | None
+) -> Outcome:
+    fmt = left.format
+    if fmt == formats.VRRL:
+        return diff_rings(run, left.path, right.path, ignore)
+    if fmt == formats.FLEET_LOG:
+        return diff_fleet_logs(run, left.path, right.path, ignore)
+    if fmt == formats.RECORDS:
+        return diff_record_files(left.path, right.path, ignore)
+    if fmt == formats.STORE:
+        return diff_stores(run, left.path, right.path, ignore)
+    if fmt == formats.FLEET_FOLDER:
+        raise CliError(
+            f"'{left.path}' and '{right.path}' are folders of fleet logs",
+            "diff two fleet logs (name.flog), or two fleet recordings (.fleet)",
+        )
+    kind_name = left.kind if fmt == formats.RECORDING else formats.STORE_KIND_OF[fmt]
+    assert kind_name is not None
+    if fmt == formats.REDUCE:
+        from pytest_replay.cli.inspect import load_result
+        from pytest_replay.journal import result_to_msgpack
+
+        expected = result_to_msgpack(load_result(left.path))
+        actual = result_to_msgpack(load_result(right.path))
+    else:
+        expected = read_bounded(left.path, left.label)
+        actual = read_bounded(right.path, right.label)
+    from pytest_replay.cli.inspect import count_checked
+
+    kind = formats.kind_registry().get(kind_name)
+    count_checked(left.path, kind, expected)
+    count_checked(right.path, kind, actual)
+    return diff_with_kind(kind_name, expected, actual, _meta_for(left.path, ignore), ignore)
+
+
+def _meta_for(path: Path, ignore: Sequence[str] | None) -> dict[str, Any]:
+    """The meta a kind's diff gets: ``--ignore`` wins, else the manifest's meta of ``path``."""
+    if ignore is not None:
+        return {"volatile": list(ignore)}
+    from pytest_replay.cli.inspect import manifest_entry
+
+    entry = manifest_entry(path)
+    return {} if entry is None else dict(entry[1].meta)
+
+
+def diff_with_kind(
+    kind_name: str,
+    expected: bytes,
+    actual: bytes,
+    meta: Mapping[str, Any],
+    ignore: Sequence[str] | None,
+) -> Outcome:
+    kind = formats.kind_registry().get(kind_name)
+    if ignore and kind_name == "fleet":
+        raise CliError(
+            "fleet recordings are compared step by step in causal order and take no --ignore",
+            "drop --ignore, or diff the fleet logs themselves (name.flog) with --ignore",
+        )
+    try:
+        found = kind.diff(expected, actual, meta)
+    except ValueError as exc:
+        if isinstance(exc, CliError):
+            raise
+        from pytest_replay.errors import ReplayError
+
+        if isinstance(exc, ReplayError):
+            raise
+        raise CliError(str(exc).split(". Fix:")[0], "pass fields the kind knows") from None
+    ignored = tuple(kind.ignored(meta))
+    try:
+        compared = kind.count(expected)
+    except Exception:
+        compared = 0
+    if found is None:
+        return Outcome(compared, "records", ignored=ignored)
+    divergence, context = found
+    return Outcome(
+        compared,
+        "records",
+        Found(
+            divergence.index, divergence.field, divergence.expected, divergence.actual,
+            divergence.kind,
+        ),
+        tuple(context),
+        ignored,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- rings
+
+
+def diff_rings(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
+    from pytest_replay.cli.inspect import record_line, ring_record
+    from pytest_replay.diff import first_divergence
+    from pytest_replay.ringlog import RingLog
+
+    ignored = ("timestamp_ns",) if ignore is None else tuple(ignore)
+    with RingLog.open(a, read_only=True) as log:
+        left = log.records()
+    with RingLog.open(b, read_only=True) as log:
+        right = log.records()
+    common = min(len(left), len(right))
+    try:
+        first_divergence(left[:0], right[:0], ignore=ignored)
+    except ValueError as exc:
+        raise CliError(str(exc).split(". Fix:")[0], _fix_of(str(exc))) from None
+    blocks = range(0, common, _BLOCK)
+    found = None
+    with run.bar("comparing records", len(blocks)) as bar:
+        for start in blocks:
+            stop = min(common, start + _BLOCK)
+            hit = first_divergence(left[start:stop], right[start:stop], ignore=ignored)
+            bar.advance()
+            if hit is not None:
+                assert hit.index is not None
+                found = Found(start + hit.index, hit.field, hit.expected, hit.actual)
+                break
+    if found is None and len(left) != len(right):
+        found = Found(common, "length", len(left), len(right), "length")
+    context: tuple[str, ...] = ()
+    if found is not None and found.index is not None:
+        lo = max(0, found.index - _CONTEXT)
+        context = tuple(
+            record_line(ring_record(i, left[i])) for i in range(lo, min(found.index, len(left)))
+        )
+    return Outcome(len(left), "records", found, context, ignored)
+
+
+def _fix_of(message: str) -> str:
+    _head, sep, fix = message.partition("Fix: ")
+    return fix.rstrip(".") if sep else "check the field names"
+
+
+# --------------------------------------------------------------------------- fleet logs
+
+
+def diff_fleet_logs(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
+    from pytest_replay.fleet import FleetLogReader
+
+    ignored = tuple(ignore or ())
+    unknown = sorted(set(ignored) - set(_FLEET_LOG_FIELDS))
+    if unknown:
+        raise CliError(
+            f"unknown fleet step field(s) {', '.join(map(repr, unknown))} in --ignore",
+            f"use names from {', '.join(_FLEET_LOG_FIELDS)}",
+        )
+    left, right = FleetLogReader(a), FleetLogReader(b)
+    common = min(left.total_steps, right.total_steps)
+    found: Found | None = None
+    with run.bar("comparing steps", common) as bar:
+        for index in range(common):
+            want, got = left.step_at(index), right.step_at(index)
+            found = _step_difference(index, want, got, left, right, ignored)
+            bar.advance()
+            if found is not None:
+                break
+    if found is None and left.total_steps != right.total_steps:
+        found = Found(common, "length", left.total_steps, right.total_steps, "length")
+    context: tuple[str, ...] = ()
+    if found is not None and found.index is not None:
+        lo = max(0, found.index - _CONTEXT)
+        context = tuple(
+            _step_line(i, left.step_at(i)) for i in range(lo, min(found.index, left.total_steps))
+        )
+    return Outcome(left.total_steps, "steps", found, context, ignored)
+
+
+def _step_line(index: int, step: Any) -> str:
+    return (
+        f"#{index} step_id={step.step_id} timestamp_ns={step.timestamp_ns} "
+        f"messages={len(step.messages)}"
+    )
+
+
+def _step_difference(
+    index: int, want: Any, got: Any, left: Any, right: Any, ignored: tuple[str, ...]
+) -> Found | None:
+    def origin(message: Any) -> tuple[int, int, int] | None:
+        o = message.origin
+        return None if o is None else (o.instance_id, o.subsystem_code, o.step_id)
+
+    pairs: list[tuple[str, Any, Any]] = [("step_id", want.step_id, got.step_id)]
+    if "timestamp_ns" not in ignored:
+        pairs.append(("timestamp_ns", want.timestamp_ns, got.timestamp_ns))
+    if "keyframe" not in ignored:
+        kw, kg = left.keyframe_for(want.step_id), right.keyframe_for(got.step_id)
+        pairs.append(
+            ("keyframe", None if kw is None else kw.state, None if kg is None else kg.state)
+        )
+    mine, theirs = list(want.messages), list(got.messages)
+    pairs.append(("messages.length", len(mine), len(theirs)))
+    for position, (m, t) in enumerate(zip(mine, theirs, strict=False)):
+        if "payload" not in ignored:
+            pairs.append((f"messages[{position}].payload", m.payload, t.payload))
+        if "origin" not in ignored:
+            pairs.append((f"messages[{position}].origin", origin(m), origin(t)))
+    for name, x, y in pairs:
+        if x != y:
+            return Found(index, name, x, y, where=f"step {want.step_id}")
+    return None
+
+
+# --------------------------------------------------------------------------- record files
+
+
+def diff_record_files(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
+    import dataclasses
+
+    from pytest_replay.cli.inspect import record_line
+    from pytest_replay.diff import first_value_difference
+    from pytest_replay.journal import JournalRecord, load_journal_records
+
+    ignored = tuple(ignore or ())
+    known = [f.name for f in dataclasses.fields(JournalRecord)]
+    unknown = sorted(set(ignored) - set(known))
+    if unknown:
+        raise CliError(
+            f"unknown journal record field(s) {', '.join(map(repr, unknown))} in --ignore",
+            f"use names from {', '.join(known)}",
+        )
+    left, right = load_journal_records(a), load_journal_records(b)
+
+    def plain(record: Any) -> dict[str, Any]:
+        value: dict[str, Any] = jsonable(record)
+        value["payload"] = {"type": type(record.payload).__name__, **jsonable(record.payload)}
+        for name in ignored:
+            value.pop(name, None)
+        return value
+
+    found: Found | None = None
+    for index, (want, got) in enumerate(zip(left, right, strict=False)):
+        hit = first_value_difference(plain(want), plain(got))
+        if hit is not None:
+            path, x, y = hit
+            found = Found(index, path, x, y, where=f"record {want.record_id!r}")
+            break
+    if found is None and len(left) != len(right):
+        found = Found(min(len(left), len(right)), "length", len(left), len(right), "length")
+    context: tuple[str, ...] = ()
+    if found is not None and found.index is not None:
+        lo = max(0, found.index - _CONTEXT)
+        context = tuple(
+            record_line({"index": i, **plain(left[i])})
+            for i in range(lo, min(found.index, len(left)))
+        )
+    return Outcome(len(left), "records", found, context, ignored)
+
+
+# --------------------------------------------------------------------------- stores
+
+
+def diff_stores(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
+    """Every recording of store A against the same recording of store B."""
+    from pytest_replay.store import ReplayStore
+
+    def recordings(root: Path) -> dict[tuple[str, str], tuple[Path, Any, Any]]:
+        store = ReplayStore(root)
+        out: dict[tuple[str, str], tuple[Path, Any, Any]] = {}
+        for folder, _quiet in store.iter_manifests():
+            manifest = store.load_manifest(folder)
+            if manifest is None:
+                continue
+            for name, entry in manifest.recordings.items():
+                out[(manifest.nodeid, name)] = (folder, entry, store)
+        return out
+
+    left, right = recordings(a), recordings(b)
+    keys = sorted(set(left) | set(right))
+    differences: list[tuple[str, Outcome]] = []
+    with run.bar("comparing recordings", len(keys)) as bar:
+        for key in keys:
+            bar.advance()
+            label = f"{key[0]} :: {key[1]}"
+            if key not in right or key not in left:
+                side = "B" if key not in right else "A"
+                missing = Found(None, "recording", "present", "missing", where=label)
+                if side == "A":
+                    missing = Found(None, "recording", "missing", "present", where=label)
+                differences.append((label, Outcome(0, "records", missing)))
+                continue
+            (fa, ea, sa), (fb, eb, sb) = left[key], right[key]
+            if ea.kind != eb.kind:
+                found = Found(None, "kind", ea.kind, eb.kind, where=label)
+                differences.append((label, Outcome(0, "records", found)))
+                continue
+            if ea.digest == eb.digest:
+                continue
+            meta = {"volatile": list(ignore)} if ignore is not None else dict(ea.meta)
+            outcome = diff_with_kind(
+                ea.kind, sa.read_checked(fa, ea), sb.read_checked(fb, eb), meta, ignore
+            )
+            if outcome.found is not None:
+                found = outcome.found
+                differences.append(
+                    (
+                        label,
+                        Outcome(
+                            outcome.compared,
+                            outcome.unit,
+                            Found(
+                                found.index, found.field, found.expected, found.actual,
+                                found.kind, label,
+                            ),
+                            outcome.context,
+                            outcome.ignored,
+                        ),
+                    )
+                )  # fmt: skip
+    if not differences:
+        return Outcome(len(keys), "recordings")
+    first = differences[0][1]
+    others = tuple(outcome.found.describe() for _label, outcome in differences[1:] if outcome.found)
+    return Outcome(len(keys), "recordings", first.found, first.context, first.ignored, others)

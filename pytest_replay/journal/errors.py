@@ -1,0 +1,310 @@
+"""Errors of the journal package.
+
+Every message names what it is about (file, byte offset, record index,
+persistence id or sequence number) and ends with a ``Fix:`` hint.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from pytest_replay.errors import ReplayError
+
+__all__ = [
+    "DuplicateSequenceNr",
+    "FrameTooLarge",
+    "HarnessModeError",
+    "JournalCorrupted",
+    "JournalDecodeError",
+    "JournalError",
+    "JournalIoError",
+    "JournalPersistError",
+    "JournalStoreClosed",
+    "JournalUsageError",
+    "NoJournalAttached",
+    "NonContiguousSequenceNr",
+    "ReplayAckError",
+    "ReplayReducerError",
+    "ReplaySinkError",
+    "SequenceNrConflict",
+    "TornTailWarning",
+    "UnknownEntryTag",
+]
+
+
+class JournalError(ReplayError):
+    """Base of every journal error; messages end with a ``Fix:`` hint."""
+
+
+class JournalUsageError(JournalError, ValueError):
+    """An argument is out of range or of the wrong type."""
+
+    def __init__(self, detail: str, fix: str) -> None:
+        self.detail = detail
+        super().__init__(f"{detail}. Fix: {fix}")
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+class JournalDecodeError(JournalError):
+    """Stored bytes do not decode to a journal entry or record.
+
+    ``source`` names the file or recording; ``sequence_nr``, ``record_index``
+    and ``offset`` locate the bad item where they are known.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        detail: str,
+        *,
+        sequence_nr: int | None = None,
+        record_index: int | None = None,
+        offset: int | None = None,
+        fix: str = "re-record the journal; it was written by another format version or is damaged",
+    ) -> None:
+        self.source = source
+        self.detail = detail
+        self.sequence_nr = sequence_nr
+        self.record_index = record_index
+        self.offset = offset
+        where = []
+        if sequence_nr is not None:
+            where.append(f"sequence nr {sequence_nr}")
+        if record_index is not None:
+            where.append(f"record #{record_index}")
+        if offset is not None:
+            where.append(f"byte offset {offset}")
+        located = f" ({', '.join(where)})" if where else ""
+        super().__init__(f"journal '{source}'{located}: {detail}. Fix: {fix}")
+
+
+class UnknownEntryTag(JournalDecodeError):
+    """An entry carries a tag this version does not know."""
+
+    def __init__(
+        self, source: str, tag: object, *, sequence_nr: int | None = None, offset: int | None = None
+    ) -> None:
+        self.tag = tag
+        super().__init__(
+            source,
+            f"unknown entry tag {tag!r}",
+            sequence_nr=sequence_nr,
+            offset=offset,
+            fix="upgrade pytest_replay to the version that wrote this journal, or re-record it",
+        )
+
+
+class JournalCorrupted(JournalError):
+    """A journal file is damaged before its tail (never skipped silently)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        offset: int,
+        detail: str,
+        *,
+        index: int | None = None,
+        item: str = "frame",
+    ) -> None:
+        self.path = os.fspath(path)
+        self.offset = offset
+        self.detail = detail
+        #: Index of the damaged frame (in record files: of the damaged record).
+        self.index = index
+        where = "" if index is None else f" ({item} #{index})"
+        super().__init__(
+            f"journal file '{self.path}' is corrupted at byte offset {offset}{where}: {detail}. "
+            "Fix: restore the file from a backup, or truncate it to this offset by hand "
+            "if losing everything after it is acceptable."
+        )
+
+
+class FrameTooLarge(JournalError):
+    """One write batch encodes to more bytes than a frame may hold."""
+
+    def __init__(self, path: str | os.PathLike[str], size: int, limit: int) -> None:
+        self.path = os.fspath(path)
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"journal file '{self.path}': a batch encodes to {size} bytes, over the "
+            f"{limit}-byte frame limit. Fix: split the batch into smaller write_messages calls."
+        )
+
+
+class TornTailWarning(UserWarning):
+    """A crash left a partly written final frame; it was truncated away on open."""
+
+
+# --------------------------------------------------------------------------- stores
+
+
+class JournalIoError(JournalError):
+    """An operating-system or SQLite call on a journal store failed."""
+
+    def __init__(self, op: str, path: str | os.PathLike[str], cause: BaseException) -> None:
+        self.op = op
+        self.path = os.fspath(path)
+        self.cause = cause
+        super().__init__(
+            f"journal {op} on '{self.path}' failed: {cause}. "
+            "Fix: check disk space, permissions, and that no other process holds the file."
+        )
+
+
+class JournalStoreClosed(JournalError):
+    """The store was used after close()."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"journal store '{path}' is closed. Fix: open a new store for the same path."
+        )
+
+
+class SequenceNrConflict(JournalError):
+    """A write would break the per-persistence-id sequence (nothing was written)."""
+
+    def __init__(self, persistence_id: str, expected: int, got: int, detail: str) -> None:
+        self.persistence_id = persistence_id
+        self.expected = expected
+        self.got = got
+        super().__init__(
+            f"persistence id {persistence_id!r}: {detail}: expected sequence nr {expected}, "
+            f"got {got}; the whole batch was rejected. "
+            "Fix: continue at highest_sequence_nr(persistence_id) + 1 with contiguous numbers."
+        )
+
+
+class DuplicateSequenceNr(SequenceNrConflict):
+    """The sequence number is already stored; stores never overwrite."""
+
+    def __init__(self, persistence_id: str, expected: int, got: int) -> None:
+        super().__init__(persistence_id, expected, got, "duplicate sequence nr")
+
+
+class NonContiguousSequenceNr(SequenceNrConflict):
+    """The sequence number would leave a gap."""
+
+    def __init__(self, persistence_id: str, expected: int, got: int) -> None:
+        super().__init__(persistence_id, expected, got, "non-contiguous sequence nr")
+
+
+# --------------------------------------------------------------------------- harness
+
+
+class HarnessModeError(JournalError):
+    """An operation needs another ReplayMode."""
+
+    def __init__(self, operation: str, needed: str, actual: str) -> None:
+        self.operation = operation
+        super().__init__(
+            f"ReplayHarness.{operation} needs mode {needed}, the harness is in {actual}. "
+            f"Fix: call set_mode(ReplayMode.{needed}) first."
+        )
+
+
+class NoJournalAttached(JournalError):
+    """A persistence operation was asked of a harness without a journal store."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"ReplayHarness.{operation} needs a journal store, none is attached. "
+            "Fix: construct ReplayHarness(mode, journal=..., persistence_id=...)."
+        )
+
+
+class JournalPersistError(JournalError):
+    """Entries recorded in memory did not reach the journal store."""
+
+    def __init__(
+        self, persistence_id: str, sequence_nrs: Sequence[int], cause: BaseException
+    ) -> None:
+        self.persistence_id = persistence_id
+        self.sequence_nrs = tuple(sequence_nrs)
+        self.cause = cause
+        shown = _ranges(self.sequence_nrs)
+        super().__init__(
+            f"persistence id {persistence_id!r}: sequence nrs {shown} were recorded but not "
+            f"persisted: {cause}. Fix: repair the journal store and call flush() again; the "
+            "entries are still in snapshot()."
+        )
+
+
+class ReplaySinkError(JournalError):
+    """A replay sink raised while handling an entry."""
+
+    def __init__(self, index: int, entry: object, cause: BaseException) -> None:
+        self.index = index
+        self.entry = entry
+        self.cause = cause
+        super().__init__(
+            f"replay sink failed on entry #{index} ({entry!r}): {cause!r}. "
+            "Fix: make the sink handle this entry; replay stopped before the next one."
+        )
+
+
+class ReplayAckError(JournalError):
+    """A sink did not acknowledge an entry in time, or acknowledged it twice."""
+
+    def __init__(self, index: int, detail: str) -> None:
+        self.index = index
+        super().__init__(
+            f"replay entry #{index}: {detail}. "
+            "Fix: call the ack callback exactly once per entry, or use a sink without ack."
+        )
+
+
+# --------------------------------------------------------------------------- reducer
+
+
+class ReplayReducerError(JournalError):
+    """The replay reducer rejected a record.
+
+    ``kind`` and ``retry_classification`` are the reducer's enums
+    (:class:`~pytest_replay.journal.reducer.ReducerErrorKind`,
+    :class:`~pytest_replay.journal.records.RetryClassification`); ``message`` is
+    the bare rule text.
+    """
+
+    def __init__(
+        self,
+        kind: object,
+        retry_classification: object,
+        message: str,
+        *,
+        record_id: str | None = None,
+        journal_seq: int | None = None,
+        fix: str = "repair the journal (RepairReplay) before resuming",
+    ) -> None:
+        self.kind = kind
+        self.retry_classification = retry_classification
+        self.message = message
+        self.record_id = record_id
+        self.journal_seq = journal_seq
+        where = ""
+        if record_id is not None:
+            where = f" (record {record_id!r}, journal_seq {journal_seq})"
+        kind_name = getattr(kind, "value", kind)
+        retry_name = getattr(retry_classification, "value", retry_classification)
+        super().__init__(f"{kind_name} [{retry_name}]: {message}{where}. Fix: {fix}")
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    # "3-7, 9" reads better than forty numbers in an error message.
+    parts: list[str] = []
+    start = prev = None
+    for n in numbers:
+        if start is None:
+            start = prev = n
+        elif prev is not None and n == prev + 1:
+            prev = n
+        else:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = prev = n
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ", ".join(parts) if parts else "(none)"

@@ -1,0 +1,338 @@
+"""A journal store in one append-only file of CRC-checked msgpack frames.
+
+Each ``write_messages`` call appends exactly one frame holding the whole
+batch, then fsyncs: a batch is on disk entirely or not at all. Frame bodies
+(msgpack arrays)::
+
+    [0, [[persistence_id, sequence_nr, payload, manifest, writer_uuid, deleted, [tags]], ...]]
+    [1, persistence_id, to_sequence_nr]          # delete_messages_to marker
+
+On open, the whole file is checked. A final frame cut short by a crash is
+reported (:attr:`FileJournal.torn_tail` and a :class:`TornTailWarning`) and
+truncated away; damage anywhere before the tail raises
+:class:`JournalCorrupted` naming the byte offset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import operator
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import msgpack
+
+from pytest_replay._atomic import atomic_write_bytes
+from pytest_replay.journal.errors import (
+    FrameTooLarge,
+    JournalCorrupted,
+    JournalIoError,
+    JournalStoreClosed,
+    SequenceNrConflict,
+    TornTailWarning,
+)
+from pytest_replay.journal.frames import (
+    JOURNAL_MAGIC,
+    MAX_FRAME_BYTES,
+    encode_file_header,
+    encode_frame,
+    scan_frames,
+)
+from pytest_replay.journal.persistent import (
+    MAX_SEQUENCE_NR,
+    PersistentRepr,
+    bulk_allocation,
+    check_continuity,
+    check_persistence_id,
+    check_replay_args,
+    check_to_seq,
+    group_batch,
+)
+
+_flock: Callable[[int, int], None] | None
+try:
+    import fcntl
+
+    _flock = fcntl.flock
+    _LOCK_FLAGS = fcntl.LOCK_EX | fcntl.LOCK_NB
+except ImportError:  # pragma: no cover - Windows has no fcntl
+    _flock = None
+    _LOCK_FLAGS = 0
+
+__all__ = [
+    "FileJournal",
+    "TornTail",
+    "encode_journal_image",
+    "parse_journal_image",
+]
+
+#: msgpack.packb, typed.
+_packb: Callable[..., bytes] = msgpack.packb
+
+_OP_WRITE: Final = 0
+_OP_DELETE: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TornTail:
+    """A torn final frame found on open: where it started and how many bytes were dropped."""
+
+    path: str
+    offset: int
+    dropped_bytes: int
+
+
+Streams = dict[str, list[PersistentRepr]]
+
+
+#: The stored row of a message, as a tuple built in C (msgpack packs tuples as arrays).
+_repr_row: Callable[[PersistentRepr], tuple[Any, ...]] = operator.attrgetter(
+    "persistence_id", "sequence_nr", "payload", "manifest", "writer_uuid", "deleted", "tags"
+)
+
+
+def encode_batch_body(items: Sequence[PersistentRepr]) -> bytes:
+    return _packb([_OP_WRITE, list(map(_repr_row, items))], use_bin_type=True)
+
+
+def _encode_delete_body(persistence_id: str, to_seq: int) -> bytes:
+    return _packb([_OP_DELETE, persistence_id, to_seq], use_bin_type=True)
+
+
+def _bad(source: str, offset: int, detail: str, frame: int | None = None) -> JournalCorrupted:
+    return JournalCorrupted(source, offset, detail, index=frame)
+
+
+def _decode_row(row: Any, source: str, offset: int, index: int, frame: int) -> PersistentRepr:
+    if type(row) is not list or len(row) != 7:
+        raise _bad(source, offset, f"message #{index} of the batch is not a 7-field array", frame)
+    pid, seq, payload, manifest, writer, deleted, tags = row
+    if (
+        type(pid) is not str
+        or not pid
+        or type(seq) is not int
+        or not 1 <= seq <= MAX_SEQUENCE_NR
+        or type(payload) is not bytes
+        or type(manifest) is not str
+        or type(writer) is not str
+        or type(deleted) is not bool
+        or type(tags) is not list
+        or not all(type(tag) is str for tag in tags)
+    ):
+        raise _bad(
+            source, offset, f"message #{index} of the batch has a field of the wrong type", frame
+        )
+    return PersistentRepr(pid, seq, payload, manifest, writer, deleted, tuple(tags))
+
+
+def _apply_frame(streams: Streams, body: memoryview, source: str, offset: int, frame: int) -> None:
+    try:
+        op = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise _bad(source, offset, f"frame body is not valid msgpack ({exc})", frame) from exc
+    if type(op) is not list or not op or type(op[0]) is not int:
+        raise _bad(source, offset, "frame body is not a tagged array", frame)
+    if op[0] == _OP_WRITE and len(op) == 2 and type(op[1]) is list:
+        items = [_decode_row(row, source, offset, i, frame) for i, row in enumerate(op[1])]
+        groups: dict[str, list[PersistentRepr]] = {}
+        for item in items:
+            groups.setdefault(item.persistence_id, []).append(item)
+        for pid, group in groups.items():
+            stream = streams.setdefault(pid, [])
+            try:
+                check_continuity(pid, len(stream), group)
+            except SequenceNrConflict as exc:
+                raise _bad(
+                    source, offset, f"stored batch breaks the sequence ({exc})", frame
+                ) from exc
+            stream.extend(group)
+        return
+    if op[0] == _OP_DELETE and len(op) == 3:
+        pid, to_seq = op[1], op[2]
+        if type(pid) is not str or type(to_seq) is not int or to_seq < 0:
+            raise _bad(source, offset, "delete marker has a field of the wrong type", frame)
+        _mark_deleted(streams.get(pid, []), to_seq)
+        return
+    raise _bad(source, offset, f"unknown frame op {op[0]!r}", frame)
+
+
+def _mark_deleted(stream: list[PersistentRepr], to_seq: int) -> None:
+    for index in range(min(to_seq, len(stream))):
+        if not stream[index].deleted:
+            stream[index] = dataclasses.replace(stream[index], deleted=True)
+
+
+def parse_journal_image(
+    data: bytes | bytearray | memoryview, source: str, *, allow_torn_tail: bool = False
+) -> tuple[Streams, int, int | None]:
+    """Decode a journal file image into per-persistence-id message lists.
+
+    Returns ``(streams, good_end, torn_offset)``; see :func:`scan_frames`.
+    """
+    frames, good_end, torn = scan_frames(
+        data, JOURNAL_MAGIC, source, allow_torn_tail=allow_torn_tail
+    )
+    streams: Streams = {}
+    for frame, (offset, body) in enumerate(frames):
+        _apply_frame(streams, body, source, offset, frame)
+    return streams, good_end, torn
+
+
+def encode_journal_image(reprs: Iterable[PersistentRepr], batch_size: int = 4096) -> bytes:
+    """A complete journal file holding ``reprs`` (validated), ``batch_size`` messages a frame."""
+    items = list(reprs)
+    group_batch(items, {})
+    parts = [encode_file_header(JOURNAL_MAGIC)]
+    for start in range(0, len(items), batch_size):
+        body = encode_batch_body(items[start : start + batch_size])
+        if len(body) > MAX_FRAME_BYTES:
+            raise FrameTooLarge("<image>", len(body), MAX_FRAME_BYTES)
+        parts.append(encode_frame(body))
+    return b"".join(parts)
+
+
+class FileJournal:
+    """The :class:`~pytest_replay.journal.persistent.Journal` contract over one file.
+
+    The file is locked (``flock``) while open, so two processes never append
+    to it at once. ``fsync=False`` skips the per-batch fsync (a process kill
+    still loses nothing written; a power cut may).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self._source = os.fspath(self.path)
+        self._sync = fsync
+        self._lock = threading.Lock()
+        self._closed = False
+        #: The torn final frame removed on open, if a crash left one.
+        self.torn_tail: TornTail | None = None
+        if not self.path.exists():
+            atomic_write_bytes(self.path, encode_file_header(JOURNAL_MAGIC))
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            raise JournalIoError("open", self.path, exc) from exc
+        try:
+            self._take_lock()
+            self._streams, self._size = self._load()
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _take_lock(self) -> None:
+        if _flock is None:  # pragma: no cover
+            return
+        try:
+            _flock(self._fd, _LOCK_FLAGS)
+        except OSError as exc:
+            raise JournalIoError("lock", self.path, exc) from exc
+
+    def _load(self) -> tuple[Streams, int]:
+        try:
+            size = os.fstat(self._fd).st_size
+            data = os.pread(self._fd, size, 0) if size else b""
+        except OSError as exc:
+            raise JournalIoError("read", self.path, exc) from exc
+        with bulk_allocation():
+            streams, good_end, torn = parse_journal_image(data, self._source, allow_torn_tail=True)
+        if torn is not None:
+            self.torn_tail = TornTail(self._source, torn, size - good_end)
+            warnings.warn(
+                TornTailWarning(
+                    f"journal file '{self._source}': dropped a torn final frame of "
+                    f"{size - good_end} bytes at byte offset {torn} (a crash mid-write); "
+                    "every acknowledged batch before it is intact"
+                ),
+                stacklevel=3,
+            )
+            try:
+                os.ftruncate(self._fd, good_end)
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise JournalIoError("truncate", self.path, exc) from exc
+        return streams, good_end
+
+    def __enter__(self) -> FileJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise JournalStoreClosed(self._source)
+
+    def _append(self, frame: bytes) -> None:
+        start = self._size
+        try:
+            view = memoryview(frame)
+            written = 0
+            while written < len(view):
+                written += os.pwrite(self._fd, view[written:], start + written)
+            if self._sync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            # Leave no half frame behind for the next append to build on.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
+            raise JournalIoError("append", self.path, exc) from exc
+        self._size = start + len(frame)
+
+    def write_messages(self, reprs: Iterable[PersistentRepr]) -> None:
+        batch = list(reprs)
+        with self._lock:
+            self._check_open()
+            highest = {pid: len(items) for pid, items in self._streams.items()}
+            groups = group_batch(batch, highest)
+            if not batch:
+                return
+            body = encode_batch_body(batch)
+            if len(body) > MAX_FRAME_BYTES:
+                raise FrameTooLarge(self.path, len(body), MAX_FRAME_BYTES)
+            self._append(encode_frame(body))
+            for pid, items in groups.items():
+                self._streams.setdefault(pid, []).extend(items)
+
+    def replay_messages(
+        self,
+        persistence_id: str,
+        from_seq: int = 1,
+        to_seq: int = MAX_SEQUENCE_NR,
+        max: int | None = None,
+    ) -> list[PersistentRepr]:
+        low, high, limit = check_replay_args(persistence_id, from_seq, to_seq, max)
+        with self._lock:
+            self._check_open()
+            stream = self._streams.get(persistence_id, [])
+            window = stream[(low if low > 1 else 1) - 1 : min(high, len(stream))]
+        live = [item for item in window if not item.deleted]
+        return live if limit is None else live[:limit]
+
+    def highest_sequence_nr(self, persistence_id: str, from_seq: int = 0) -> int:
+        """The highest stored sequence nr (0 when none); ``from_seq`` is only a hint."""
+        check_persistence_id(persistence_id)
+        with self._lock:
+            self._check_open()
+            return len(self._streams.get(persistence_id, ()))
+
+    def delete_messages_to(self, persistence_id: str, to_seq: int) -> None:
+        check_persistence_id(persistence_id)
+        upto = check_to_seq(to_seq)
+        with self._lock:
+            self._check_open()
+            self._append(encode_frame(_encode_delete_body(persistence_id, upto)))
+            _mark_deleted(self._streams.get(persistence_id, []), upto)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            os.close(self._fd)

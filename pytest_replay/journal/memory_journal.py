@@ -1,0 +1,87 @@
+"""A journal store that lives in memory: for tests and for journals that need no durability."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable
+
+from pytest_replay.journal.errors import JournalStoreClosed
+from pytest_replay.journal.persistent import (
+    MAX_SEQUENCE_NR,
+    PersistentRepr,
+    check_persistence_id,
+    check_replay_args,
+    check_to_seq,
+    group_batch,
+)
+
+__all__ = ["InMemoryJournal"]
+
+
+class InMemoryJournal:
+    """The :class:`~pytest_replay.journal.persistent.Journal` contract over Python lists.
+
+    Messages of one persistence id are kept in a list indexed by
+    ``sequence_nr - 1`` (numbers are contiguous from 1), so replays are slices.
+    Thread-safe: one lock guards every call.
+    """
+
+    def __init__(self) -> None:
+        self._streams: dict[str, list[PersistentRepr]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __enter__(self) -> InMemoryJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise JournalStoreClosed("<memory>")
+
+    def write_messages(self, reprs: Iterable[PersistentRepr]) -> None:
+        batch = list(reprs)
+        with self._lock:
+            self._check_open()
+            highest = {pid: len(items) for pid, items in self._streams.items()}
+            groups = group_batch(batch, highest)
+            for pid, items in groups.items():
+                self._streams.setdefault(pid, []).extend(items)
+
+    def replay_messages(
+        self,
+        persistence_id: str,
+        from_seq: int = 1,
+        to_seq: int = MAX_SEQUENCE_NR,
+        max: int | None = None,
+    ) -> list[PersistentRepr]:
+        low, high, limit = check_replay_args(persistence_id, from_seq, to_seq, max)
+        with self._lock:
+            self._check_open()
+            stream = self._streams.get(persistence_id, [])
+            window = stream[(low if low > 1 else 1) - 1 : min(high, len(stream))]
+        live = [item for item in window if not item.deleted]
+        return live if limit is None else live[:limit]
+
+    def highest_sequence_nr(self, persistence_id: str, from_seq: int = 0) -> int:
+        """The highest stored sequence nr (0 when none); ``from_seq`` is only a hint."""
+        check_persistence_id(persistence_id)
+        with self._lock:
+            self._check_open()
+            return len(self._streams.get(persistence_id, ()))
+
+    def delete_messages_to(self, persistence_id: str, to_seq: int) -> None:
+        check_persistence_id(persistence_id)
+        upto = check_to_seq(to_seq)
+        with self._lock:
+            self._check_open()
+            stream = self._streams.get(persistence_id, [])
+            for index in range(min(upto, len(stream))):
+                if not stream[index].deleted:
+                    stream[index] = dataclasses.replace(stream[index], deleted=True)
+
+    def close(self) -> None:
+        self._closed = True

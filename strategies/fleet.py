@@ -1,0 +1,683 @@
+"""Strategies for fleet replay: steps and messages, provenance graphs, faulty fleets, and
+single fleet logs built in memory.
+
+:func:`provenance_graphs` draws a :class:`FleetSpec`: a topology, the steps every
+(instance, subsystem) session recorded, and the provenance origins of their
+messages. Nodes are generated in a hidden global order and every origin names
+a node generated earlier, so the graph is acyclic by construction and
+generation never rejects. The structure is read from one fixed-size byte
+string that shrinks towards "no origins, first session", so a failing example
+shrinks to a handful of nodes. :func:`materialize` writes the spec as real
+fleet logs and a topology file; :func:`faulty_provenance_graphs` injects
+exactly one labelled fault with the error replay must raise.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Final
+
+from hypothesis import strategies as st
+
+from pytest_replay._atomic import atomic_write_bytes
+from pytest_replay.errors import ReplayError
+from pytest_replay.fleet.errors import ReplayGraphError, ReplayValidationError
+from pytest_replay.fleet.logformat import (
+    FLAG_FINAL,
+    LOG_EXTENSION,
+    SLAB_HEADER,
+    SectionType,
+    encode_frame,
+    encode_keyframes,
+    encode_lifecycle,
+    encode_slab_header,
+    encode_steps,
+)
+from pytest_replay.fleet.records import (
+    MAX_CODE,
+    MAX_INSTANCE_ID,
+    ConfigSource,
+    Instantiated,
+    Keyframe,
+    LifecycleRecord,
+    Message,
+    MissionStarted,
+    Origin,
+    StackInfo,
+    Step,
+)
+from pytest_replay.fleet.topology import format_topology
+from pytest_replay.fleet.writer import FleetLogWriter
+from pytest_replay.strategies.errors import StrategyArgumentError
+
+__all__ = [
+    "FAULTS",
+    "FaultyFleet",
+    "FleetLogCase",
+    "FleetSpec",
+    "MaterializedFleet",
+    "NodeKey",
+    "SessionSpec",
+    "faulty_provenance_graphs",
+    "fleet_log_cases",
+    "materialize",
+    "messages",
+    "origins",
+    "provenance_graphs",
+    "slab_name",
+    "steps",
+]
+
+_U64 = st.integers(0, 2**64 - 1)
+
+#: A node of the causal graph, ordered like the engine's scheduling key:
+#: (instance id, subsystem code, step id).
+NodeKey = tuple[int, int, int]
+
+
+# --------------------------------------------------------------------------- values
+
+
+def origins() -> st.SearchStrategy[Origin]:
+    """Any :class:`~pytest_replay.fleet.Origin` the log format stores.
+
+    >>> 0 <= origins().example().subsystem_code <= 0xFFFF
+    True
+    """
+    return st.builds(Origin, st.integers(0, MAX_INSTANCE_ID), st.integers(0, MAX_CODE), _U64)
+
+
+def messages(max_payload: int = 16) -> st.SearchStrategy[Message]:
+    """A fleet :class:`~pytest_replay.fleet.Message`, with or without provenance.
+
+    >>> isinstance(messages().example().payload, bytes)
+    True
+    """
+    return st.builds(Message, st.binary(max_size=max_payload), st.none() | origins())
+
+
+def steps(step_id: st.SearchStrategy[int] = _U64, max_messages: int = 3) -> st.SearchStrategy[Step]:
+    """One :class:`~pytest_replay.fleet.Step` with up to ``max_messages`` messages.
+
+    >>> step = steps(step_id=st.just(7)).example()
+    >>> step.step_id
+    7
+    """
+    return st.builds(Step, step_id, _U64, st.lists(messages(), max_size=max_messages).map(tuple))
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpec:
+    """The recorded log of one (instance, subsystem) session."""
+
+    instance_id: int
+    subsystem_id: str
+    subsystem_code: int
+    steps: tuple[Step, ...]
+    keyframes: tuple[Keyframe, ...]
+    mission: str | None = "default"
+
+    def node(self, step: Step) -> NodeKey:
+        return (self.instance_id, self.subsystem_code, step.step_id)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSpec:
+    """A whole recorded fleet: topology, sessions and provenance.
+
+    ``sessions`` are sorted by (instance id, subsystem code). ``hidden_order`` is
+    the order nodes were generated in; every provenance edge of a spec from
+    :func:`provenance_graphs` goes forward in it. ``extra_logs`` are additional
+    logs (a fault: a second log for a session that has one already).
+    """
+
+    subsystems: tuple[tuple[str, int], ...]
+    sessions: tuple[SessionSpec, ...]
+    hidden_order: tuple[NodeKey, ...]
+    extra_logs: tuple[SessionSpec, ...] = ()
+
+    @property
+    def instances(self) -> tuple[int, ...]:
+        return tuple(sorted({session.instance_id for session in self.sessions}))
+
+    @property
+    def total_nodes(self) -> int:
+        return sum(len(session.steps) for session in self.sessions)
+
+    def nodes(self) -> list[NodeKey]:
+        """Every recorded step, in scheduling-key order."""
+        return sorted(session.node(step) for session in self.sessions for step in session.steps)
+
+    def subsystem_of(self, code: int) -> str:
+        for subsystem_id, known in self.subsystems:
+            if known == code:
+                return subsystem_id
+        raise KeyError(code)
+
+    def edges(self) -> list[tuple[NodeKey, NodeKey]]:
+        """Distinct causal edges (before, after): local order and provenance, sorted."""
+        out: set[tuple[NodeKey, NodeKey]] = set()
+        for session in self.sessions:
+            previous: NodeKey | None = None
+            for step in session.steps:
+                node = session.node(step)
+                if previous is not None:
+                    out.add((previous, node))
+                for message in step.messages:
+                    origin = message.origin
+                    if origin is not None:
+                        out.add(((origin.instance_id, origin.subsystem_code, origin.step_id), node))
+                previous = node
+        return sorted(out)
+
+    def expected_order(self) -> list[NodeKey]:
+        """The order a correct engine replays: among causally ready nodes, always the
+        smallest (instance id, subsystem code, step id). Computed here with Kahn's
+        algorithm; raises :class:`StrategyArgumentError` when the spec has a cycle."""
+        nodes = self.nodes()
+        successors: dict[NodeKey, list[NodeKey]] = {node: [] for node in nodes}
+        waiting = dict.fromkeys(nodes, 0)
+        for before, after in self.edges():
+            successors[before].append(after)
+            waiting[after] += 1
+        ready = [node for node in nodes if waiting[node] == 0]
+        heapq.heapify(ready)
+        order: list[NodeKey] = []
+        while ready:
+            node = heapq.heappop(ready)
+            order.append(node)
+            for successor in successors[node]:
+                waiting[successor] -= 1
+                if waiting[successor] == 0:
+                    heapq.heappush(ready, successor)
+        if len(order) != len(nodes):
+            raise StrategyArgumentError(
+                f"the spec has a provenance cycle ({len(nodes) - len(order)} nodes never ready). "
+                "Fix: use provenance_graphs(), whose specs are acyclic."
+            )
+        return order
+
+
+def _subsystem_names(count: int) -> list[tuple[str, int]]:
+    # Names sort opposite to codes, so a scheduler ordering by name instead of code shows.
+    return [(f"sub{count - 1 - k}", 3 * k + 1) for k in range(count)]
+
+
+def _as_strategy(
+    value: int | st.SearchStrategy[int], name: str, low: int
+) -> st.SearchStrategy[int]:
+    if isinstance(value, int):
+        if value < low:
+            raise StrategyArgumentError(
+                f"{name}={value} must be >= {low}. Fix: pass a larger count."
+            )
+        return st.just(value)
+    return value
+
+
+@st.composite
+def _provenance_graphs(
+    draw: st.DrawFn,
+    instances: st.SearchStrategy[int],
+    subsystems: st.SearchStrategy[int],
+    steps_per_session: st.SearchStrategy[int],
+    cross_instance: bool,
+    max_origins: int,
+) -> FleetSpec:
+    instance_count = max(1, draw(instances))
+    subsystem_count = max(1, draw(subsystems))
+    topology = _subsystem_names(subsystem_count)
+    instance_ids = [1 + k for k in range(instance_count)]
+    keys = [(i, s) for i in instance_ids for s in range(subsystem_count)]
+    counts = [max(1, draw(steps_per_session)) for _ in keys]
+    total = sum(counts)
+    width = 2 + max_origins
+    raw = draw(st.binary(min_size=total * width, max_size=total * width))
+
+    remaining = list(range(len(keys)))
+    left = list(counts)
+    next_id = [-1] * len(keys)
+    built: list[list[Step]] = [[] for _ in keys]
+    hidden: list[NodeKey] = []
+    by_instance: dict[int, list[int]] = {i: [] for i in instance_ids}
+    for position in range(total):
+        chunk = raw[position * width : (position + 1) * width]
+        session = remaining[chunk[0] % len(remaining)]
+        left[session] -= 1
+        if left[session] == 0:
+            remaining.remove(session)
+        meta = chunk[1]
+        instance_id, sub = keys[session]
+        code = topology[sub][1]
+        step_id = next_id[session] + 1 + (meta & 3)
+        next_id[session] = step_id
+        pool = hidden if cross_instance else [hidden[p] for p in by_instance[instance_id]]
+        made: list[Message] = []
+        if pool:
+            for k in range((meta >> 2) % (max_origins + 1)):
+                origin = pool[(chunk[2 + k] * len(pool)) >> 8]
+                made.append(Message(bytes([meta]), Origin(*origin)))
+        if not made:
+            made.append(Message(bytes([meta])))
+        built[session].append(Step(step_id, position, tuple(made)))
+        node = (instance_id, code, step_id)
+        by_instance[instance_id].append(position)
+        hidden.append(node)
+
+    sessions = []
+    for (instance_id, sub), recorded in zip(keys, built, strict=True):
+        name, code = topology[sub]
+        first = recorded[0]
+        sessions.append(
+            SessionSpec(
+                instance_id,
+                name,
+                code,
+                tuple(recorded),
+                (Keyframe(first.step_id, first.timestamp_ns, b""),),
+            )
+        )
+    sessions.sort(key=lambda s: (s.instance_id, s.subsystem_code))
+    return FleetSpec(tuple(topology), tuple(sessions), tuple(hidden))
+
+
+_DEFAULT_INSTANCES = st.integers(1, 3)
+_DEFAULT_SUBSYSTEMS = st.integers(1, 3)
+_DEFAULT_STEPS = st.integers(1, 5)
+
+
+def provenance_graphs(
+    instances: int | st.SearchStrategy[int] = _DEFAULT_INSTANCES,
+    subsystems: int | st.SearchStrategy[int] = _DEFAULT_SUBSYSTEMS,
+    steps: int | st.SearchStrategy[int] = _DEFAULT_STEPS,
+    cross_instance: bool = True,
+    max_origins: int = 2,
+) -> st.SearchStrategy[FleetSpec]:
+    """A fleet of ``instances`` x ``subsystems`` sessions of ``steps`` steps each, whose
+    provenance graph is acyclic by construction.
+
+    Each argument is a count or a strategy of counts (``steps`` is drawn per session).
+    Every step holds up to ``max_origins`` messages naming earlier-generated steps
+    (of any instance, or of its own instance when ``cross_instance`` is false) or one
+    message without provenance. One example costs ``(2 + max_origins)`` bytes of
+    Hypothesis' 8 KiB choice budget per node, so keep graphs under ~1,500 nodes::
+
+        >>> spec = provenance_graphs(instances=2, subsystems=2, steps=3).example()
+        >>> spec.total_nodes, len(spec.expected_order())
+        (12, 12)
+    """
+    if not 0 <= max_origins <= 4:
+        raise StrategyArgumentError(f"max_origins={max_origins} is outside 0..4. Fix: use 0..4.")
+    return _provenance_graphs(
+        _as_strategy(instances, "instances", 1),
+        _as_strategy(subsystems, "subsystems", 1),
+        _as_strategy(steps, "steps", 1),
+        cross_instance,
+        max_origins,
+    )
+
+
+# --------------------------------------------------------------------------- materialize
+
+
+@dataclass(frozen=True, slots=True)
+class MaterializedFleet:
+    """Where :func:`materialize` wrote a fleet."""
+
+    root: Path
+    topology_path: Path
+    logs_root: Path
+    log_paths: tuple[Path, ...]
+
+
+def _stack(session: SessionSpec) -> StackInfo:
+    return StackInfo(
+        app_name="strategies",
+        app_version="1",
+        subsystem_id=session.subsystem_id,
+        subsystem_code=session.subsystem_code,
+        instance_id=session.instance_id,
+    )
+
+
+def _write_log(base: Path, session: SessionSpec, section_steps: int, slab_size: int) -> None:
+    keyframes = {kf.step_id: kf for kf in session.keyframes}
+    with FleetLogWriter(base, section_steps=section_steps, slab_size=slab_size) as writer:
+        writer.log_instantiated(
+            _stack(session),
+            effective_config=session.subsystem_id,
+            config_source=ConfigSource.EXTERNAL_FILE,
+        )
+        if session.mission is not None:
+            writer.log_mission_started(session.mission, timestamp_ns=1)
+        for step in session.steps:
+            keyframe = keyframes.get(step.step_id)
+            if keyframe is not None:
+                writer.log_keyframe(keyframe)
+            writer.log_step(step)
+
+
+def materialize(
+    spec: FleetSpec,
+    folder: str | os.PathLike[str],
+    *,
+    section_steps: int = 64,
+    slab_size: int = 1 << 20,
+) -> MaterializedFleet:
+    """Write ``spec`` as a topology file and one fleet log per session.
+
+    Layout: ``folder/topology.toml`` and
+    ``folder/logs/instance_<id>/<subsystem>.flog`` (extra logs of a fault under
+    ``folder/logs/extra_<k>/...``), written by
+    :class:`~pytest_replay.fleet.FleetLogWriter`, so the catalog, the plan builder
+    and the engine read them as any recorded fleet::
+
+        >>> import tempfile
+        >>> from pytest_replay.fleet import ReplayCatalog
+        >>> spec = provenance_graphs(instances=2, subsystems=1, steps=2).example()
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     fleet = materialize(spec, tmp)
+        ...     len(ReplayCatalog.discover_under(fleet.logs_root).logs)
+        2
+    """
+    root = Path(folder)
+    logs = root / "logs"
+    topology = root / "topology.toml"
+    atomic_write_bytes(topology, format_topology(spec.subsystems).encode("utf-8"))
+    paths = []
+    for session in spec.sessions:
+        base = logs / f"instance_{session.instance_id}" / f"{session.subsystem_id}{LOG_EXTENSION}"
+        _write_log(base, session, section_steps, slab_size)
+        paths.append(base)
+    for k, session in enumerate(spec.extra_logs):
+        base = (
+            logs
+            / f"extra_{k}"
+            / f"instance_{session.instance_id}"
+            / f"{session.subsystem_id}{LOG_EXTENSION}"
+        )
+        _write_log(base, session, section_steps, slab_size)
+        paths.append(base)
+    return MaterializedFleet(root, topology, logs, tuple(paths))
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@dataclass(frozen=True, slots=True)
+class FaultyFleet:
+    """A fleet with exactly one labelled ``fault``.
+
+    Replaying it through the public path (discover the logs, build the plan,
+    start the engine, run every step) must raise ``expected_error`` with
+    ``match`` in its message, and nothing else.
+    """
+
+    spec: FleetSpec
+    fault: str
+    detail: str
+    expected_error: type[ReplayError]
+    match: str
+
+
+def _replace_step(spec: FleetSpec, session_index: int, step_index: int, step: Step) -> FleetSpec:
+    sessions = list(spec.sessions)
+    session = sessions[session_index]
+    recorded = list(session.steps)
+    recorded[step_index] = step
+    sessions[session_index] = replace(session, steps=tuple(recorded))
+    return replace(spec, sessions=tuple(sessions))
+
+
+def _with_origin(step: Step, origin: NodeKey) -> Step:
+    return replace(step, messages=(*step.messages, Message(b"fault", Origin(*origin))))
+
+
+def _pick_step(draw: st.DrawFn, spec: FleetSpec) -> tuple[int, int]:
+    session = draw(st.integers(0, len(spec.sessions) - 1))
+    return session, draw(st.integers(0, len(spec.sessions[session].steps) - 1))
+
+
+def _fault_unresolved(draw: st.DrawFn, spec: FleetSpec) -> FaultyFleet:
+    s, k = _pick_step(draw, spec)
+    source = spec.sessions[draw(st.integers(0, len(spec.sessions) - 1))]
+    if draw(st.booleans()):
+        missing = (source.instance_id, source.subsystem_code, source.steps[-1].step_id + 1)
+    else:
+        missing = (max(spec.instances) + 1, source.subsystem_code, source.steps[0].step_id)
+    step = spec.sessions[s].steps[k]
+    faulty = _replace_step(spec, s, k, _with_origin(step, missing))
+    return FaultyFleet(
+        faulty,
+        "unresolved_origin",
+        f"step {step.step_id} of session {s} names unrecorded step {missing}",
+        ReplayGraphError,
+        "unresolved recorded provenance",
+    )
+
+
+def _fault_self_origin(draw: st.DrawFn, spec: FleetSpec) -> FaultyFleet:
+    s, k = _pick_step(draw, spec)
+    session = spec.sessions[s]
+    step = session.steps[k]
+    faulty = _replace_step(spec, s, k, _with_origin(step, session.node(step)))
+    return FaultyFleet(
+        faulty,
+        "self_origin",
+        f"step {session.node(step)} names itself",
+        ReplayGraphError,
+        "points to itself",
+    )
+
+
+def _fault_cycle(draw: st.DrawFn, spec: FleetSpec) -> FaultyFleet:
+    located = [(s, k) for s, session in enumerate(spec.sessions) for k in range(len(session.steps))]
+    first = draw(st.integers(0, len(located) - 2))
+    second = draw(st.integers(first + 1, len(located) - 1))
+    (sa, ka), (sb, kb) = located[first], located[second]
+    a = spec.sessions[sa].node(spec.sessions[sa].steps[ka])
+    b = spec.sessions[sb].node(spec.sessions[sb].steps[kb])
+    faulty = _replace_step(spec, sa, ka, _with_origin(spec.sessions[sa].steps[ka], b))
+    faulty = _replace_step(faulty, sb, kb, _with_origin(faulty.sessions[sb].steps[kb], a))
+    return FaultyFleet(
+        faulty, "cycle", f"steps {a} and {b} name each other", ReplayGraphError, "cycle"
+    )
+
+
+def _fault_duplicate_node(draw: st.DrawFn, spec: FleetSpec) -> FaultyFleet:
+    s = draw(st.integers(0, len(spec.sessions) - 1))
+    session = spec.sessions[s]
+    faulty = replace(spec, extra_logs=(session,))
+    return FaultyFleet(
+        faulty,
+        "duplicate_node",
+        f"instance {session.instance_id} '{session.subsystem_id}' recorded by two logs",
+        ReplayValidationError,
+        f"logs for instance {session.instance_id}",
+    )
+
+
+def _fault_mission(draw: st.DrawFn, spec: FleetSpec) -> FaultyFleet:
+    s = draw(st.integers(0, len(spec.sessions) - 1))
+    sessions = list(spec.sessions)
+    sessions[s] = replace(sessions[s], mission="other-mission")
+    return FaultyFleet(
+        replace(spec, sessions=tuple(sessions)),
+        "mission_disagreement",
+        f"session {s} recorded mission 'other-mission'",
+        ReplayValidationError,
+        "disagree on mission",
+    )
+
+
+def _instances_with_peers(spec: FleetSpec) -> list[int]:
+    """Sessions whose instance has another session (removing them leaves the instance)."""
+    return [
+        s
+        for s, session in enumerate(spec.sessions)
+        if sum(other.instance_id == session.instance_id for other in spec.sessions) > 1
+    ]
+
+
+def _fault_missing_log(draw: st.DrawFn, spec: FleetSpec) -> FaultyFleet:
+    s = draw(st.sampled_from(_instances_with_peers(spec)))
+    session = spec.sessions[s]
+    sessions = spec.sessions[:s] + spec.sessions[s + 1 :]
+    return FaultyFleet(
+        replace(spec, sessions=sessions),
+        "missing_log",
+        f"log of instance {session.instance_id} '{session.subsystem_id}' not written",
+        ReplayValidationError,
+        f"missing log for instance {session.instance_id} subsystem '{session.subsystem_id}'",
+    )
+
+
+_FAULTS: Final = (
+    ("unresolved_origin", lambda spec: True, _fault_unresolved),
+    ("self_origin", lambda spec: True, _fault_self_origin),
+    ("cycle", lambda spec: spec.total_nodes >= 2, _fault_cycle),
+    ("duplicate_node", lambda spec: True, _fault_duplicate_node),
+    ("mission_disagreement", lambda spec: len(spec.sessions) >= 2, _fault_mission),
+    ("missing_log", lambda spec: bool(_instances_with_peers(spec)), _fault_missing_log),
+)
+
+#: Every fault :func:`faulty_provenance_graphs` injects.
+FAULTS: Final = tuple(name for name, _applies, _build in _FAULTS)
+
+
+@st.composite
+def _faulty(
+    draw: st.DrawFn, base: st.SearchStrategy[FleetSpec], allowed: frozenset[str]
+) -> FaultyFleet:
+    spec = draw(base)
+    usable = [item for item in _FAULTS if item[0] in allowed and item[1](spec)]
+    if not usable:  # a narrow ``faults`` that this fleet cannot carry
+        usable = [item for item in _FAULTS if item[0] == "unresolved_origin"]
+    _name, _applies, build = draw(st.sampled_from(usable))
+    result: FaultyFleet = build(draw, spec)
+    return result
+
+
+def faulty_provenance_graphs(
+    instances: int | st.SearchStrategy[int] = _DEFAULT_INSTANCES,
+    subsystems: int | st.SearchStrategy[int] = _DEFAULT_SUBSYSTEMS,
+    steps: int | st.SearchStrategy[int] = _DEFAULT_STEPS,
+    *,
+    faults: Sequence[str] | None = None,
+) -> st.SearchStrategy[FaultyFleet]:
+    """A fleet from :func:`provenance_graphs` with exactly one labelled fault.
+
+    Faults (:data:`FAULTS`): unresolved origin and self-origin
+    (:class:`~pytest_replay.fleet.ReplayGraphError` when the engine is built), a
+    provenance cycle (``ReplayGraphError``, at build or as a deadlock while running),
+    duplicate node (two logs for one session), mission disagreement and missing log
+    (:class:`~pytest_replay.fleet.ReplayValidationError` from the plan builder).
+    Faults that a drawn fleet cannot carry are skipped; ``unresolved_origin`` fits
+    every fleet and is the fallback::
+
+        >>> case = faulty_provenance_graphs(faults=["self_origin"]).example()
+        >>> case.fault, case.expected_error.__name__
+        ('self_origin', 'ReplayGraphError')
+    """
+    allowed = frozenset(FAULTS if faults is None else faults)
+    unknown = sorted(allowed - set(FAULTS))
+    if unknown or not allowed:
+        raise StrategyArgumentError(
+            f"unknown faults {unknown or '(none)'}. Fix: pick from {', '.join(FAULTS)}."
+        )
+    return _faulty(provenance_graphs(instances, subsystems, steps), allowed)
+
+
+# --------------------------------------------------------------------------- single logs
+
+
+def slab_name(index: int) -> str:
+    """File name of slab ``index`` of the log a :class:`FleetLogCase` describes."""
+    return f"log_{index}{LOG_EXTENSION}"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetLogCase:
+    """One valid fleet log held in memory: its slab files and what a reader replays.
+
+    ``original`` is the lifecycle records, then the steps (messages as tuples), then
+    the keyframes. Write the slabs as ``slab_name(i)`` next to each other and open
+    ``base_name``.
+    """
+
+    slabs: tuple[bytes, ...]
+    original: tuple[LifecycleRecord | Step | Keyframe, ...]
+    base_name: str = f"log{LOG_EXTENSION}"
+
+    def files(self) -> Iterator[tuple[str, bytes]]:
+        for index, data in enumerate(self.slabs):
+            yield slab_name(index), data
+
+
+def _slabs(frames: Sequence[bytes], slab_size: int) -> tuple[bytes, ...]:
+    """Pack frames into slabs as the writer does: a new slab when the next frame would
+    make a slab with at least one frame larger than ``slab_size``."""
+    groups: list[list[bytes]] = [[]]
+    size = SLAB_HEADER.size
+    for frame in frames:
+        if groups[-1] and size + len(frame) > slab_size:
+            groups.append([])
+            size = SLAB_HEADER.size
+        groups[-1].append(frame)
+        size += len(frame)
+    out = []
+    for index, group in enumerate(groups):
+        header = bytearray(encode_slab_header(index, final=False))
+        if index == len(groups) - 1:
+            header[10:12] = FLAG_FINAL.to_bytes(2, "little")
+        out.append(bytes(header) + b"".join(group))
+    return tuple(out)
+
+
+@st.composite
+def fleet_log_cases(
+    draw: st.DrawFn, max_steps: int = 8, slab_size: int | None = None
+) -> FleetLogCase:
+    """A valid single fleet log built in memory: lifecycle records, steps in sections of
+    1-3, keyframes (always one at the first step), split into 1 or more slabs (of at most
+    ``slab_size`` bytes unless one frame is larger; drawn when ``None``).
+
+    >>> case = fleet_log_cases().example()
+    >>> len(case.slabs) >= 1
+    True
+    """
+    instance_id = draw(st.integers(0, 9))
+    code = draw(st.integers(0, 9))
+    stack = StackInfo("strategies", "1", f"sub{code}", code, instance_id)
+    lifecycle: list[LifecycleRecord] = [Instantiated(0, ConfigSource.EXTERNAL_FILE, "cfg", stack)]
+    if draw(st.booleans()):
+        lifecycle.append(MissionStarted(1, draw(st.sampled_from(["alpha", "beta"]))))
+    count = draw(st.integers(1, max_steps))
+    recorded: list[Step] = []
+    step_id = -1
+    for _ in range(count):
+        step_id += draw(st.integers(1, 3))
+        payloads = draw(st.lists(messages(max_payload=6), max_size=2))
+        recorded.append(Step(step_id, draw(st.integers(0, 2**20)), tuple(payloads)))
+    keyed = [recorded[0]] + [s for s in recorded[1:] if draw(st.booleans())]
+    keyframes = [Keyframe(s.step_id, s.timestamp_ns, draw(st.binary(max_size=4))) for s in keyed]
+    section_steps = draw(st.integers(1, 3))
+    frames = [encode_frame(SectionType.LIFECYCLE, encode_lifecycle([r])) for r in lifecycle]
+    for start in range(0, count, section_steps):
+        section = recorded[start : start + section_steps]
+        frames.append(encode_frame(SectionType.STEPS, encode_steps(section)))
+        ids = {s.step_id for s in section}
+        inside = [kf for kf in keyframes if kf.step_id in ids]
+        if inside:
+            frames.append(encode_frame(SectionType.KEYFRAMES, encode_keyframes(inside)))
+    if slab_size is None:
+        slab_size = draw(st.integers(64, 1024))
+    original = (*lifecycle, *recorded, *keyframes)
+    return FleetLogCase(_slabs(frames, slab_size), original)
