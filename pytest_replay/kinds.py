@@ -565,8 +565,18 @@ assert RING_RECORD_DTYPE.itemsize == RECORD_BYTES
 # --------------------------------------------------------------------------- sequences
 
 
+def _default_detail(divergence: Divergence) -> str:
+    if divergence.kind == "length" and divergence.actual > divergence.expected:
+        return "an item beyond the end of the stored recording"
+    return ""
+
+
 class SequenceRecorder:
-    """A recorder of a list of items (``append`` / ``extend``), checked item by item."""
+    """A recorder of a list of items (``append`` / ``extend``), checked item by item.
+
+    ``detail(divergence)`` gives the report's detail line for a failure at an item
+    (subclasses use it to name the items involved in their own words).
+    """
 
     def __init__(
         self,
@@ -575,11 +585,13 @@ class SequenceRecorder:
         decode: Callable[[bytes, str], list[Any]],
         item_diff: Callable[[Any, Any], tuple[str, Any, Any] | None],
         render: Callable[[Any], str],
+        detail: Callable[[Divergence], str] = _default_detail,
     ) -> None:
         self._target = target
         self._encode = encode
         self._item_diff = item_diff
         self._render = render
+        self._detail = detail
         self.items: list[Any] = []
         self._expected: list[Any] | None = None
         if target.expected is not None:
@@ -589,8 +601,20 @@ class SequenceRecorder:
     def name(self) -> str:
         return self._target.name
 
+    @property
+    def expected(self) -> list[Any] | None:
+        """The stored items this recording is checked against (``None`` when recording)."""
+        return self._expected
+
     def __len__(self) -> int:
         return len(self.items)
+
+    def _fail(self, divergence: Divergence) -> NoReturn:
+        __tracebackhide__ = True
+        assert divergence.index is not None
+        self._target.fail(
+            divergence, self._context(divergence.index), detail=self._detail(divergence)
+        )
 
     def append(self, item: Any) -> None:
         __tracebackhide__ = True
@@ -600,15 +624,11 @@ class SequenceRecorder:
         if expected is None:
             return
         if index >= len(expected):
-            self._target.fail(
-                Divergence(index, "length", len(expected), index + 1, "length"),
-                self._context(index),
-                detail="an item beyond the end of the stored recording",
-            )
+            self._fail(Divergence(index, "length", len(expected), index + 1, "length"))
         found = self._item_diff(expected[index], item)
         if found is not None:
             path, want, got = found
-            self._target.fail(Divergence(index, path, want, got), self._context(index))
+            self._fail(Divergence(index, path, want, got))
 
     def extend(self, items: Iterable[Any]) -> None:
         __tracebackhide__ = True
@@ -618,15 +638,16 @@ class SequenceRecorder:
     def _context(self, index: int) -> list[str]:
         assert self._expected is not None
         lo = max(0, index - CONTEXT_RECORDS)
-        return [f"#{i} {self._render(self._expected[i])}" for i in range(lo, index)]
+        return [
+            f"#{i} {self._render(self._expected[i])}"
+            for i in range(lo, min(index, len(self._expected)))
+        ]
 
     def check_complete(self) -> None:
         __tracebackhide__ = True
         if self._expected is not None and len(self.items) < len(self._expected):
             n = len(self.items)
-            self._target.fail(
-                Divergence(n, "length", len(self._expected), n, "length"), self._context(n)
-            )
+            self._fail(Divergence(n, "length", len(self._expected), n, "length"))
 
     def finish(self) -> FinishedRecording:
         return FinishedRecording(self._encode(self.items), len(self.items))

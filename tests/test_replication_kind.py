@@ -114,14 +114,20 @@ def test_verify_reports_missing_and_extra_events(tmp_path: Path) -> None:
     data = record(tmp_path, schedule())
     short = ReplicationRecorder(target(tmp_path, data), schedule())
     short.run_until(1_000)
-    with pytest.raises(ReplayDivergence, match="record count differs"):
+    with pytest.raises(ReplayDivergence, match="record count differs") as caught:
         short.check_complete()
+    missing = caught.value.mismatch
+    assert missing.detail.startswith(f"the simulation stopped before stored event #{len(short)} t=")
+    assert [line.split(" ")[0] for line in missing.context] == [
+        f"#{len(short) - 2}",
+        f"#{len(short) - 1}",
+    ]
     from pytest_replay.replication import decode_trace, encode_trace
 
     stored = decode_trace(data)
     cut = encode_trace(stored.schedule, stored.events[:10])
     longer = ReplicationRecorder(target(tmp_path, cut), schedule())
-    with pytest.raises(ReplayDivergence, match="beyond the end of the stored trace"):
+    with pytest.raises(ReplayDivergence, match="beyond the end of the stored trace: #10 t="):
         longer.run()
     found = REPLICATION_KIND.diff(cut, data, {})
     assert found is not None and found[0].kind == "length" and found[0].index == 10

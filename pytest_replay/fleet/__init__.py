@@ -11,7 +11,7 @@ run into one recording and diffs two of them.
 
 from __future__ import annotations
 
-from pytest_replay.fleet.app import FleetApp, MockClock
+from pytest_replay.fleet.app import FleetApp, MockClock, NoopApp
 from pytest_replay.fleet.catalog import (
     DiscoveryFailure,
     FleetLogInfo,
@@ -119,6 +119,7 @@ __all__ = [
     "Message",
     "MissionStarted",
     "MockClock",
+    "NoopApp",
     "Origin",
     "RecordedLog",
     "RecordingApp",

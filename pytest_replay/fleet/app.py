@@ -9,7 +9,7 @@ from pytest_replay.fleet.records import Keyframe, Step, Subsystem
 if TYPE_CHECKING:
     from pytest_replay.fleet.writer import FleetLogWriter
 
-__all__ = ["FleetApp", "MockClock"]
+__all__ = ["FleetApp", "MockClock", "NoopApp"]
 
 
 class MockClock:
@@ -64,3 +64,35 @@ class FleetApp(Protocol):
     def restore_keyframe(self, keyframe: Keyframe) -> None: ...
 
     def replay_step(self, clock: MockClock, step: Step, keyframe: Keyframe | None) -> None: ...
+
+
+class NoopApp:
+    """An app that keeps its constructor arguments and does nothing on every call: a
+    base for app types that only need some of the calls (subclass it, set
+    ``subsystem`` and override the calls that matter)."""
+
+    subsystem: ClassVar[Subsystem] = Subsystem(None, 0)
+
+    def __init__(
+        self,
+        instance_id: int,
+        effective_config: str,
+        clock: MockClock,
+        output: FleetLogWriter | None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.effective_config = effective_config
+        self.clock = clock
+        self.output = output
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def restore_keyframe(self, keyframe: Keyframe) -> None:
+        pass
+
+    def replay_step(self, clock: MockClock, step: Step, keyframe: Keyframe | None) -> None:
+        pass

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Final
 import msgpack
 
 from pytest_replay._atomic import atomic_write_bytes
-from pytest_replay.fleet.app import MockClock
+from pytest_replay.fleet.app import MockClock, NoopApp
 from pytest_replay.fleet.catalog import ReplayCatalog
 from pytest_replay.fleet.errors import FleetRecordingError
 from pytest_replay.fleet.logformat import (
@@ -382,11 +382,12 @@ class FleetTrace:
     entries: tuple[TraceEntry, ...] = field(default=())
 
 
-class RecordingApp:
+class RecordingApp(NoopApp):
     """An app that remembers every step it replays (made concrete per subsystem by
     :func:`recording_app_for`); used by :func:`replay_trace`."""
 
-    subsystem: ClassVar[Subsystem] = Subsystem(None, 0)
+    #: Where replayed steps go (set per subclass by :func:`recording_app_for`).
+    sink: ClassVar[list[TraceEntry] | None] = None
 
     def __init__(
         self,
@@ -395,12 +396,8 @@ class RecordingApp:
         clock: MockClock,
         output: FleetLogWriter | None,
     ) -> None:
-        self.instance_id = instance_id
-        self.effective_config = effective_config
-        self.clock = clock
-        self.output = output
+        super().__init__(instance_id, effective_config, clock, output)
         self.calls: list[tuple[str, object]] = []
-        self.sink: list[TraceEntry] | None = None
 
     def start(self) -> None:
         self.calls.append(("start", None))
@@ -439,21 +436,8 @@ class RecordingApp:
 
 def recording_app_for(subsystem: Subsystem, sink: list[TraceEntry]) -> type[RecordingApp]:
     """A :class:`RecordingApp` subclass declaring ``subsystem`` that appends to ``sink``."""
-
-    class _Recording(RecordingApp):
-        def __init__(
-            self,
-            instance_id: int,
-            effective_config: str,
-            clock: MockClock,
-            output: FleetLogWriter | None,
-        ) -> None:
-            super().__init__(instance_id, effective_config, clock, output)
-            self.sink = sink
-
-    _Recording.subsystem = subsystem
-    _Recording.__qualname__ = _Recording.__name__ = f"RecordingApp_{subsystem.id}"
-    return _Recording
+    name = f"RecordingApp_{subsystem.id}"
+    return type(name, (RecordingApp,), {"subsystem": subsystem, "sink": sink, "__qualname__": name})
 
 
 def replay_trace(recording: FleetRecording) -> FleetTrace:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, Final
 import numpy as np
 
 from pytest_replay._atomic import atomic_write_bytes
-from pytest_replay.fleet.app import MockClock
+from pytest_replay.fleet.app import MockClock, NoopApp
 from pytest_replay.fleet.logformat import LOG_EXTENSION
 from pytest_replay.fleet.reader import StepTable
 from pytest_replay.fleet.records import (
@@ -154,33 +154,6 @@ def write_stress_fleet(
     return topology
 
 
-class NoopApp:
-    """An app that does nothing (see :func:`app_types` for concrete subclasses)."""
-
-    subsystem: ClassVar[Subsystem] = Subsystem(None, 0)
-
-    def __init__(
-        self,
-        instance_id: int,
-        effective_config: str,
-        clock: MockClock,
-        output: FleetLogWriter | None,
-    ) -> None:
-        self.instance_id = instance_id
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    def restore_keyframe(self, keyframe: Keyframe) -> None:
-        pass
-
-    def replay_step(self, clock: MockClock, step: Step, keyframe: Keyframe | None) -> None:
-        pass
-
-
 class CallLogApp(NoopApp):
     """Logs every call into the class's ``calls`` list and, when replay records, copies
     each step to its output log."""
@@ -195,8 +168,6 @@ class CallLogApp(NoopApp):
         output: FleetLogWriter | None,
     ) -> None:
         super().__init__(instance_id, effective_config, clock, output)
-        self.output = output
-        self.clock = clock
         self._log("build", effective_config)
         if output is not None:
             output.log_instantiated(

@@ -21,16 +21,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_replay.diff import Divergence, first_value_difference
-from pytest_replay.kinds import FinishedRecording, RecordingKind, RecordingTarget
+from pytest_replay.kinds import (
+    FinishedRecording,
+    RecordingKind,
+    RecordingTarget,
+    SequenceRecorder,
+)
 from pytest_replay.replication.coordinator import ChainTagSink
 from pytest_replay.replication.errors import ScheduleError
 from pytest_replay.replication.messages import NodeId
 from pytest_replay.replication.schedule import NetworkSchedule, schedule_to_plain
 from pytest_replay.replication.sim import Simulation, first_trace_divergence
 from pytest_replay.replication.trace import (
-    RawEvent,
     TraceEvent,
     decode_trace,
+    describe_event,
     encode_trace,
     event_fields,
     render_event,
@@ -42,12 +47,14 @@ __all__ = ["REPLICATION_KIND", "ReplicationRecorder", "kinds"]
 CONTEXT_EVENTS = 2
 
 
-class ReplicationRecorder:
+class ReplicationRecorder(SequenceRecorder):
     """Records (or verifies) the trace of one :class:`Simulation`.
 
     Pass the schedule to ``replay.replication(name, schedule)`` or later to
     :meth:`simulate`; then drive the simulation (:meth:`run`,
-    :meth:`run_until`, or the returned :class:`Simulation` directly).
+    :meth:`run_until`, or the returned :class:`Simulation` directly). The
+    simulation's trace sink is :meth:`append`, so the item-by-item check is
+    :class:`~pytest_replay.kinds.SequenceRecorder`'s, with events as items.
     """
 
     def __init__(
@@ -63,24 +70,23 @@ class ReplicationRecorder:
                 "not a NetworkSchedule. Fix: pass a NetworkSchedule (or nothing, then "
                 ".simulate(schedule))."
             )
-        self._target = target
-        self._events: list[RawEvent] = []
-        self._expected: list[RawEvent] | None = None
-        self._expected_schedule: NetworkSchedule | None = None
+        stored = (
+            None
+            if target.expected is None
+            else decode_trace(target.expected, str(target.stored_path))
+        )
+        self._expected_schedule = None if stored is None else stored.schedule
         self._sim: Simulation | None = None
-        if target.expected is not None:
-            stored = decode_trace(target.expected, str(target.stored_path))
-            self._expected = stored.events
-            self._expected_schedule = stored.schedule
+        super().__init__(
+            target,
+            encode=lambda events: encode_trace(self.simulation.schedule, events),
+            decode=lambda _data, _source: [] if stored is None else stored.events,
+            item_diff=event_fields,
+            render=describe_event,
+            detail=self._describe,
+        )
         if schedule is not None:
             self.simulate(schedule, tag_sink=tag_sink)
-
-    @property
-    def name(self) -> str:
-        return self._target.name
-
-    def __len__(self) -> int:
-        return len(self._events)
 
     @property
     def simulation(self) -> Simulation:
@@ -93,7 +99,7 @@ class ReplicationRecorder:
 
     def events(self) -> list[TraceEvent]:
         """The events recorded so far."""
-        return [TraceEvent.from_raw(e) for e in self._events]
+        return [TraceEvent.from_raw(e) for e in self.items]
 
     def simulate(
         self,
@@ -130,49 +136,20 @@ class ReplicationRecorder:
         sim.run_until(time_ms)
         return sim
 
-    def append(self, event: RawEvent) -> None:
-        """The simulation's trace sink: keep ``event`` and, when verifying, compare it."""
-        __tracebackhide__ = True
-        index = len(self._events)
-        self._events.append(event)
-        expected = self._expected
-        if expected is None:
-            return
-        if index >= len(expected):
-            self._target.fail(
-                Divergence(index, "length", len(expected), index + 1, "length"),
-                self._context(index),
-                detail=f"an event beyond the end of the stored trace: {render_event(index, event)}",
+    def _describe(self, divergence: Divergence) -> str:
+        """The detail line of a failure at event ``divergence.index``."""
+        index, expected = divergence.index, self.expected
+        assert index is not None and expected is not None
+        if divergence.kind != "length":
+            want, got = render_event(index, expected[index]), render_event(index, self.items[index])
+            return f"expected {want}; got {got}"
+        if index < len(expected):
+            return (
+                f"the simulation stopped before stored event {render_event(index, expected[index])}"
             )
-        want = expected[index]
-        if event != want:
-            found = event_fields(want, event)
-            if found is not None:
-                self._target.fail(
-                    Divergence(index, found[0], found[1], found[2]),
-                    self._context(index),
-                    detail=(
-                        f"expected {render_event(index, want)}; got {render_event(index, event)}"
-                    ),
-                )
-
-    def _context(self, index: int) -> list[str]:
-        assert self._expected is not None
-        lo = max(0, index - CONTEXT_EVENTS)
-        return [
-            render_event(i, self._expected[i]) for i in range(lo, min(index, len(self._expected)))
-        ]
-
-    def check_complete(self) -> None:
-        __tracebackhide__ = True
-        expected = self._expected
-        if expected is not None and len(self._events) < len(expected):
-            n = len(self._events)
-            self._target.fail(
-                Divergence(n, "length", len(expected), n, "length"),
-                self._context(n),
-                detail=f"the simulation stopped before stored event {render_event(n, expected[n])}",
-            )
+        return (
+            f"an event beyond the end of the stored trace: {render_event(index, self.items[index])}"
+        )
 
     def finish(self) -> FinishedRecording:
         sim = self.simulation
@@ -183,10 +160,7 @@ class ReplicationRecorder:
             "end_ms": schedule.end_ms,
             "simulated_ms": sim.now_ms,
         }
-        return FinishedRecording(encode_trace(schedule, self._events), len(self._events), meta)
-
-    def close(self) -> None:
-        """Holds no resources."""
+        return FinishedRecording(super().finish().data, len(self.items), meta)
 
 
 def _diff(

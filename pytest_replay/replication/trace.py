@@ -46,6 +46,7 @@ __all__ = [
     "TraceEvent",
     "TraceSink",
     "decode_trace",
+    "describe_event",
     "encode_trace",
     "event_fields",
     "render_event",
@@ -101,11 +102,16 @@ class TraceBuffer:
         return [TraceEvent.from_raw(e) for e in self.events]
 
 
-def render_event(index: int, event: Sequence[Any]) -> str:
-    """One readable line: ``#12 t=300ms role node=1 peer=-1 from=REPLICA ...``."""
+def describe_event(event: Sequence[Any]) -> str:
+    """An event without its index: ``t=300ms role node=1 peer=-1 from=REPLICA ...``."""
     time_ms, kind, node, peer, attrs = event
     words = " ".join(f"{k}={v!r}" if isinstance(v, bytes) else f"{k}={v}" for k, v in attrs.items())
-    return f"#{index} t={time_ms}ms {kind} node={node} peer={peer} {words}".rstrip()
+    return f"t={time_ms}ms {kind} node={node} peer={peer} {words}".rstrip()
+
+
+def render_event(index: int, event: Sequence[Any]) -> str:
+    """One readable line: ``#12 t=300ms role node=1 peer=-1 from=REPLICA ...``."""
+    return f"#{index} {describe_event(event)}"
 
 
 def event_fields(expected: Sequence[Any], actual: Sequence[Any]) -> tuple[str, Any, Any] | None:
