@@ -138,6 +138,28 @@ def test_a_clock_going_backwards_is_an_error() -> None:
     assert harness.snapshot() == []
 
 
+def test_a_clock_returning_float_seconds_is_an_error() -> None:
+    readings = iter([1.0, 1.5])
+    harness = ReplayHarness(ReplayMode.RECORD, clock=lambda: next(readings))  # type: ignore[arg-type,return-value]
+    with pytest.raises(JournalUsageError, match="not integer nanoseconds") as info:
+        harness.record(DeviceCmd(0, "a", "b"))
+    assert "time.monotonic_ns" in str(info.value)
+    assert harness.snapshot() == []
+
+
+def test_an_entry_the_store_cannot_hold_is_refused_whole(store: InMemoryJournal) -> None:
+    harness = ReplayHarness(ReplayMode.RECORD, store, "p", clock=FakeClock())
+    harness.record(RngSeed("a", 1))
+    for bad in (RngSeed("a", -1), BatchSize("a", 2**64), DeviceCmd(0, "n", b"raw")):  # type: ignore[arg-type]
+        with pytest.raises(JournalUsageError, match="cannot encode"):
+            harness.record(bad)
+    harness.record(RngSeed("a", 2))
+    # Memory and store agree: the refused entries took no place and no sequence number.
+    assert harness.snapshot() == [RngSeed("a", 1), RngSeed("a", 2)]
+    assert harness.next_sequence_nr == 3
+    assert [decode_entry(m.payload) for m in store.replay_messages("p")] == harness.snapshot()
+
+
 def test_same_clock_gives_identical_recordings() -> None:
     def run() -> list[JournalEntry]:
         harness = ReplayHarness(ReplayMode.RECORD, clock=FakeClock())

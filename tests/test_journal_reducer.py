@@ -746,3 +746,5 @@ def test_bad_result_bytes_are_decode_errors(data: bytes, match: str) -> None:
 def test_bad_result_json() -> None:
     with pytest.raises(JournalDecodeError, match="not JSON"):
         result_from_json(b"{nope")
+    with pytest.raises(JournalDecodeError, match="not JSON"):
+        result_from_json(b"[" * 100_000)  # nested past the parser's depth: no RecursionError

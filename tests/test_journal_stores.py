@@ -498,6 +498,32 @@ def test_file_journal_failed_append_leaves_no_half_frame(
         assert again.highest_sequence_nr("a") == 2
 
 
+def test_file_journal_failed_delete_append_deletes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.jrnl"
+    with FileJournal(path) as journal:
+        journal.write_messages(batch("a", 1, 3))
+
+        def full(fd: int, data: bytes, offset: int) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "pwrite", full)
+        with pytest.raises(JournalIoError, match="append"):
+            journal.delete_messages_to("a", 2)
+        monkeypatch.undo()
+        assert [m.sequence_nr for m in journal.replay_messages("a")] == [1, 2, 3]
+    with FileJournal(path) as again:
+        assert [m.sequence_nr for m in again.replay_messages("a")] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5])
+def test_journal_image_batch_size_must_be_positive(size: object) -> None:
+    with pytest.raises(JournalUsageError, match="batch_size") as info:
+        encode_journal_image(batch("a", 1, 3), batch_size=size)  # type: ignore[arg-type]
+    assert "Fix:" in str(info.value)
+
+
 def test_parse_image_without_torn_tail_allowance_raises(tmp_path: Path) -> None:
     image = encode_journal_image(batch("a", 1, 3))
     streams, end, torn = parse_journal_image(image, "img")

@@ -16,10 +16,8 @@ truncated away; damage anywhere before the tail raises
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import operator
 import os
-import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from pytest_replay.journal.errors import (
     FrameTooLarge,
     JournalCorrupted,
     JournalIoError,
-    JournalStoreClosed,
+    JournalUsageError,
     SequenceNrConflict,
     TornTailWarning,
 )
@@ -44,14 +42,12 @@ from pytest_replay.journal.frames import (
     encode_frame,
     scan_frames,
 )
+from pytest_replay.journal.memory_journal import InMemoryJournal, Streams, mark_deleted
 from pytest_replay.journal.persistent import (
     MAX_SEQUENCE_NR,
     PersistentRepr,
     bulk_allocation,
     check_continuity,
-    check_persistence_id,
-    check_replay_args,
-    check_to_seq,
     group_batch,
 )
 
@@ -86,9 +82,6 @@ class TornTail:
     path: str
     offset: int
     dropped_bytes: int
-
-
-Streams = dict[str, list[PersistentRepr]]
 
 
 #: The stored row of a message, as a tuple built in C (msgpack packs tuples as arrays).
@@ -157,15 +150,9 @@ def _apply_frame(streams: Streams, body: memoryview, source: str, offset: int, f
         pid, to_seq = op[1], op[2]
         if type(pid) is not str or type(to_seq) is not int or to_seq < 0:
             raise _bad(source, offset, "delete marker has a field of the wrong type", frame)
-        _mark_deleted(streams.get(pid, []), to_seq)
+        mark_deleted(streams.get(pid, []), to_seq)
         return
     raise _bad(source, offset, f"unknown frame op {op[0]!r}", frame)
-
-
-def _mark_deleted(stream: list[PersistentRepr], to_seq: int) -> None:
-    for index in range(min(to_seq, len(stream))):
-        if not stream[index].deleted:
-            stream[index] = dataclasses.replace(stream[index], deleted=True)
 
 
 def parse_journal_image(
@@ -186,6 +173,12 @@ def parse_journal_image(
 
 def encode_journal_image(reprs: Iterable[PersistentRepr], batch_size: int = 4096) -> bytes:
     """A complete journal file holding ``reprs`` (validated), ``batch_size`` messages a frame."""
+    if type(batch_size) is not int or batch_size < 1:
+        # A step of 0 or less would write a file holding none of the messages.
+        raise JournalUsageError(
+            f"batch_size must be an int >= 1, got {batch_size!r}",
+            "pass batch_size=1 or more (messages per frame)",
+        )
     items = list(reprs)
     group_batch(items, {})
     parts = [encode_file_header(JOURNAL_MAGIC)]
@@ -197,20 +190,22 @@ def encode_journal_image(reprs: Iterable[PersistentRepr], batch_size: int = 4096
     return b"".join(parts)
 
 
-class FileJournal:
+class FileJournal(InMemoryJournal):
     """The :class:`~pytest_replay.journal.persistent.Journal` contract over one file.
 
-    The file is locked (``flock``) while open, so two processes never append
-    to it at once. ``fsync=False`` skips the per-batch fsync (a process kill
-    still loses nothing written; a power cut may).
+    Reads are served from the in-memory index of :class:`InMemoryJournal`,
+    loaded from the file on open; every write and delete is appended to the
+    file (one frame) before it reaches the index, so a failed append changes
+    nothing. The file is locked (``flock``) while open, so two processes never
+    append to it at once. ``fsync=False`` skips the per-batch fsync (a process
+    kill still loses nothing written; a power cut may).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        super().__init__()
         self.path = Path(path)
         self._source = os.fspath(self.path)
         self._sync = fsync
-        self._lock = threading.Lock()
-        self._closed = False
         #: The torn final frame removed on open, if a crash left one.
         self.torn_tail: TornTail | None = None
         if not self.path.exists():
@@ -259,16 +254,6 @@ class FileJournal:
                 raise JournalIoError("truncate", self.path, exc) from exc
         return streams, good_end
 
-    def __enter__(self) -> FileJournal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise JournalStoreClosed(self._source)
-
     def _append(self, frame: bytes) -> None:
         start = self._size
         try:
@@ -285,50 +270,14 @@ class FileJournal:
             raise JournalIoError("append", self.path, exc) from exc
         self._size = start + len(frame)
 
-    def write_messages(self, reprs: Iterable[PersistentRepr]) -> None:
-        batch = list(reprs)
-        with self._lock:
-            self._check_open()
-            highest = {pid: len(items) for pid, items in self._streams.items()}
-            groups = group_batch(batch, highest)
-            if not batch:
-                return
-            body = encode_batch_body(batch)
-            if len(body) > MAX_FRAME_BYTES:
-                raise FrameTooLarge(self.path, len(body), MAX_FRAME_BYTES)
-            self._append(encode_frame(body))
-            for pid, items in groups.items():
-                self._streams.setdefault(pid, []).extend(items)
+    def _persist_batch(self, batch: list[PersistentRepr]) -> None:
+        body = encode_batch_body(batch)
+        if len(body) > MAX_FRAME_BYTES:
+            raise FrameTooLarge(self.path, len(body), MAX_FRAME_BYTES)
+        self._append(encode_frame(body))
 
-    def replay_messages(
-        self,
-        persistence_id: str,
-        from_seq: int = 1,
-        to_seq: int = MAX_SEQUENCE_NR,
-        max: int | None = None,
-    ) -> list[PersistentRepr]:
-        low, high, limit = check_replay_args(persistence_id, from_seq, to_seq, max)
-        with self._lock:
-            self._check_open()
-            stream = self._streams.get(persistence_id, [])
-            window = stream[(low if low > 1 else 1) - 1 : min(high, len(stream))]
-        live = [item for item in window if not item.deleted]
-        return live if limit is None else live[:limit]
-
-    def highest_sequence_nr(self, persistence_id: str, from_seq: int = 0) -> int:
-        """The highest stored sequence nr (0 when none); ``from_seq`` is only a hint."""
-        check_persistence_id(persistence_id)
-        with self._lock:
-            self._check_open()
-            return len(self._streams.get(persistence_id, ()))
-
-    def delete_messages_to(self, persistence_id: str, to_seq: int) -> None:
-        check_persistence_id(persistence_id)
-        upto = check_to_seq(to_seq)
-        with self._lock:
-            self._check_open()
-            self._append(encode_frame(_encode_delete_body(persistence_id, upto)))
-            _mark_deleted(self._streams.get(persistence_id, []), upto)
+    def _persist_delete(self, persistence_id: str, to_seq: int) -> None:
+        self._append(encode_frame(_encode_delete_body(persistence_id, to_seq)))
 
     def close(self) -> None:
         with self._lock:

@@ -191,7 +191,14 @@ class ReplayHarness:
     # ------------------------------------------------------------------ recording
 
     def _now_micros(self) -> int:
-        elapsed = self._clock() - self._started_ns
+        now = self._clock()
+        elapsed = now - self._started_ns
+        if not isinstance(elapsed, int):
+            # A float clock (time.monotonic) would stamp float ts_micros that no store can hold.
+            raise JournalUsageError(
+                f"the harness clock returned {now!r}, not integer nanoseconds",
+                "inject a clock returning int nanoseconds, such as time.monotonic_ns",
+            )
         if elapsed < 0:
             raise JournalUsageError(
                 f"the harness clock went backwards by {-elapsed} ns",
@@ -211,16 +218,19 @@ class ReplayHarness:
                 return None
             if isinstance(entry, (DeviceCmd, KernelCmd)):
                 entry = dataclasses.replace(entry, ts_micros=self._now_micros())
+            if self._journal is None:
+                self._entries.append(entry)
+                return entry
+            assert self._persistence_id is not None
+            seq = self._next_seq
+            # Encode before keeping anything: an entry the store cannot hold is refused
+            # whole, so memory and store never disagree on what was recorded.
+            stored = entry_to_repr(entry, self._persistence_id, seq, self._writer_uuid)
             self._entries.append(entry)
-            if self._journal is not None:
-                assert self._persistence_id is not None
-                seq = self._next_seq
-                self._pending.append(
-                    entry_to_repr(entry, self._persistence_id, seq, self._writer_uuid)
-                )
-                self._next_seq = seq + 1
-                if self._failure is None and len(self._pending) >= self._write_batch:
-                    self._write_pending()
+            self._pending.append(stored)
+            self._next_seq = seq + 1
+            if self._failure is None and len(self._pending) >= self._write_batch:
+                self._write_pending()
             return entry
 
     def _write_pending(self) -> None:

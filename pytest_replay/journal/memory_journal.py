@@ -1,4 +1,9 @@
-"""A journal store that lives in memory: for tests and for journals that need no durability."""
+"""A journal store that lives in memory: for tests and for journals that need no durability.
+
+It is also the index :class:`~pytest_replay.journal.file_journal.FileJournal`
+serves reads from: that store subclasses it and makes every change durable
+(the ``_persist_*`` steps) before it reaches the lists.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,31 @@ import dataclasses
 import threading
 from collections.abc import Iterable
 
-from pytest_replay.journal.errors import JournalStoreClosed
 from pytest_replay.journal.persistent import (
     MAX_SEQUENCE_NR,
     PersistentRepr,
+    StoreBase,
+    check_continuity,
     check_persistence_id,
     check_replay_args,
     check_to_seq,
     group_batch,
 )
 
-__all__ = ["InMemoryJournal"]
+__all__ = ["InMemoryJournal", "Streams", "mark_deleted"]
+
+#: Messages per persistence id; the message numbered ``n`` sits at index ``n - 1``.
+Streams = dict[str, list[PersistentRepr]]
 
 
-class InMemoryJournal:
+def mark_deleted(stream: list[PersistentRepr], to_seq: int) -> None:
+    """Mark the messages numbered 1..``to_seq`` of ``stream`` deleted (in place)."""
+    for index in range(min(to_seq, len(stream))):
+        if not stream[index].deleted:
+            stream[index] = dataclasses.replace(stream[index], deleted=True)
+
+
+class InMemoryJournal(StoreBase):
     """The :class:`~pytest_replay.journal.persistent.Journal` contract over Python lists.
 
     Messages of one persistence id are kept in a list indexed by
@@ -28,26 +44,26 @@ class InMemoryJournal:
     """
 
     def __init__(self) -> None:
-        self._streams: dict[str, list[PersistentRepr]] = {}
+        self._streams: Streams = {}
+        self._source = "<memory>"
         self._lock = threading.Lock()
         self._closed = False
 
-    def __enter__(self) -> InMemoryJournal:
-        return self
+    def _persist_batch(self, batch: list[PersistentRepr]) -> None:
+        """Make a validated, non-empty batch durable; memory keeps nothing beyond the lists."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise JournalStoreClosed("<memory>")
+    def _persist_delete(self, persistence_id: str, to_seq: int) -> None:
+        """Make a deletion durable; memory keeps nothing beyond the lists."""
 
     def write_messages(self, reprs: Iterable[PersistentRepr]) -> None:
         batch = list(reprs)
         with self._lock:
             self._check_open()
-            highest = {pid: len(items) for pid, items in self._streams.items()}
-            groups = group_batch(batch, highest)
+            groups = group_batch(batch)
+            for pid, items in groups.items():
+                check_continuity(pid, len(self._streams.get(pid, ())), items)
+            if batch:
+                self._persist_batch(batch)
             for pid, items in groups.items():
                 self._streams.setdefault(pid, []).extend(items)
 
@@ -78,10 +94,9 @@ class InMemoryJournal:
         upto = check_to_seq(to_seq)
         with self._lock:
             self._check_open()
-            stream = self._streams.get(persistence_id, [])
-            for index in range(min(upto, len(stream))):
-                if not stream[index].deleted:
-                    stream[index] = dataclasses.replace(stream[index], deleted=True)
+            self._persist_delete(persistence_id, upto)
+            mark_deleted(self._streams.get(persistence_id, []), upto)
 
     def close(self) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True

@@ -10,14 +10,16 @@ marks messages deleted (they no longer replay) but never lowers
 
 from __future__ import annotations
 
+import abc
 import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, Protocol, TypeVar, runtime_checkable
 
 from pytest_replay.journal.errors import (
     DuplicateSequenceNr,
+    JournalStoreClosed,
     JournalUsageError,
     NonContiguousSequenceNr,
 )
@@ -27,6 +29,7 @@ __all__ = [
     "REPR_SLOT_SETTERS",
     "Journal",
     "PersistentRepr",
+    "StoreBase",
     "bulk_allocation",
     "check_replay_args",
     "group_batch",
@@ -135,6 +138,34 @@ class Journal(Protocol):
     def delete_messages_to(self, persistence_id: str, to_seq: int) -> None: ...
 
     def close(self) -> None: ...
+
+
+_Store = TypeVar("_Store", bound="StoreBase")
+
+
+class StoreBase(abc.ABC):
+    """What every store shares: ``with`` support and the check that it is still open.
+
+    Subclasses set ``_source`` (the name errors show) and ``_closed``, and
+    implement :meth:`close`.
+    """
+
+    _source: str
+    _closed: bool
+
+    def __enter__(self: _Store) -> _Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise JournalStoreClosed(self._source)
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the store; every later call raises :class:`JournalStoreClosed`."""
 
 
 def _check_seq(value: object, name: str) -> int:

@@ -375,9 +375,9 @@ class ReplayReducer:
                 continue
             dedupe = self._output_dedupes.get(state.intent.dedupe_key)
             if dedupe is not None:
-                output_repairs.append(_reconciliation_from_dedupe(state, dedupe))
+                output_repairs.append(_output_reconciliation(state, dedupe))
                 continue
-            unsafe_output = _unsafe_output_reconciliation(state)
+            unsafe_output = _output_reconciliation(state, None)
             self._repair(
                 ReplayRepairKind.OUTPUT_DELIVERY_RECONCILIATION,
                 state.record_id,
@@ -406,38 +406,34 @@ class ReplayReducer:
         )
 
 
-def _reconciliation_from_dedupe(
-    state: _OutputIntentState, dedupe: OutputDeliveryDedupe
+def _output_reconciliation(
+    state: _OutputIntentState,
+    dedupe: OutputDeliveryDedupe | None,
 ) -> OutputDeliveryReconciliation:
+    """The reconciliation of an output intent left without a result.
+
+    With a dedupe proof for its key the delivery is complete (the prior
+    outcome is carried over); without one it is unsafe to resend and needs a
+    host reconciliation. Neither may resend.
+    """
     intent = state.intent
+    if dedupe is None:
+        operation_id, status = None, OutputDispatchStatus.RECONCILIATION_NEEDED
+        reason, decision = OUTPUT_UNSAFE_REASON, ReplayRepairDecision.UNSAFE_PENDING
+    else:
+        operation_id, status = dedupe.prior_external_operation_id, dedupe.prior_terminal_status
+        reason, decision = OUTPUT_DEDUPE_REASON, ReplayRepairDecision.COMPLETED_BY_DEDUPE_PROOF
     return OutputDeliveryReconciliation(
         delivery_id=intent.delivery_id,
         intent_record_id=state.record_id,
         idempotency_key=intent.idempotency_key,
         dedupe_key=intent.dedupe_key,
-        external_operation_id=dedupe.prior_external_operation_id,
-        terminal_status=dedupe.prior_terminal_status,
+        external_operation_id=operation_id,
+        terminal_status=status,
         terminal_append_status=TerminalAppendStatus.NOT_ATTEMPTED,
         reconciliation_adapter=intent.sink_ref,
-        unsafe_pending_reason=OUTPUT_DEDUPE_REASON,
-        replay_decision=ReplayRepairDecision.COMPLETED_BY_DEDUPE_PROOF,
-        resend_allowed=False,
-    )
-
-
-def _unsafe_output_reconciliation(state: _OutputIntentState) -> OutputDeliveryReconciliation:
-    intent = state.intent
-    return OutputDeliveryReconciliation(
-        delivery_id=intent.delivery_id,
-        intent_record_id=state.record_id,
-        idempotency_key=intent.idempotency_key,
-        dedupe_key=intent.dedupe_key,
-        external_operation_id=None,
-        terminal_status=OutputDispatchStatus.RECONCILIATION_NEEDED,
-        terminal_append_status=TerminalAppendStatus.NOT_ATTEMPTED,
-        reconciliation_adapter=intent.sink_ref,
-        unsafe_pending_reason=OUTPUT_UNSAFE_REASON,
-        replay_decision=ReplayRepairDecision.UNSAFE_PENDING,
+        unsafe_pending_reason=reason,
+        replay_decision=decision,
         resend_allowed=False,
     )
 

@@ -138,7 +138,7 @@ def result_to_json(result: ReplayResult) -> bytes:
 def result_from_json(data: bytes | str, name: str = "<result>") -> ReplayResult:
     try:
         parsed = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep to parse
         raise JournalDecodeError(
             name, f"not JSON ({exc})", fix="re-record the replay result"
         ) from exc

@@ -26,13 +26,13 @@ from pytest_replay.journal.errors import (
     JournalCorrupted,
     JournalDecodeError,
     JournalIoError,
-    JournalStoreClosed,
     JournalUsageError,
 )
 from pytest_replay.journal.persistent import (
     MAX_SEQUENCE_NR,
     REPR_SLOT_SETTERS,
     PersistentRepr,
+    StoreBase,
     bulk_allocation,
     check_continuity,
     check_persistence_id,
@@ -82,7 +82,7 @@ _SELECT_HIGHEST: Final = "SELECT MAX(sequence_nr) FROM journal_messages WHERE pe
 _SYNC_LEVELS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 
-class SqliteJournal:
+class SqliteJournal(StoreBase):
     """The :class:`~pytest_replay.journal.persistent.Journal` contract over SQLite.
 
     ``synchronous`` is SQLite's ``PRAGMA synchronous`` (default ``FULL``:
@@ -159,16 +159,6 @@ class SqliteJournal:
                 ).fetchone()
                 refs[pair] = ref
         return refs
-
-    def __enter__(self) -> SqliteJournal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise JournalStoreClosed(self._source)
 
     def _highest(self, persistence_id: str) -> int:
         (value,) = self._conn.execute(_SELECT_HIGHEST, (persistence_id,)).fetchone()
