@@ -35,6 +35,7 @@ from pytest_replay.fleet import (
     Keyframe,
     Message,
     MockClock,
+    NoopApp,
     Origin,
     Step,
     Subsystem,
@@ -281,15 +282,13 @@ def run_mission(
 # --------------------------------------------------------------------------- replay apps
 
 
-class RobotApp:
+class RobotApp(NoopApp):
     """Replays one subsystem of one robot from its log (the fleet engine's app protocol).
 
     ``restore_keyframe`` rebuilds the state a keyframe holds (an empty keyframe is the
     initial state); ``replay_step`` feeds the logged messages to the same ``on_step`` as
     the live mission and remembers the mock-clock time it ran at.
     """
-
-    subsystem: ClassVar[Subsystem]
 
     def __init__(
         self,
@@ -298,17 +297,12 @@ class RobotApp:
         clock: MockClock,
         output: FleetLogWriter | None,
     ) -> None:
+        super().__init__(instance_id, effective_config, clock, output)
         self.robot = instance_id
         self.config = parse_config(effective_config)
         self.logic = LOGIC[str(self.subsystem.id)](self.config)
         self.restored_from: list[int] = []
         self.last_time_ns = -1
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
 
     def restore_keyframe(self, keyframe: Keyframe) -> None:
         self.logic = LOGIC[str(self.subsystem.id)](self.config)
