@@ -21,7 +21,13 @@ import pytest
 from pytest_replay.kinds import DataRecorder, FinishedRecording, Recorder, RecordingKind
 from pytest_replay.kinds import RecordingTarget as _Target
 from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
-from pytest_replay.store import Manifest, ManifestEntry, ReplayStore, safe_component
+from pytest_replay.store import (
+    Manifest,
+    ManifestEntry,
+    ReplayStore,
+    StoreCorrupted,
+    safe_component,
+)
 
 if TYPE_CHECKING:
     from pytest_replay.kinds import RingRecorder
@@ -121,7 +127,8 @@ class ReplayContext:
         if name in self._open:
             return self._open[name].target.stored_path
         if kind is None:
-            manifest = self._load_manifest_quietly()
+            # Read in every mode (read-only), so the answer does not depend on the flags.
+            manifest = self._store.load_manifest_quietly(self._folder)
             entry = manifest.recordings.get(name) if manifest else None
             if entry is not None:
                 return self._folder / entry.file
@@ -166,7 +173,12 @@ class ReplayContext:
             )
         recording_kind = self._session.kinds.get(kind)
         stored_path = self._folder / self._file_name(name, recording_kind)
-        entry, expected = self._expected_for(name, recording_kind, stored_path)
+        self._session.tally.used = True
+        try:
+            entry, expected = self._expected_for(name, recording_kind, stored_path)
+        except StoreCorrupted:
+            self._session.tally.add("corrupted", stored_path)
+            raise
         scratch = self._scratch / f"run{self._run}"
         scratch.mkdir(parents=True, exist_ok=True)
         target = _Target(
@@ -181,7 +193,6 @@ class ReplayContext:
         )
         recorder = recording_kind.open(target, *args, **options)
         self._open[name] = OpenRecording(recording_kind, recorder, target, entry)
-        self._session.tally.used = True
         return recorder
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
@@ -198,6 +209,14 @@ class ReplayContext:
 
     # -- internals
 
+    @property
+    def _compares_with_store(self) -> bool:
+        """Verify, and record in ``new`` mode: stored recordings are checked, not rewritten."""
+        session = self._session
+        return session.mode == "verify" or (
+            session.mode == "record" and session.record_mode == "new"
+        )
+
     @staticmethod
     def _file_name(name: str, kind: RecordingKind) -> str:
         return safe_component(name) + kind.extension
@@ -207,11 +226,6 @@ class ReplayContext:
             self._manifest = self._store.load_manifest(self._folder)
             self._manifest_loaded = True
         return self._manifest
-
-    def _load_manifest_quietly(self) -> Manifest | None:
-        if self._session.mode == "off":
-            return None
-        return self._store.load_manifest_quietly(self._folder)
 
     def _refuse_inside_hypothesis(self) -> None:
         if getattr(getattr(self._item, "obj", None), "is_hypothesis_test", False):
@@ -229,7 +243,7 @@ class ReplayContext:
         session = self._session
         if not self._checking or self._run > 1:
             return None, None
-        if session.mode == "record" and session.record_mode != "new":
+        if not self._compares_with_store:
             return None, None
         manifest = self._load_manifest()
         entry = manifest.recordings.get(name) if manifest is not None else None
@@ -275,7 +289,8 @@ class ReplayContext:
         __tracebackhide__ = True
         for opened in self._open.values():
             opened.recorder.check_complete()
-        if self._checking and self._run == 1 and self._session.mode == "verify":
+        if self._checking and self._run == 1 and self._compares_with_store:
+            # In 'new' mode too: the recordings kept are verified, a vanished one included.
             manifest = self._load_manifest()
             for name, entry in sorted(manifest.recordings.items()) if manifest else ():
                 if name not in self._open:

@@ -48,6 +48,17 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+def _record_mode(value: str) -> str:
+    if value in ("all", "new"):
+        return value
+    # The mode is optional, so `pytest --replay-record tests/` hands the path to it.
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not a record mode (all, new). "
+        f"Fix: put paths before the flag (pytest {value} --replay-record) "
+        f"or give the mode (--replay-record=all {value})."
+    )
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("replay", "deterministic record / replay (pytest_replay)")
     group.addoption(
@@ -56,7 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         nargs="?",
         const="all",
         default=None,
-        choices=("all", "new"),
+        type=_record_mode,
+        metavar="{all,new}",
         dest="replay_record",
         help="write the recordings of every test that ran and passed. 'all' (default) "
         "rewrites existing recordings; 'new' writes only missing ones and verifies the rest.",
@@ -251,8 +263,6 @@ def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestR
         entries[name] = ManifestEntry(
             kind.name, file, kind.version, result.records, digest_bytes(result.data), result.meta
         )
-        status = "verified" if name in context.checked else "recorded"
-        session.tally.add(status, context.folder / file)
     manifest = Manifest(context.test_id, _plugin_version(), entries)
     try:
         context.store.write_test(context.folder, manifest, files)
@@ -262,6 +272,11 @@ def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestR
             f"replay: could not store the recordings of {item.nodeid} in {context.folder}: "
             f"{exc}. Fix: check that the replay_dir is writable and the disk is not full."
         )
+        session.tally.add("not recorded (store failed)", context.folder)
+        return
+    for name in finished:
+        status = "verified" if name in context.checked else "recorded"
+        session.tally.add(status, context.folder / entries[name].file)
 
 
 def _plugin_version() -> str:

@@ -22,8 +22,9 @@ class ReplayUsageError(ReplayError):
 
 
 def rerecord_command(nodeid: str, mode: str = "all") -> str:
+    # The node id goes first: right after the flag, argparse would take it as the mode.
     flag = "--replay-record" if mode == "all" else f"--replay-record={mode}"
-    return f"pytest {flag} {shlex.quote(nodeid)}"
+    return f"pytest {shlex.quote(nodeid)} {flag}"
 
 
 def _show(value: Any) -> str:

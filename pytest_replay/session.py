@@ -34,9 +34,11 @@ COUNT_ORDER: Final = (
     "verified",
     "diverged",
     "missing",
+    "corrupted",
     "unused",
     "pruned",
     "not recorded (test failed)",
+    "not recorded (store failed)",
 )
 SESSION_PLUGIN_NAME: Final = "replay-session"
 # Where the plugin finds the ReplayContext of a test that requested the fixture.

@@ -13,6 +13,7 @@ name. Every write goes through :mod:`pytest_replay._atomic`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from typing import Any, Final
 
 import blake3
 
-from pytest_replay._atomic import atomic_write_bytes
+from pytest_replay._atomic import atomic_write_many
 from pytest_replay.errors import ReplayError
 
 __all__ = [
@@ -88,7 +89,10 @@ def _test_parts(nodeid: str) -> list[str]:
     """Folder components of a test: its file path parts, then the test name."""
     path, _, rest = nodeid.partition("::")
     # A class-based test is "Class.test"; identifiers hold no dots, so this is injective.
-    name = rest.replace("::", ".") if rest else "__module__"
+    # Only the names are joined: a parameter id may hold "::" and "." of its own
+    # ("test[std::string]" and "test[std.string]" must stay two folders).
+    names, bracket, params = rest.partition("[")
+    name = names.replace("::", ".") + bracket + params if rest else "__module__"
     return [*(part for part in path.split("/") if part), name]
 
 
@@ -133,27 +137,57 @@ class Manifest:
 
     @classmethod
     def decode(cls, data: bytes, path: Path) -> Manifest:
+        __tracebackhide__ = True
         try:
             body = json.loads(data)
-            if body.get("format") != MANIFEST_FORMAT:
-                raise ValueError(f"unsupported manifest format {body.get('format')!r}")
-            recordings = {
-                name: ManifestEntry(
-                    kind=str(e["kind"]),
-                    file=str(e["file"]),
-                    version=int(e["version"]),
-                    records=int(e["records"]),
-                    digest=str(e["digest"]),
-                    meta=dict(e.get("meta", {})),
-                )
-                for name, e in body["recordings"].items()
-            }
-            return cls(str(body["nodeid"]), str(body["plugin_version"]), recordings)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if type(body) is not dict or body.get("format") != MANIFEST_FORMAT:
+                found = body.get("format") if type(body) is dict else type(body).__name__
+                raise ValueError(f"unsupported manifest format {found!r}")
+            raw = body["recordings"]
+            if type(raw) is not dict:
+                raise ValueError("'recordings' is not an object")
+            recordings = {name: _decode_entry(name, e) for name, e in raw.items()}
+            return cls(_text(body, "nodeid"), _text(body, "plugin_version"), recordings)
+        # RecursionError: JSON nested past the parser's depth.
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise StoreCorrupted(
                 f"manifest '{path}' cannot be read: {exc}. "
                 "Fix: re-record this test (pytest --replay-record) or restore the file."
-            ) from exc
+            ) from None
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body[key]
+    if type(value) is not str:
+        raise ValueError(f"{key!r} is {type(value).__name__}, not a string")
+    return value
+
+
+def _count(body: dict[str, Any], key: str) -> int:
+    value = body[key]
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{key!r} is {value!r}, not a non-negative integer")
+    return value
+
+
+def _decode_entry(name: str, body: Any) -> ManifestEntry:
+    if type(body) is not dict:
+        raise ValueError(f"recording {name!r} is not an object")
+    file = _text(body, "file")
+    # The file is read, replaced and pruned next to the manifest: never anywhere else.
+    if file in ("", ".", "..", MANIFEST_NAME) or "/" in file or "\\" in file or "\0" in file:
+        raise ValueError(f"recording {name!r} names the file {file!r}, not a plain file name")
+    meta = body.get("meta", {})
+    if type(meta) is not dict:
+        raise ValueError(f"recording {name!r} has meta of type {type(meta).__name__}")
+    return ManifestEntry(
+        kind=_text(body, "kind"),
+        file=file,
+        version=_count(body, "version"),
+        records=_count(body, "records"),
+        digest=_text(body, "digest"),
+        meta=meta,
+    )
 
 
 class ReplayStore:
@@ -167,6 +201,7 @@ class ReplayStore:
         return self.root.joinpath(*(safe_component(part) for part in _test_parts(nodeid)))
 
     def load_manifest(self, folder: Path) -> Manifest | None:
+        __tracebackhide__ = True
         path = folder / MANIFEST_NAME
         try:
             data = path.read_bytes()
@@ -175,11 +210,12 @@ class ReplayStore:
         except OSError as exc:
             raise StoreCorrupted(
                 f"manifest '{path}' cannot be read: {exc}. Fix: check permissions."
-            ) from exc
+            ) from None
         return Manifest.decode(data, path)
 
     def read_checked(self, folder: Path, entry: ManifestEntry) -> bytes:
         """The bytes of a stored recording, after checking them against the manifest digest."""
+        __tracebackhide__ = True
         path = folder / entry.file
         try:
             data = path.read_bytes()
@@ -187,7 +223,7 @@ class ReplayStore:
             raise StoreCorrupted(
                 f"recording file missing or unreadable: '{path}' ({exc}). "
                 "Fix: re-record this test (pytest --replay-record) or restore the file."
-            ) from exc
+            ) from None
         if digest_bytes(data) != entry.digest:
             raise StoreCorrupted(
                 f"recording file corrupted: '{path}' does not match the digest in its manifest "
@@ -198,17 +234,28 @@ class ReplayStore:
         return data
 
     def write_test(self, folder: Path, manifest: Manifest, files: Mapping[str, bytes]) -> None:
-        """Store a test's recordings: unchanged files are left untouched, changed ones are
-        replaced atomically, then the manifest, then files no longer listed are removed."""
+        """Store a test's recordings: unchanged files are left untouched, changed ones and
+        then the manifest are replaced together, then files no longer listed are removed.
+
+        A failure (a full disk) leaves the test's previous recordings as they were.
+        """
+        if not files and not manifest.recordings:
+            # A test that recorded nothing keeps no folder (and loses any it had).
+            if folder.is_dir():
+                self._clear(folder)
+            return
         old = self.load_manifest_quietly(folder)
-        for name, data in sorted(files.items()):
-            path = folder / name
-            if not (path.is_file() and old is not None and _same_file(path, data)):
-                atomic_write_bytes(path, data)
+        changed = {
+            folder / name: data
+            for name, data in sorted(files.items())
+            if not (old is not None and _same_file(folder / name, data))
+        }
         encoded = manifest.encode()
         manifest_path = folder / MANIFEST_NAME
-        if not (manifest_path.is_file() and manifest_path.read_bytes() == encoded):
-            atomic_write_bytes(manifest_path, encoded)
+        if not _same_file(manifest_path, encoded):
+            changed[manifest_path] = encoded  # last: it commits the files before it
+        if changed:
+            atomic_write_many(changed)
         keep = set(files) | {MANIFEST_NAME}
         for path in sorted(folder.iterdir()):
             if path.is_file() and path.name not in keep and not path.name.startswith("."):
@@ -233,6 +280,18 @@ class ReplayStore:
     def remove_test(self, folder: Path) -> None:
         """Delete a test folder and the empty folders above it, up to the store root."""
         shutil.rmtree(folder)
+        self._remove_empty_parents(folder)
+
+    def _clear(self, folder: Path) -> None:
+        """Delete a test folder's recordings and manifest; the folder too once it is empty."""
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                path.unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+            self._remove_empty_parents(folder)
+
+    def _remove_empty_parents(self, folder: Path) -> None:
         parent = folder.parent
         while parent != self.root and self.root in parent.parents:
             try:

@@ -98,7 +98,7 @@ def test_journal_record_verify_break(pytester: pytest.Pytester) -> None:
             "*#0 RngSeed(actor_path='/w/rng', seed=42)*",
             "*#1 DeviceCmd(ts_micros=0, name='memcpy_h2d', payload='bytes=4096')*",
             "*ignored (volatile) fields: ts_micros*",
-            "*pytest --replay-record*test_device.py::test_device*",
+            "*pytest *test_device.py::test_device --replay-record*",
         ]
     )
     # The failure points at the user's line, not into the recorder.

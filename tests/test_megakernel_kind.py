@@ -189,7 +189,7 @@ def test_first_divergence_is_reported_with_index_and_field(tmp_path: Path) -> No
     assert "at record #3, field args[1]" in text
     assert "megakernel slot #3: expected epoch 3 tenant 2 opcode 0x4 args (3,4,0,0)" in text
     assert "got epoch 3 tenant 2 opcode 0x4 args (3,5,0,0)" in text
-    assert "pytest --replay-record" in text
+    assert "pytest tests/test_gpu.py::test_ring --replay-record" in text
 
 
 def test_divergence_is_raised_at_the_pump_that_produced_it(tmp_path: Path) -> None:

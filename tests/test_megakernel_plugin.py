@@ -36,6 +36,6 @@ def test_megakernel_record_verify_and_divergence(pytester: pytest.Pytester) -> N
             "*replay diverged: test_mk.py::test_pump*",
             "*recording 'kernel' (kind megakernel)*",
             "*first divergence at record #*",
-            "*pytest --replay-record test_mk.py::test_pump*",
+            "*pytest test_mk.py::test_pump --replay-record*",
         ]
     )

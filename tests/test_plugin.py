@@ -85,7 +85,7 @@ def test_code_change_fails_verify_at_the_right_record(pytester: pytest.Pytester)
             "E *#4 *args?0?=12*",
             "E *#5 *args?0?=15*",
             "E *ignored (volatile) fields: timestamp_ns",
-            "E *pytest --replay-record test_ring.py::test_ring",
+            "E *pytest test_ring.py::test_ring --replay-record",
         ]
     )
     # Our own frames are hidden: the traceback ends at the user's line.
@@ -134,7 +134,10 @@ def test_missing_recording_names_the_record_command(pytester: pytest.Pytester) -
     result = pytester.runpytest("--replay-verify")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*replay missing: test_ring.py::test_ring*", "*pytest --replay-record=new test_ring.py*"]
+        [
+            "*replay missing: test_ring.py::test_ring*",
+            "*pytest test_ring.py::test_ring --replay-record=new*",
+        ]
     )
     assert "1 missing" in summary_line(result)
     assert not (pytester.path / ".replay").exists()
@@ -191,6 +194,25 @@ def test_new_mode_writes_missing_and_verifies_existing(pytester: pytest.Pytester
     assert snapshot(store) == after
 
 
+def test_new_mode_keeps_a_stored_recording_the_test_no_longer_produces(
+    pytester: pytest.Pytester,
+) -> None:
+    source = """
+        def test_two(replay):
+            replay.data("a", 1)
+            if {both}:
+                replay.data("b", 2)
+        """
+    pytester.makepyfile(test_two=source.format(both=True))
+    pytester.runpytest("--replay-record").assert_outcomes(passed=1)
+    before = snapshot(pytester.path / ".replay")
+    pytester.makepyfile(test_two=source.format(both=False))
+    result = pytester.runpytest("--replay-record=new")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*replay unproduced: test_two.py::test_two*"])
+    assert snapshot(pytester.path / ".replay") == before
+
+
 def test_record_and_verify_together_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_ring=ring_test())
     result = pytester.runpytest("--replay-record", "--replay-verify")
@@ -244,7 +266,10 @@ def test_corrupted_golden_is_reported_as_corrupted(pytester: pytest.Pytester) ->
     result = pytester.runpytest("--replay-verify")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*recording file corrupted*ring.vrrl*Fix:*"])
-    assert "first divergence" not in result.stdout.str()
+    assert summary_line(result) == "replay: 1 corrupted (store: .replay)"
+    text = result.stdout.str()
+    assert "first divergence" not in text
+    assert "During handling" not in text and "store.py" not in text
 
 
 def test_verify_never_writes_to_the_store(pytester: pytest.Pytester) -> None:
@@ -521,6 +546,11 @@ def test_sorted_set_is_fine(replay):
     names = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"}
     replay.data("order", sorted(names))
 
+@pytest.mark.replay_determinism(runs=3, subprocess=True)
+def test_dict_from_a_set_is_fine(replay):
+    names = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"}
+    replay.data("lengths", {name: len(name) for name in names})
+
 @pytest.mark.replay_determinism(runs=4)
 def test_seeded_is_fine(replay):
     rng = random.Random(replay.seed)
@@ -531,7 +561,7 @@ def test_seeded_is_fine(replay):
 def test_determinism_marker_catches_three_sources(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_nd=NONDETERMINISTIC)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=3)
+    result.assert_outcomes(passed=3, failed=3)
     text = result.stdout.str()
     result.stdout.fnmatch_lines(
         [
@@ -658,3 +688,20 @@ def test_store_dir_hook_keeps_a_project_store_next_to_its_tests(
     result = pytester.runpytest("--replay-verify")
     result.assert_outcomes(passed=2)
     assert "1 unused" in summary_line(result)
+
+
+def test_a_test_that_records_nothing_leaves_no_folder(pytester: pytest.Pytester) -> None:
+    source = """
+        def test_seed_only(replay):
+            assert replay.seed >= 0
+            if {record}:
+                replay.data("v", 1)
+        """
+    pytester.makepyfile(test_s=source.format(record=True))
+    pytester.runpytest("--replay-record").assert_outcomes(passed=1)
+    assert (pytester.path / ".replay" / "test_s.py" / "test_seed_only" / "v.msgpack").is_file()
+    # It stops recording: its recordings go, and so do the folders they leave empty.
+    pytester.makepyfile(test_s=source.format(record=False))
+    pytester.runpytest("--replay-record").assert_outcomes(passed=1)
+    assert not (pytester.path / ".replay" / "test_s.py").exists()
+    pytester.runpytest("--replay-verify").assert_outcomes(passed=1)

@@ -50,6 +50,23 @@ def test_record_and_verify_together_is_a_usage_error(pytester: pytest.Pytester) 
     assert "Traceback" not in result.stderr.str()
 
 
+def test_a_path_after_the_record_flag_is_a_usage_error_with_the_fix(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_one="def test_x(replay): replay.data('v', 1)")
+    result = pytester.runpytest("--replay-record", "test_one.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*'test_one.py' is not a record mode (all, new). "
+            "Fix: *pytest test_one.py --replay-record*"
+        ]
+    )
+    # Both spellings the message suggests work.
+    pytester.runpytest("test_one.py", "--replay-record").assert_outcomes(passed=1)
+    pytester.runpytest("--replay-record=all", "test_one.py").assert_outcomes(passed=1)
+
+
 def test_replay_dir_ini_default(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

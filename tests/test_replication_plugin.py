@@ -48,7 +48,7 @@ def test_record_verify_break(pytester: pytest.Pytester) -> None:
             "*expected #* got #* t=1300ms write node=1*",
             "*first divergence at record #*, field *",
             "*context (the records before it):*",
-            "*pytest --replay-record*",
+            "*pytest test_repl.py::test_cluster --replay-record*",
         ]
     )
 
