@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import mmap
+import operator
 import os
 import struct
 import tempfile
@@ -57,6 +58,8 @@ __all__ = [
     "BackendError",
     "CapacityOverflow",
     "HeaderMismatch",
+    "ReadOnlyLog",
+    "RecordValueError",
     "RecordedSlot",
     "ReplayFailureClass",
     "ReplayFailureEvidence",
@@ -124,6 +127,7 @@ RING_RECORD_DTYPE: Final = np.dtype(
 
 RecordArray = npt.NDArray[np.void]
 _FIELDS_AFTER_MAGIC: Final = RING_RECORD_DTYPE.names[1:]  # type: ignore[index]
+_U64_FIELDS: Final = frozenset({"timestamp_ns", "output_digest"})
 
 
 # --------------------------------------------------------------------------- errors
@@ -192,6 +196,52 @@ class CapacityOverflow(ReplayLogError):
         super().__init__(
             f"replay log capacity {count} exceeds max {max}{where}. "
             "Fix: shard replay into smaller logs."
+        )
+
+
+class RecordValueError(ReplayLogError, ValueError):
+    """A slot or failure-evidence field does not fit its on-disk word.
+
+    ``field`` is the record field (``args[2]`` for one argument word, ``args``
+    when there are not four), ``value`` what was given, ``index`` the record's
+    position in the batch (``None`` for a single append).
+    """
+
+    def __init__(
+        self,
+        field: str,
+        value: object,
+        index: int | None = None,
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.field = field
+        self.value = value
+        self.index = index
+        self.path = None if path is None else os.fspath(path)
+        where = "" if self.path is None else f"replay log '{self.path}': "
+        which = "" if index is None else f"record #{index}: "
+        if field == "args":
+            want = "four u32 argument words"
+        elif field == "record":
+            want = "a record the VRRL layout can hold"
+        else:
+            bits = 64 if field in _U64_FIELDS else 32
+            want = f"an unsigned {bits}-bit integer (0..{(1 << bits) - 1})"
+        super().__init__(
+            f"{where}{which}{field}={value!r:.80} is not {want}, so it cannot be stored. "
+            "Fix: build slots and failure evidence from integers that fit their record "
+            "fields (see docs/formats.md)."
+        )
+
+
+class ReadOnlyLog(ReplayLogError):
+    """A write to a log opened with ``read_only=True``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        super().__init__(
+            f"replay log '{self.path}' was opened read_only and cannot be appended to. "
+            "Fix: open it with RingLog.open(path) (without read_only=True) to write."
         )
 
 
@@ -354,6 +404,7 @@ def records_to_array(items: Iterable[RecordedSlot | ReplayRecord] | RecordArray)
                     f"records_to_array needs a structured array, got dtype {items.dtype}. "
                     "Fix: pass RecordedSlot values or an array of RING_RECORD_DTYPE."
                 )
+            _check_foreign_array(items)
             out = np.zeros(len(items), RING_RECORD_DTYPE)
             for name in names:
                 if name != "magic" and name in RING_RECORD_DTYPE.names:  # type: ignore[operator]
@@ -362,26 +413,76 @@ def records_to_array(items: Iterable[RecordedSlot | ReplayRecord] | RecordArray)
         return out
     rows = []
     for item in items:
-        failure = None
-        slot = item
         if isinstance(item, ReplayRecord):
-            slot, failure = item.slot, item.failure
-        assert isinstance(slot, RecordedSlot)
-        a0, a1, a2, a3 = slot.args
-        if failure is None:
-            tail: tuple[int, int, int, int] = (0, 0, 0, 0)
+            rows.append(_row(item.slot, item.failure))
         else:
-            tail = (
-                failure.slot_status,
-                int(failure.failure_class),
-                failure.backend_error_code,
-                failure.output_digest,
-            )
-        rows.append(
-            (RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id, slot.opcode,
-             (a0, a1, a2, a3), slot.epoch, *tail)
-        )  # fmt: skip
-    return np.array(rows, dtype=RING_RECORD_DTYPE)
+            assert isinstance(item, RecordedSlot)
+            rows.append(_row(item, None))
+    try:
+        return np.array(rows, dtype=RING_RECORD_DTYPE)
+    except (OverflowError, ValueError, TypeError):
+        # Only now is each value looked at, so a valid batch pays nothing for it.
+        index, field, value = _first_misfit(rows)
+        raise RecordValueError(field, value, index) from None
+
+
+def _check_foreign_array(items: RecordArray) -> None:
+    """Refuse a structured array whose fields would not survive the cast to the record dtype."""
+    for name in items.dtype.names or ():
+        if name == "magic" or name not in RING_RECORD_DTYPE.names:  # type: ignore[operator]
+            continue
+        column = items[name]
+        want = RING_RECORD_DTYPE[name]
+        if column.shape[1:] != want.shape or column.dtype.base.kind not in "biu":
+            raise RecordValueError(name, f"<{column.dtype.base} column of shape {column.shape}>")
+        if column.dtype.base.kind == "b" or len(column) == 0:
+            continue
+        top = np.iinfo(want.base).max
+        if column.min() < 0 or column.max() > top:
+            flat = column.reshape(len(column), -1)
+            bad = (flat < 0) | (flat > top)
+            index, word = (int(i) for i in np.argwhere(bad)[0])
+            field = f"{name}[{word}]" if column.ndim > 1 else name
+            raise RecordValueError(field, flat[index, word].item(), index)
+
+
+def _row(slot: RecordedSlot, failure: ReplayFailureEvidence | None) -> tuple[Any, ...]:
+    """One record as the tuple ``np.array`` takes for :data:`RING_RECORD_DTYPE`."""
+    if failure is None:
+        return (RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id, slot.opcode,
+                slot.args, slot.epoch, 0, 0, 0, 0)  # fmt: skip
+    return (RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id, slot.opcode,
+            slot.args, slot.epoch, failure.slot_status, failure.failure_class,
+            failure.backend_error_code, failure.output_digest)  # fmt: skip
+
+
+def _fits(value: object, bits: int) -> bool:
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return 0 <= number < 1 << bits
+
+
+def _first_misfit(rows: Sequence[tuple[Any, ...]]) -> tuple[int, str, object]:
+    """``(index, field, value)`` of the first field in ``rows`` no record word can hold."""
+    for index, row in enumerate(rows):
+        for name, value in zip(_FIELDS_AFTER_MAGIC, row[1:], strict=True):
+            if name != "args":
+                if not _fits(value, 64 if name in _U64_FIELDS else 32):
+                    return index, name, value
+                continue
+            try:
+                words = list(value)
+            except TypeError:
+                return index, "args", value
+            if len(words) != 4:
+                return index, "args", value
+            for k, word in enumerate(words):
+                if not _fits(word, 32):
+                    return index, f"args[{k}]", word
+    # Unreachable for rows numpy refused; named as a whole rather than guessed.
+    return 0, "record", rows[0] if rows else None
 
 
 def records_from_array(array: RecordArray) -> list[ReplayRecord]:
@@ -579,34 +680,69 @@ class RingLog:
     # -- writing
 
     def append(self, slot: RecordedSlot) -> None:
-        """Append one slot with no failure evidence."""
+        """Append one slot with no failure evidence.
+
+        A field that does not fit its word raises :class:`RecordValueError`;
+        a log opened ``read_only`` raises :class:`ReadOnlyLog`.
+        """
         mm = self._live_map()
-        a0, a1, a2, a3 = slot.args
-        _RECORD.pack_into(
-            mm, self._pos, RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
-            slot.opcode, a0, a1, a2, a3, slot.epoch, 0, 0, 0, 0,
-        )  # fmt: skip
+        # pack_into does the range checks; its errors are translated, not
+        # pre-empted, so an append that succeeds pays for no extra check.
+        try:
+            a0, a1, a2, a3 = slot.args
+            _RECORD.pack_into(
+                mm, self._pos, RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
+                slot.opcode, a0, a1, a2, a3, slot.epoch, 0, 0, 0, 0,
+            )  # fmt: skip
+        except (struct.error, ValueError, TypeError) as exc:
+            raise self._write_error(exc, slot, None) from None
         self._advance(1)
 
     def append_with_failure(self, slot: RecordedSlot, failure: ReplayFailureEvidence) -> None:
-        """Append one slot with its failure evidence."""
+        """Append one slot with its failure evidence (errors as for :meth:`append`)."""
         mm = self._live_map()
-        a0, a1, a2, a3 = slot.args
-        _RECORD.pack_into(
-            mm, self._pos, RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
-            slot.opcode, a0, a1, a2, a3, slot.epoch, failure.slot_status,
-            int(failure.failure_class), failure.backend_error_code, failure.output_digest,
-        )  # fmt: skip
+        try:
+            a0, a1, a2, a3 = slot.args
+            _RECORD.pack_into(
+                mm, self._pos, RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
+                slot.opcode, a0, a1, a2, a3, slot.epoch, failure.slot_status,
+                int(failure.failure_class), failure.backend_error_code, failure.output_digest,
+            )  # fmt: skip
+        except (struct.error, ValueError, TypeError) as exc:
+            raise self._write_error(exc, slot, failure) from None
         self._advance(1)
 
     def append_many(self, slots: SlotsLike) -> None:
-        """Append a batch in one copy (wrap-around handled) and persist the cursor once."""
+        """Append a batch in one copy (wrap-around handled) and persist the cursor once.
+
+        Errors as for :meth:`append`; a bad field names its index in the batch
+        and nothing of the batch is written.
+        """
         self._live_map()
-        array = records_to_array(slots)
+        if self._file.mode == "rb":
+            raise ReadOnlyLog(self._path)
+        try:
+            array = records_to_array(slots)
+        except RecordValueError as exc:
+            raise RecordValueError(exc.field, exc.value, exc.index, self._path) from None
         if len(array) == 0:
             return
         assert self._body is not None
         self._set_cursor(_scatter(self._body, array, self._cursor, self._capacity))
+
+    def _write_error(
+        self, exc: Exception, slot: RecordedSlot, failure: ReplayFailureEvidence | None
+    ) -> ReplayLogError:
+        if self._file.mode == "rb":
+            return ReadOnlyLog(self._path)
+        if isinstance(exc, struct.error):
+            # pack_into zeroed the record, then wrote the fields before the
+            # refused one, magic included: left so, the half record would replay
+            # as live. The slot stays empty; it held the oldest record, the one
+            # the append was about to overwrite.
+            self._live_map()[self._pos : self._pos + RECORD_BYTES] = bytes(RECORD_BYTES)
+        _index, field, value = _first_misfit([_row(slot, failure)])
+        return RecordValueError(field, value, None, self._path)
 
     def _advance(self, n: int) -> None:
         cursor = self._cursor + n

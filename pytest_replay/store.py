@@ -271,11 +271,20 @@ class ReplayStore:
         """Every test folder under the store (sorted), with its manifest (None if unreadable)."""
         if not self.root.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames.sort()
-            if MANIFEST_NAME in filenames:
-                folder = Path(dirpath)
+        # An explicit stack, not os.walk: that recurses per level (Python 3.11) and
+        # overflows on a deep tree. Depth first in sorted order, symlinks not followed.
+        stack = [self.root]
+        while stack:
+            folder = stack.pop()
+            try:
+                with os.scandir(folder) as it:
+                    entries = sorted(it, key=lambda entry: entry.name)
+            except OSError:
+                continue
+            below = [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+            if any(e.name == MANIFEST_NAME and not e.is_dir() for e in entries):
                 yield folder, self.load_manifest_quietly(folder)
+            stack.extend(reversed(below))
 
     def remove_test(self, folder: Path) -> None:
         """Delete a test folder and the empty folders above it, up to the store root."""

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_replay.fleet import (
+    FleetRecording,
     FleetRecordingError,
     Keyframe,
     Message,
@@ -295,12 +296,13 @@ GOOD_BODY = {"version": 1, "topology_name": "t.toml", "topology": "", "configs":
     [
         ({"version": 2}, "unsupported recording version 2"),
         ({"extra": 1}, "exactly the keys"),
-        ({"topology_name": "../t.toml"}, "topology name/text are malformed"),
+        ({"topology_name": "../t.toml"}, "topology name '../t.toml' is not a plain file name"),
+        ({"topology": 3}, "topology name/text are malformed"),
         ({"configs": [["a.toml", "text"]]}, "config #0 is not"),
         ({"configs": 3}, "configs is not an array"),
         ({"logs": [[1, "ping", ["slab"]]]}, "log #0 is not"),
         ({"logs": [[-1, "ping", []]]}, "log #0 is not"),
-        ({"logs": [[1, "a/b", []]]}, "log #0 is not"),
+        ({"logs": [[1, "a/b", []]]}, "log #0 subsystem id 'a/b' is not a plain file name"),
         ({"logs": {}}, "logs is not an array"),
     ],
 )
@@ -315,6 +317,10 @@ def test_a_well_framed_but_malformed_body(change: dict[str, object], message: st
 
 def test_a_config_path_may_not_leave_the_folder(tmp_path: Path) -> None:
     body = {**GOOD_BODY, "configs": [["../../escape.toml", b""]]}
-    recording = decode_fleet_recording(_with_body(body))
-    with pytest.raises(FleetRecordingError, match="leaves the recording folder"):
+    with pytest.raises(
+        FleetRecordingError, match=r"'\.\./\.\./escape\.toml' is not a relative path"
+    ):
+        decode_fleet_recording(_with_body(body))
+    recording = FleetRecording("t.toml", "", (("../../escape.toml", b""),))
+    with pytest.raises(FleetRecordingError, match="is not a relative path in the recording"):
         recording.materialise(tmp_path / "m")

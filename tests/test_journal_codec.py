@@ -145,6 +145,15 @@ def test_entry_streams_round_trip_and_locate_bad_entries() -> None:
         decode_entries(encode_entries(entries[:1]) + b"\xc1")
 
 
+def test_entry_stream_with_truncated_last_entry_is_an_error() -> None:
+    data = encode_entries([RngSeed("a", 1), RngSeed("b", 2)])
+    with pytest.raises(JournalDecodeError, match="sequence nr 2, byte offset 5") as info:
+        decode_entries(data[:-1], "stream")
+    assert "truncated" in str(info.value) and "Fix:" in str(info.value)
+    with pytest.raises(JournalDecodeError, match="sequence nr 1, byte offset 0"):
+        decode_entries(data[:4])
+
+
 def test_entry_dicts() -> None:
     entry = KernelCmd(5, "launch", "x")
     assert entry_to_dict(entry) == {

@@ -30,7 +30,9 @@ from pytest_replay.megakernel.model import FaultCode
 from pytest_replay.ringlog import (
     RING_RECORD_DTYPE,
     ReplayFailureClass,
+    ReplayLogIoError,
     RingLog,
+    ZeroCapacity,
     output_digest,
     records_to_array,
 )
@@ -341,6 +343,26 @@ def test_open_capture_replaces_an_old_file(tmp_path: Path) -> None:
             capture.publish(0, Opcode.NOP)
     with RingLog.open(path, read_only=True) as log:
         assert len(log) == 1
+
+
+def test_failed_open_capture_leaves_the_old_file_alone(tmp_path: Path) -> None:
+    path = tmp_path / "keep.vrrl"
+    with open_capture(path, backend="numpy", slots=4, capacity=8) as capture:
+        capture.publish(0, Opcode.NOP)
+    before = path.read_bytes()
+    with pytest.raises(ZeroCapacity, match="Fix:"):
+        open_capture(path, backend="numpy", slots=4, capacity=0)
+    with pytest.raises(ValueError):
+        open_capture(path, backend="numpy", slots=4, mode="bogus")  # type: ignore[arg-type]
+    assert path.read_bytes() == before
+    folder = tmp_path / "folder.vrrl"
+    folder.mkdir()
+    with pytest.raises(ReplayLogIoError, match=r"folder\.vrrl.*Fix:"):
+        open_capture(folder, backend="numpy", slots=4, capacity=8)
+    assert folder.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "folder.vrrl",
+        "keep.vrrl",
+    ]
 
 
 def test_empty_capture_replays_as_empty(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ election, tick, inbox and schedule validation."""
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -443,3 +444,39 @@ def test_schedule_from_plain_rejects_bad_shapes() -> None:
     del plain["nodes"]
     with pytest.raises(ScheduleError, match="not a valid network schedule"):
         schedule_from_plain(plain, "x.rpltrace")
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "named"),
+    [
+        ("seed", float("inf"), "seed"),
+        ("end_ms", float("inf"), "end_ms"),
+        ("nodes", [1, float("inf")], "nodes"),
+        ("seed", 1.7, "seed"),
+        ("seed", "3", "seed"),
+        ("seed", True, "seed"),
+        ("link", [5, 0, 0.0, 0.0, 0.0, float("inf")], "link.reorder_ms"),
+        ("link", [5, 0, float("nan"), 0.0, 0.0, 50], "link.drop"),
+        ("budget_rate", float("inf"), "budget_rate"),
+        ("crashes", [[1, float("inf"), None]], "crashes.at_ms"),
+        ("channel_name", 5, "channel_name"),
+    ],
+)
+def test_schedule_from_plain_takes_exact_types_only(field: str, raw: object, named: str) -> None:
+    from pytest_replay.replication.errors import TraceFormatError
+    from pytest_replay.replication.trace import decode_trace, encode_trace
+
+    plain = schedule_to_plain(NetworkSchedule(1, (1, 2), 100))
+    plain[field] = raw
+    with pytest.raises(ScheduleError, match=rf"x\.rpltrace: schedule field {named} .*Fix:"):
+        schedule_from_plain(plain, "x.rpltrace")
+    good = encode_trace(NetworkSchedule(1, (1, 2), 100), [])
+    header = msgpack.packb({"schedule": plain})
+    data = good[:12] + len(header).to_bytes(4, "little") + good[16:20] + header
+    with pytest.raises(TraceFormatError, match=named):
+        decode_trace(data, "x.rpltrace")
+
+
+def test_schedule_from_plain_accepts_whole_numbers_as_probabilities() -> None:
+    schedule = NetworkSchedule(1, (1, 2), 100, link=LinkSpec(drop=0))  # type: ignore[arg-type]
+    assert schedule_from_plain(schedule_to_plain(schedule)) == schedule

@@ -19,7 +19,9 @@ from pytest_replay.ringlog import (
     BackendError,
     CapacityOverflow,
     HeaderMismatch,
+    ReadOnlyLog,
     RecordedSlot,
+    RecordValueError,
     ReplayFailureClass,
     ReplayFailureEvidence,
     ReplayLogError,
@@ -330,9 +332,86 @@ def test_read_only_open_and_no_capacity(log_path: Path) -> None:
     with RingLog.open(log_path, read_only=True) as log:
         assert log.capacity == 4
         assert log.replay_all() == [rec(1, 1)]
-        with pytest.raises(TypeError):
+        with pytest.raises(ReadOnlyLog, match=r"opened read_only.*Fix:"):
             log.append(rec(2, 2))
+        evidence = ReplayFailureEvidence(1, ReplayFailureClass.DEVICE_LOSS, 2, 3)
+        with pytest.raises(ReadOnlyLog):
+            log.append_with_failure(rec(2, 2), evidence)
+        with pytest.raises(ReadOnlyLog):
+            log.append_many([rec(2, 2)])
     assert log_path.read_bytes() == before
+
+
+def slot_with(**fields: object) -> RecordedSlot:
+    values: dict[str, object] = {
+        "timestamp_ns": 0, "slot_idx": 0, "tenant_id": 0, "opcode": 0, "args": (0, 0, 0, 0),
+        "epoch": 0,
+    }  # fmt: skip
+    values.update(fields)
+    return RecordedSlot(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"timestamp_ns": -1}, "timestamp_ns=-1"),
+        ({"tenant_id": 2**32}, "tenant_id=4294967296"),
+        ({"args": (1, 2, 3)}, r"args=\(1, 2, 3\) is not four u32"),
+        ({"args": (1, 2, -3, 4)}, r"args\[2\]=-3"),
+        ({"epoch": 2**32}, "epoch=4294967296"),
+    ],
+)
+def test_appending_a_field_that_does_not_fit_names_it(
+    log_path: Path, fields: dict[str, object], named: str
+) -> None:
+    bad = slot_with(**fields)
+    with RingLog.open(log_path, 4) as log:
+        log.append(rec(1, 1))
+        with pytest.raises(RecordValueError, match=rf"{named}.*Fix:"):
+            log.append(bad)
+        evidence = ReplayFailureEvidence(1, ReplayFailureClass.DEVICE_LOSS, 2, 3)
+        with pytest.raises(RecordValueError, match=named):
+            log.append_with_failure(bad, evidence)
+        with pytest.raises(RecordValueError, match=rf"record #1: {named}"):
+            log.append_many([rec(2, 2), bad])
+        assert log.replay_all() == [rec(1, 1)] and log.cursor == 1
+    with RingLog.open(log_path, 4) as log:
+        with pytest.raises(RecordValueError, match="backend_code=-1"):
+            log.append_with_failure(rec(2, 2), ReplayFailureEvidence(1, 1, -1, 0))  # type: ignore[arg-type]
+        with pytest.raises(RecordValueError, match=r"epoch=1\.5"):
+            log.append(slot_with(epoch=1.5))
+        assert log.replay_all() == [rec(1, 1)]
+
+
+def test_refused_append_in_a_full_ring_leaves_no_half_record(log_path: Path) -> None:
+    with RingLog.open(log_path, 2) as log:
+        log.append(rec(1, 1))
+        log.append(rec(2, 2))
+        with pytest.raises(RecordValueError):
+            log.append(slot_with(epoch=-1))
+        # The refused append empties only the slot it was about to overwrite.
+        assert log.replay_all() == [rec(2, 2)] and log.cursor == 0
+        log.append(rec(3, 3))
+        assert log.replay_all() == [rec(2, 2), rec(3, 3)]
+        # Refused before any byte is packed: nothing is lost.
+        with pytest.raises(RecordValueError, match="args"):
+            log.append(slot_with(args=(1, 2)))
+        assert log.replay_all() == [rec(2, 2), rec(3, 3)]
+
+
+def test_append_many_range_checks_foreign_arrays(log_path: Path) -> None:
+    array = np.zeros(3, [("timestamp_ns", "<i8"), ("epoch", "<i8"), ("args", "<i8", (4,))])
+    array["epoch"][2] = -5
+    with RingLog.open(log_path, 4) as log:
+        with pytest.raises(RecordValueError, match=r"record #2: epoch=-5"):
+            log.append_many(array)
+        array["epoch"][2] = 0
+        array["args"][1, 3] = 2**40
+        with pytest.raises(RecordValueError, match=r"record #1: args\[3\]=1099511627776"):
+            log.append_many(array)
+        array["args"][1, 3] = 7
+        log.append_many(array)
+        assert [s.args[3] for s in log.replay_all()] == [0, 7, 0]
 
 
 def test_missing_file_without_capacity_is_an_io_error(log_path: Path) -> None:

@@ -144,3 +144,27 @@ def test_stored_files_get_the_mode_open_would_give(tmp_path: Path) -> None:
     record(store, folder, {"a": b"a"})
     for path in folder.iterdir():
         assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
+
+
+def test_manifests_are_found_in_a_very_deep_tree(tmp_path: Path) -> None:
+    store = ReplayStore(tmp_path / "store")
+    record(store, tmp_path / "store" / "b.py" / "t", {"a": b"a"})
+    levels = [tmp_path / "store" / "a"]
+    for _ in range(1_100):  # deeper than a recursive walk can go on Python 3.11
+        levels.append(levels[-1] / "d")
+    try:
+        for level in levels:
+            level.mkdir()
+        record(store, levels[-1], {"a": b"a"})
+        assert [folder for folder, _ in store.iter_manifests()] == [
+            levels[-1],
+            tmp_path / "store" / "b.py" / "t",
+        ]
+    finally:
+        # Bottom up: pytest's own clean-up of tmp_path recurses too.
+        for level in reversed(levels):
+            for path in level.glob("*"):
+                if path.is_file():
+                    path.unlink()
+            if level.exists():
+                level.rmdir()

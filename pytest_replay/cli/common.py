@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from pytest_replay.cli.progress import Progress, ProgressMode
 from pytest_replay.errors import ReplayError
@@ -20,6 +22,7 @@ __all__ = [
     "CliError",
     "Run",
     "jsonable",
+    "open_regular",
     "parse_range",
     "read_bounded",
 ]
@@ -108,17 +111,48 @@ def parse_range(text: str, total: int) -> tuple[int, int]:
     return first, max(first, last)
 
 
-def read_bounded(path: Path, what: str) -> bytes:
-    """The bytes of ``path``, refusing files larger than :data:`MAX_READ_BYTES`."""
+def open_regular(path: Path, what: str) -> BinaryIO:
+    """``path`` opened for binary reading; anything but a regular file is a :class:`CliError`.
+
+    A device or FIFO reports size 0, so a size bound would let it through and
+    the read would never end. ``O_NONBLOCK`` keeps ``open`` itself from
+    waiting for a FIFO's writer before the check can run.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
     try:
-        size = path.stat().st_size
-        if size > MAX_READ_BYTES:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            shown = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
             raise CliError(
-                f"{what} '{path}' is {size} bytes, over the {MAX_READ_BYTES}-byte read limit",
-                "pass a smaller file",
+                f"{what} '{path}' is {shown}", "pass a regular file (not a device, FIFO or folder)"
             )
-        return path.read_bytes()
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bounded(path: Path, what: str, limit: int = MAX_READ_BYTES) -> bytes:
+    """The bytes of ``path``, refusing non-regular files and files larger than ``limit``."""
+    try:
+        with open_regular(path, what) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size <= limit:
+                # One byte more than the size, to notice a file that grows meanwhile.
+                data = fh.read(size + 1)
     except OSError as exc:
         raise CliError(
             f"cannot read {what} '{path}' ({exc.strerror or exc})", "check the path and permissions"
         ) from None
+    if size > limit:
+        raise CliError(
+            f"{what} '{path}' is {size} bytes, over the {limit}-byte read limit",
+            "pass a smaller file",
+        )
+    if len(data) > size:
+        raise CliError(
+            f"{what} '{path}' grew while it was being read",
+            "wait until whatever writes it has finished, then run the command again",
+        )
+    return data

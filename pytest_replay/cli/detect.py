@@ -8,11 +8,12 @@ the magic bytes do not settle the question.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from pytest_replay.cli.common import CliError
+from pytest_replay.cli.common import CliError, open_regular, read_bounded
 
 if TYPE_CHECKING:
     from pytest_replay.kinds import KindRegistry
@@ -100,20 +101,41 @@ def kind_registry() -> KindRegistry:
     return registry
 
 
-def _has_manifest(folder: Path) -> bool:
-    for _dirpath, dirnames, filenames in os.walk(folder):
-        if _MANIFEST in filenames:
-            return True
-        dirnames.sort()
+def _holds_file(folder: Path, wanted: Callable[[str], bool]) -> bool:
+    """Whether a file anywhere under ``folder`` has a name ``wanted`` accepts.
+
+    An explicit stack rather than ``os.walk``, which recurses once per level
+    (Python 3.11) and so overflows on a deep enough tree. Like ``os.walk`` it
+    skips unreadable folders and does not follow folder symlinks; folders are
+    visited depth first in sorted order, so the walk is deterministic.
+    """
+    stack = [os.fspath(folder)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        below = []
+        for entry in entries:
+            try:
+                if not entry.is_dir():
+                    if wanted(entry.name):
+                        return True
+                elif not entry.is_symlink():
+                    below.append(entry.path)
+            except OSError:
+                continue
+        stack.extend(sorted(below, reverse=True))
     return False
+
+
+def _has_manifest(folder: Path) -> bool:
+    return _holds_file(folder, _MANIFEST.__eq__)
 
 
 def _has_fleet_log(folder: Path) -> bool:
-    for _dirpath, dirnames, filenames in os.walk(folder):
-        if any(name.endswith(_FLEET_SUFFIX) for name in filenames):
-            return True
-        dirnames.sort()
-    return False
+    return _holds_file(folder, lambda name: name.endswith(_FLEET_SUFFIX))
 
 
 def _fleet_base(path: Path) -> Path:
@@ -142,7 +164,7 @@ def detect(path: Path) -> Detected:
                 return Detected(FLEET_LOG, path)
         raise CliError(f"'{path}' does not exist", "check the path")
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, "path") as fh:
             head = fh.read(8)
     except OSError as exc:
         raise CliError(
@@ -173,9 +195,8 @@ def _looks_like_result(path: Path) -> bool:
     import json
 
     try:
-        if path.stat().st_size > 64 << 20:
-            return False
-        body = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        body = json.loads(read_bounded(path, "reducer result", 64 << 20))
+    except (CliError, ValueError, RecursionError):
+        # Too large, unreadable, not JSON or nested too deeply: not a result.
         return False
     return isinstance(body, dict) and {"mode", "status", "resume_allowed"} <= set(body)

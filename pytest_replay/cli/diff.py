@@ -31,6 +31,8 @@ __all__ = ["Outcome", "run_diff"]
 _BLOCK: Final = 1 << 16
 _CONTEXT: Final = 2
 _FLEET_LOG_FIELDS: Final = ("timestamp_ns", "keyframe", "payload", "origin")
+#: Kinds whose diff compares VRRL records, so ``--ignore`` names record fields.
+_RECORD_KINDS: Final = frozenset({"ring", "megakernel"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,16 +176,9 @@ def diff_with_kind(
             "fleet recordings are compared step by step in causal order and take no --ignore",
             "drop --ignore, or diff the fleet logs themselves (name.flog) with --ignore",
         )
-    try:
-        found = kind.diff(expected, actual, meta)
-    except ValueError as exc:
-        if isinstance(exc, CliError):
-            raise
-        from pytest_replay.errors import ReplayError
-
-        if isinstance(exc, ReplayError):
-            raise
-        raise CliError(str(exc).split(". Fix:")[0], "pass fields the kind knows") from None
+    if ignore and kind_name in _RECORD_KINDS:
+        _check_record_fields(ignore)
+    found = kind.diff(expected, actual, meta)
     ignored = tuple(kind.ignored(meta))
     try:
         compared = kind.count(expected)
@@ -218,10 +213,7 @@ def diff_rings(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Outc
     with RingLog.open(b, read_only=True) as log:
         right = log.records()
     common = min(len(left), len(right))
-    try:
-        first_divergence(left[:0], right[:0], ignore=ignored)
-    except ValueError as exc:
-        raise CliError(str(exc).split(". Fix:")[0], _fix_of(str(exc))) from None
+    _check_record_fields(ignored)
     blocks = range(0, common, _BLOCK)
     found = None
     with run.bar("comparing records", len(blocks)) as bar:
@@ -244,9 +236,20 @@ def diff_rings(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Outc
     return Outcome(len(left), "records", found, context, ignored)
 
 
-def _fix_of(message: str) -> str:
-    _head, sep, fix = message.partition("Fix: ")
-    return fix.rstrip(".") if sep else "check the field names"
+def _check_record_fields(ignore: Sequence[str]) -> None:
+    """Refuse ``--ignore`` names that are not VRRL record fields.
+
+    Checked up front rather than by catching the comparison's ValueError,
+    which also stands for damaged input that must not read as a bad name.
+    """
+    from pytest_replay.diff import RECORD_FIELDS
+
+    unknown = sorted(set(ignore) - RECORD_FIELDS)
+    if unknown:
+        raise CliError(
+            f"unknown record field(s) {', '.join(map(repr, unknown))} in --ignore",
+            f"use names from {', '.join(sorted(RECORD_FIELDS))}",
+        )
 
 
 # --------------------------------------------------------------------------- fleet logs

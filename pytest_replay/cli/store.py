@@ -111,8 +111,10 @@ def test_exists(rootdir: Path, nodeid: str) -> tuple[bool | None, str]:
         return True, "module-level recording and the module exists"
     try:
         tree = ast.parse(file.read_bytes(), filename=str(file))
-    except (SyntaxError, ValueError, OSError) as exc:
-        return None, f"'{file_part}' cannot be parsed ({exc}); kept"
+    except (SyntaxError, ValueError, OSError, RecursionError, MemoryError) as exc:
+        # Nesting too deep for the parser surfaces as RecursionError or MemoryError;
+        # like a syntax error it says nothing about whether the test still exists.
+        return None, f"'{file_part}' cannot be parsed ({type(exc).__name__}: {exc}); kept"
     parts = rest.split("::")
     function = parts[-1].split("[", 1)[0]
     scope: list[ast.stmt] = tree.body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,27 +106,37 @@ def _log_sort_key(log: FleetLogInfo) -> tuple[int, int, bool, str, str]:
 
 
 def _walk(
-    path: Path,
+    root: Path,
     extension: str,
     out: set[Path],
     failures: list[DiscoveryFailure],
-    visited: set[Path],
+    visited: set[tuple[int, int]],
 ) -> None:
-    if path.is_dir():
-        real = path.resolve()
-        if real in visited:
-            return  # a symlink loop or a folder reached twice
-        visited.add(real)
+    # An explicit stack, so the depth of a folder tree is not bounded by the recursion
+    # limit; entries go on it in reverse so they are visited in sorted order.
+    stack = [root]
+    while stack:
+        path = stack.pop()
+        try:
+            info = path.stat()
+        except (OSError, ValueError):
+            info = None
+        if info is None or not stat.S_ISDIR(info.st_mode):
+            if path.suffix == extension:
+                out.add(normalize_candidate(path))
+            continue
+        # Folders are told apart by device and inode: resolving each path instead costs
+        # one lstat per component, quadratic in the depth of the tree.
+        folder = (info.st_dev, info.st_ino)
+        if folder in visited:
+            continue  # a symlink loop or a folder reached twice
+        visited.add(folder)
         try:
             entries = sorted(path.iterdir())
         except OSError as exc:
             failures.append(DiscoveryFailure(path, f"cannot list folder ({exc})"))
-            return
-        for entry in entries:
-            _walk(entry, extension, out, failures, visited)
-        return
-    if path.suffix == extension:
-        out.add(normalize_candidate(path))
+            continue
+        stack.extend(reversed(entries))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +158,7 @@ class ReplayCatalog:
         """
         candidates: set[Path] = set()
         failures: list[DiscoveryFailure] = []
-        visited: set[Path] = set()
+        visited: set[tuple[int, int]] = set()
         for raw in paths:
             path = Path(raw)
             if not path.exists() and path.suffix != extension:

@@ -15,6 +15,11 @@ A log is addressed by its base path ``name.flog`` and stored as slab files
         8   crc32        u32   zlib.crc32 over frame bytes [0, 8) then the payload
         12  payload      msgpack
 
+The first FINAL slab ends the log. A writer moving on to slab N+1 first writes it as a
+bare FINAL header, then rewrites slab N without FINAL; a crash in between leaves slab N
+still FINAL followed by that empty slab, which readers skip. Anything else after the
+FINAL slab is a stray.
+
 Step sections are columnar (see :func:`encode_steps`), so the causal graph is built
 from a few numpy arrays per section and steps are materialised only when replayed.
 """

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import os
+import stat
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -23,6 +25,7 @@ from pytest_replay.fleet.logformat import (
     decode_keyframes,
     decode_lifecycle,
     decode_steps,
+    encode_slab_header,
     iter_frames,
     parse_slab_header,
 )
@@ -42,6 +45,7 @@ __all__ = [
     "SectionIndexEntry",
     "StepTable",
     "read_identity",
+    "read_regular_file",
 ]
 
 #: Decoded step sections kept per reader (least recently used goes first).
@@ -88,29 +92,67 @@ class LogIdentity:
     mission: MissionStarted | None
 
 
+def read_regular_file(
+    path: Path, limit: int, too_big_fix: str, fail: Callable[[str, str], Exception]
+) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them.
+
+    ``fail(detail, fix)`` builds the error for a folder, a file that is not regular, one
+    over ``limit`` or one that grows while read; ``OSError`` passes through.
+    """
+    # Non-blocking, so that opening a FIFO returns at once; fstat then refuses it before
+    # any read. Reading exactly the checked size bounds the allocation and the time even
+    # for a file whose size the stat misreports.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise fail("the path is a folder", "remove the folder")
+        if not stat.S_ISREG(info.st_mode):
+            raise fail("not a regular file", "point at the file itself, not a device or a pipe")
+        if info.st_size > limit:
+            raise fail(f"{info.st_size} bytes, over the limit of {limit}", too_big_fix)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(info.st_size)
+            if fh.read(1):
+                raise fail(
+                    "the file grew while it was read",
+                    "read it after the writer has synced or closed it",
+                )
+    finally:
+        os.close(fd)
+    return data
+
+
 def _read_slab(path: Path) -> bytes | None:
     """The slab's bytes, or ``None`` when the file does not exist."""
+    too_big_fix = "split the log into smaller slabs (FleetLogWriter slab_size)"
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > MAX_SLAB_BYTES:
-                raise FleetLogError(
-                    path,
-                    None,
-                    f"slab is {size} bytes, over the limit of {MAX_SLAB_BYTES}",
-                    "split the log into smaller slabs (FleetLogWriter slab_size)",
-                )
-            return fh.read()
+        return read_regular_file(
+            path, MAX_SLAB_BYTES, too_big_fix, functools.partial(FleetLogError, path, None)
+        )
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise FleetLogError(path, None, "slab path is a folder", "remove the folder") from None
     except OSError as exc:
         raise FleetLogError(path, None, f"cannot read slab ({exc})", "check permissions") from None
 
 
+def _is_rotation_leftover(path: Path, index: int) -> bool:
+    """Whether ``path`` is an empty FINAL slab: a writer stopped while rotating wrote it
+    before taking the FINAL flag off the slab before it, and it holds nothing."""
+    leftover = encode_slab_header(index, final=True)
+    try:
+        return os.path.getsize(path) == len(leftover) and _read_slab(path) == leftover
+    except (OSError, FleetLogError):
+        return False
+
+
 def _slabs(base_path: Path) -> Iterator[tuple[Path, bytes]]:
-    """Yield every slab of a log with its bytes, checking order, FINAL flag and strays."""
+    """Yield every slab of a log with its bytes, checking order, FINAL flag and strays.
+
+    The log ends at its first FINAL slab; the one slab after it may only be the empty
+    FINAL slab a writer stopped mid-rotation leaves, and is not yielded.
+    """
     folder, stem, suffix = base_path.parent, base_path.stem, base_path.suffix
     for index in range(MAX_SLABS):
         path = folder / f"{stem}_{index}{suffix}"
@@ -133,6 +175,8 @@ def _slabs(base_path: Path) -> Iterator[tuple[Path, bytes]]:
         yield path, data
         if final:
             stray = folder / f"{stem}_{index + 1}{suffix}"
+            if _is_rotation_leftover(stray, index + 1):
+                stray = folder / f"{stem}_{index + 2}{suffix}"
             if os.path.lexists(stray):
                 raise FleetLogError(
                     stray,

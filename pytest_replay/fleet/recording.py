@@ -16,13 +16,14 @@ the msgpack body ``{"version": 1, "topology_name": str, "topology": str,
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import tempfile
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Final
 
 import msgpack
@@ -40,7 +41,7 @@ from pytest_replay.fleet.logformat import (
     slab_path,
 )
 from pytest_replay.fleet.plan import ReplayPlan
-from pytest_replay.fleet.reader import FleetLogReader
+from pytest_replay.fleet.reader import FleetLogReader, read_regular_file
 from pytest_replay.fleet.records import (
     ConfigSource,
     Keyframe,
@@ -76,6 +77,10 @@ _HEADER: Final = struct.Struct("<8sIQ")
 #: Largest recording body read back; checked before it is read.
 MAX_RECORDING_BYTES: Final = 4 << 30
 _RECORD_FIX: Final = "record the fleet again (pytest --replay-record)"
+_BUILD_FIX: Final = (
+    "give every log its own (instance, subsystem) and every file a plain relative name "
+    "(no '..', backslash or NUL) that no other file or folder of the recording uses"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +133,13 @@ class FleetRecording:
         configs = []
         for spec in topology.subsystems:
             if spec.config_path is not None:
+                if not spec.config_path.is_relative_to(topology.path.parent):
+                    raise FleetRecordingError(
+                        None,
+                        f"config '{spec.config_path}' of subsystem '{spec.id}' is outside the "
+                        f"folder of topology '{topology.path}'",
+                        "keep config files next to the topology file (load it with load_topology)",
+                    )
                 relative = spec.config_path.relative_to(topology.path.parent).as_posix()
                 configs.append((relative, spec.config_path.read_bytes()))
         ordered = sorted(logs, key=lambda log: (log.instance_id, log.subsystem_id))
@@ -141,15 +153,11 @@ class FleetRecording:
     def materialise(self, folder: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write the topology, configs and logs under ``folder``; returns
         (topology path, logs root)."""
+        _check_recording(self)
         root = Path(folder)
         topology_path = root / self.topology_name
         for relative, data in self.configs:
-            target = (root / relative).resolve()
-            if not target.is_relative_to(root.resolve()):
-                raise FleetRecordingError(
-                    None, f"config path '{relative}' leaves the recording folder", _RECORD_FIX
-                )
-            atomic_write_bytes(target, data)
+            atomic_write_bytes(root / relative, data)
         atomic_write_bytes(topology_path, self.topology_text.encode("utf-8"))
         logs_root = root / "logs"
         for log in self.logs:
@@ -182,6 +190,7 @@ def count_recording_steps(recording: FleetRecording) -> int:
 
 
 def encode_fleet_recording(recording: FleetRecording) -> bytes:
+    _check_recording(recording)
     body: bytes = msgpack.packb(
         {
             "version": RECORDING_VERSION,
@@ -201,8 +210,52 @@ def _bad(path: str | os.PathLike[str] | None, detail: str) -> FleetRecordingErro
     return FleetRecordingError(path, detail, _RECORD_FIX)
 
 
-def _is_name(value: object) -> bool:
-    return type(value) is str and bool(value) and "/" not in value and value not in (".", "..")
+def _is_name(value: str) -> bool:
+    # Names become file names when a recording is materialised: one path component,
+    # without the NUL the OS refuses or the backslash Windows reads as a separator.
+    return value not in ("", ".", "..") and not any(ch in value for ch in "/\\\x00")
+
+
+def _check_recording(
+    recording: FleetRecording, path: str | os.PathLike[str] | None = None, fix: str = _BUILD_FIX
+) -> None:
+    """Refuse names that are not plain relative paths, and files that would overwrite each
+    other (or stand where a folder must be) when :meth:`FleetRecording.materialise` writes
+    them out."""
+
+    def bad(detail: str) -> FleetRecordingError:
+        return FleetRecordingError(path, detail, fix)
+
+    if not _is_name(recording.topology_name):
+        raise bad(f"topology name {recording.topology_name!r} is not a plain file name")
+    files = {recording.topology_name: "the topology file"}
+    for position, (name, _data) in enumerate(recording.configs):
+        if not all(_is_name(part) for part in name.split("/")):
+            raise bad(f"config #{position} path {name!r} is not a relative path in the recording")
+        if name in files:
+            raise bad(f"config #{position} path '{name}' is also {files[name]}")
+        files[name] = f"config #{position}"
+    seen: dict[tuple[int, str], int] = {}
+    for position, log in enumerate(recording.logs):
+        if not _is_name(log.subsystem_id):
+            raise bad(f"log #{position} subsystem id {log.subsystem_id!r} is not a plain file name")
+        key = (log.instance_id, log.subsystem_id)
+        if key in seen:
+            raise bad(
+                f"log #{position} repeats instance {log.instance_id} subsystem "
+                f"'{log.subsystem_id}' (also log #{seen[key]})"
+            )
+        seen[key] = position
+        base = FleetRecording.log_base_path(Path("logs"), log)
+        for index in range(len(log.slabs)):
+            name = slab_path(base, index).as_posix()
+            if name in files:
+                raise bad(f"log #{position} slab {index} path '{name}' is also {files[name]}")
+            files[name] = f"log #{position} slab {index}"
+    folders = {parent.as_posix() for name in files for parent in PurePosixPath(name).parents}
+    for name, what in files.items():
+        if name in folders:
+            raise bad(f"'{name}' is {what} and also a folder of the recording")
 
 
 def decode_fleet_recording(
@@ -228,14 +281,14 @@ def decode_fleet_recording(
         raise _bad(path, f"body must be a map with exactly the keys {sorted(keys)}")
     if raw["version"] != RECORDING_VERSION:
         raise _bad(path, f"unsupported recording version {raw['version']!r}")
-    if not _is_name(raw["topology_name"]) or type(raw["topology"]) is not str:
+    if type(raw["topology_name"]) is not str or type(raw["topology"]) is not str:
         raise _bad(path, "topology name/text are malformed")
     configs = []
     if type(raw["configs"]) is not list:
         raise _bad(path, "configs is not an array")
     for position, item in enumerate(raw["configs"]):
         if not (type(item) is list and len(item) == 2 and type(item[0]) is str
-                and type(item[1]) is bytes and item[0]):  # fmt: skip
+                and type(item[1]) is bytes):  # fmt: skip
             raise _bad(path, f"config #{position} is not [path, bytes]")
         configs.append((item[0], item[1]))
     logs = []
@@ -247,13 +300,15 @@ def decode_fleet_recording(
             and len(item) == 3
             and type(item[0]) is int
             and 0 <= item[0] < 1 << 32
-            and _is_name(item[1])
+            and type(item[1]) is str
             and type(item[2]) is list
             and all(type(slab) is bytes for slab in item[2])
         ):
             raise _bad(path, f"log #{position} is not [instance id, subsystem id, [slabs]]")
         logs.append(RecordedLog(item[0], item[1], tuple(item[2])))
-    return FleetRecording(raw["topology_name"], raw["topology"], tuple(configs), tuple(logs))
+    recording = FleetRecording(raw["topology_name"], raw["topology"], tuple(configs), tuple(logs))
+    _check_recording(recording, path, _RECORD_FIX)
+    return recording
 
 
 def write_fleet_recording(path: str | os.PathLike[str], recording: FleetRecording) -> None:
@@ -262,12 +317,9 @@ def write_fleet_recording(path: str | os.PathLike[str], recording: FleetRecordin
 
 
 def load_fleet_recording(path: str | os.PathLike[str]) -> FleetRecording:
-    file = Path(path)
+    fail = functools.partial(FleetRecordingError, path)
     try:
-        size = file.stat().st_size
-        if size > MAX_RECORDING_BYTES:
-            raise _bad(path, f"{size} bytes, over the limit of {MAX_RECORDING_BYTES}")
-        data = file.read_bytes()
+        data = read_regular_file(Path(path), MAX_RECORDING_BYTES, _RECORD_FIX, fail)
     except OSError as exc:
         raise FleetRecordingError(path, f"cannot read ({exc})", "check the path") from None
     return decode_fleet_recording(data, path)

@@ -5,7 +5,7 @@ A strict TOML schema; anything it does not name is an error::
     [[subsystems]]
     id = "ping"              # required, [A-Za-z_][A-Za-z0-9_-]*, unique
     code = 0                 # optional u16, unique; defaults to the entry's position
-    config = "ping.toml"     # optional, relative to this file; must exist
+    config = "ping.toml"     # optional, relative to this file, inside its folder; must exist
 
     [[interconnects]]
     from = "ping/out"        # "<subsystem id>/<channel>"
@@ -15,6 +15,7 @@ A strict TOML schema; anything it does not name is an error::
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -29,6 +30,7 @@ else:
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 from pytest_replay.fleet.errors import TopologyError
+from pytest_replay.fleet.reader import read_regular_file
 from pytest_replay.fleet.records import MAX_CODE
 
 __all__ = [
@@ -44,6 +46,8 @@ _CHANNEL: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
 _TOP_KEYS: Final = frozenset({"subsystems", "interconnects"})
 _SUBSYSTEM_KEYS: Final = frozenset({"id", "code", "config"})
 _INTERCONNECT_KEYS: Final = frozenset({"from", "to", "msg"})
+#: Largest topology file read; checked before it is read.
+MAX_TOPOLOGY_BYTES: Final = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +122,52 @@ def _endpoint(path: Path, key: str, value: object, known: Mapping[str, int]) -> 
     return subsystem, channel
 
 
+def _check_config_path(path: Path, key: str, config: str) -> None:
+    # A recording stores configs relative to the topology's folder and recreates them
+    # under a fresh one, so a config must stay inside it and be a portable name.
+    if "\x00" in config or "\\" in config:
+        raise _fail(
+            path,
+            key,
+            f"config path {config!r} contains a NUL or a backslash",
+            "separate folders with '/' and use printable names",
+        )
+    if Path(config).anchor or ".." in config.split("/"):
+        raise _fail(
+            path,
+            key,
+            f"config path '{config}' leaves the topology's folder",
+            "keep config files in the topology file's folder (or below it) and name them "
+            "relative to it, without '..'",
+        )
+
+
 def load_topology(path: str | os.PathLike[str]) -> Topology:
     """Read and validate a topology file; raises :class:`TopologyError` naming the key."""
     file = Path(path)
     try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        data = read_regular_file(
+            file,
+            MAX_TOPOLOGY_BYTES,
+            "check that the path names a topology file",
+            functools.partial(TopologyError, file, None),
+        )
+        # Newlines translated as Path.read_text does, which is how recordings store the text.
+        raw = tomllib.loads(data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
     except OSError as exc:
         raise _fail(file, None, f"cannot read the file ({exc})", "check the path") from None
     except UnicodeDecodeError as exc:
         raise _fail(file, None, f"not UTF-8 text ({exc})", "save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise _fail(file, None, f"invalid TOML ({exc})", "fix the TOML syntax") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise _fail(
+            file,
+            None,
+            "invalid TOML (nested too deeply)",
+            "flatten the nested arrays or inline tables",
+        ) from None
     _check_keys(file, "", raw, _TOP_KEYS)
     entries = raw.get("subsystems")
     if not isinstance(entries, list) or not entries:
@@ -179,6 +218,7 @@ def load_topology(path: str | os.PathLike[str]) -> Topology:
             config = entry["config"]
             if type(config) is not str or not config:
                 raise _fail(file, f"{where}.config", f"{config!r} is not a path", "use a string")
+            _check_config_path(file, f"{where}.config", config)
             config_path = file.parent / config
             if not config_path.is_file():
                 raise _fail(

@@ -66,7 +66,9 @@ class FleetLogWriter:
 
     Steps are buffered and written as one section every ``section_steps`` steps or
     ``section_bytes`` payload bytes; a slab is finalised (temp file, fsync,
-    ``os.replace``) when the next frame would make it larger than ``slab_size``.
+    ``os.replace``) when the next frame would make it larger than ``slab_size``, after the
+    next slab is written empty and FINAL, so that a crash at any point leaves at least
+    what was last synced readable as a complete log.
     :meth:`sync` makes everything logged so far durable and readable as a complete log;
     :meth:`close` does the same and ends the log. Creating a writer removes the slabs
     of an earlier log at the same base path, so no stale slab outlives it.
@@ -116,7 +118,7 @@ class FleetLogWriter:
         self._section_bytes = section_bytes
         self._slab_index = 0
         self._slab = bytearray(encode_slab_header(0, final=False))
-        self._slab_paths: list[Path] = []
+        self._slabs_written = 0
         self._steps: list[Step] = []
         self._steps_bytes = 0
         self._keyframes: list[Keyframe] = []
@@ -136,7 +138,7 @@ class FleetLogWriter:
     @property
     def slab_paths(self) -> tuple[Path, ...]:
         """Slab files this writer has written so far."""
-        return tuple(self._slab_paths)
+        return tuple(slab_path(self._base, index) for index in range(self._slabs_written))
 
     @property
     def step_count(self) -> int:
@@ -403,18 +405,35 @@ class FleetLogWriter:
             )
         frame = encode_frame(section_type, payload)
         if len(self._slab) > SLAB_HEADER.size and len(self._slab) + len(frame) > self._slab_size:
-            self._write_slab(final=False)
-            self._slab_index += 1
-            self._slab = bytearray(encode_slab_header(self._slab_index, final=False))
+            self._rotate()
         self._slab += frame
+
+    def _rotate(self) -> None:
+        # The next slab reaches the disk, empty and FINAL, before this one loses its FINAL
+        # flag: a crash between the two writes leaves the synced log plus an empty FINAL
+        # slab, which the reader ignores, instead of a slab pointing at a missing one.
+        following = bytearray(encode_slab_header(self._slab_index + 1, final=True))
+        self._store(self._slab_index + 1, following)
+        self._write_slab(final=False)
+        self._slab_index += 1
+        self._slab = following
 
     def _write_slab(self, *, final: bool) -> None:
         flags = FLAG_FINAL if final else 0
         self._slab[10:12] = flags.to_bytes(2, "little")
-        path = slab_path(self._base, self._slab_index)
-        atomic_write_bytes(path, self._slab)
-        if not self._slab_paths or self._slab_paths[-1] != path:
-            self._slab_paths.append(path)
+        self._store(self._slab_index, self._slab)
+
+    def _store(self, index: int, data: bytearray) -> None:
+        path = slab_path(self._base, index)
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            raise FleetLogWriteError(
+                path,
+                f"cannot write slab {index} ({exc.strerror or exc})",
+                "make sure the folder is writable and nothing else (a folder?) has the slab's name",
+            ) from None
+        self._slabs_written = max(self._slabs_written, index + 1)
 
     def _remove_stale_slabs(self) -> None:
         folder = self._base.parent

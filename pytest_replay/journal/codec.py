@@ -204,8 +204,14 @@ def _decode_stream(data: bytes | bytearray | memoryview, source: str) -> list[Jo
     out: list[JournalEntry] = []
     append = out.append
     decoders = _DECODERS
+    # The unpacker stops quietly on a partial object and its tell() then
+    # counts the partial bytes too, so the end of the last whole entry is
+    # the only way to tell a torn tail from a clean end.
+    tell = unpacker.tell
+    end = 0
     try:
         for index, row in enumerate(unpacker, start=1):
+            end = tell()
             try:
                 if type(row[0]) is not int:
                     raise TypeError
@@ -216,6 +222,14 @@ def _decode_stream(data: bytes | bytearray | memoryview, source: str) -> list[Jo
         raise JournalDecodeError(
             source, f"stream is not valid msgpack ({exc})", sequence_nr=len(out) + 1
         ) from exc
+    if end != len(data):
+        raise JournalDecodeError(
+            source,
+            f"the last entry is truncated: the stream ends {len(data) - end} bytes into it",
+            sequence_nr=len(out) + 1,
+            offset=end,
+            fix="the stream was cut short; re-record it or restore the complete bytes",
+        )
     return out
 
 

@@ -50,6 +50,8 @@ from pytest_replay.ringlog import (
     RecordArray,
     ReplayFailureEvidence,
     RingLog,
+    _check_capacity,
+    _create,
 )
 
 __all__ = [
@@ -261,11 +263,16 @@ def open_capture(
 ) -> MegakernelCapture:
     """A fresh megakernel captured into a new VRRL log of ``capacity`` records at ``path``.
 
-    An existing file at ``path`` is replaced. The capture owns the log: close it
-    (or use it as a context manager) to flush pending slots and close the file.
+    An existing file at ``path`` is replaced atomically, and only once every
+    argument has been checked: a failed call leaves it as it was. The capture
+    owns the log: close it (or use it as a context manager) to flush pending
+    slots and close the file. OS failures raise :class:`ReplayLogIoError`.
     """
+    _check_capacity(capacity)
     megakernel = Megakernel(backend, slots, mode=mode)
     target = Path(path)
-    target.unlink(missing_ok=True)
+    # The fresh log is built beside the target and renamed over it, so nothing
+    # is lost if creation fails (a folder in the way, a full disk).
+    _create(target, capacity)
     log = RingLog.open(target, capacity)
     return MegakernelCapture(megakernel, log, clock=clock, owns_log=True)

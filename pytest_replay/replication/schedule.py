@@ -377,42 +377,111 @@ def schedule_to_plain(schedule: NetworkSchedule) -> dict[str, Any]:
     }
 
 
+#: What msgpack can carry; a stored integer outside it was not written by us.
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
 def schedule_from_plain(value: Mapping[str, Any], source: str = "schedule") -> NetworkSchedule:
     """Inverse of :func:`schedule_to_plain`; raises :class:`ScheduleError` on a bad shape."""
 
-    def link(raw: Any) -> LinkSpec:
+    def bad(name: str, raw: object, want: str) -> ScheduleError:
+        return ScheduleError(
+            f"{source}: schedule field {name} is {raw!r:.80}, not {want}. "
+            "Fix: re-record it (pytest --replay-record)."
+        )
+
+    # Exact types, not int()/float() casts: a cast would quietly turn 1.7
+    # into 1 or "3" into 3, and int(inf) leaks OverflowError.
+    def whole(name: str, raw: Any) -> int:
+        if type(raw) is int and _INT_MIN <= raw <= _INT_MAX:
+            return raw
+        raise bad(name, raw, "an integer")
+
+    def maybe_whole(name: str, raw: Any) -> int | None:
+        return None if raw is None else whole(name, raw)
+
+    def real(name: str, raw: Any) -> float:
+        # An int is a valid float field: a LinkSpec(drop=0) is stored as 0.
+        if (type(raw) is int and _INT_MIN <= raw <= _INT_MAX) or (
+            type(raw) is float and math.isfinite(raw)
+        ):
+            return float(raw)
+        raise bad(name, raw, "a finite number")
+
+    def ids(name: str, raw: Any) -> tuple[int, ...]:
+        return tuple(whole(name, n) for n in raw)
+
+    def link(name: str, raw: Any) -> LinkSpec:
         latency, jitter, drop, duplicate, reorder, reorder_ms = raw
-        return LinkSpec(latency, jitter, drop, duplicate, reorder, reorder_ms)
+        return LinkSpec(
+            whole(f"{name}.latency_ms", latency),
+            whole(f"{name}.jitter_ms", jitter),
+            real(f"{name}.drop", drop),
+            real(f"{name}.duplicate", duplicate),
+            real(f"{name}.reorder", reorder),
+            whole(f"{name}.reorder_ms", reorder_ms),
+        )
+
+    def forge_kind(raw: Any) -> ForgeKind:
+        if type(raw) is str and raw in _FORGE_KINDS:
+            return raw  # type: ignore[return-value]
+        raise bad("forgeries.kind", raw, f"one of {', '.join(_FORGE_KINDS)}")
+
+    def text(name: str, raw: Any) -> str:
+        if type(raw) is str:
+            return raw
+        raise bad(name, raw, "a string")
 
     try:
         return NetworkSchedule(
-            seed=int(value["seed"]),
-            nodes=tuple(int(n) for n in value["nodes"]),
-            end_ms=int(value["end_ms"]),
-            link=link(value["link"]),
-            links=tuple((int(s), int(d), link(spec)) for s, d, spec in value["links"]),
+            seed=whole("seed", value["seed"]),
+            nodes=ids("nodes", value["nodes"]),
+            end_ms=whole("end_ms", value["end_ms"]),
+            link=link("link", value["link"]),
+            links=tuple(
+                (whole("links.source", s), whole("links.dest", d), link("links.spec", spec))
+                for s, d, spec in value["links"]
+            ),
             partitions=tuple(
-                Partition(int(a), int(b), tuple(int(n) for n in side))
+                Partition(
+                    whole("partitions.start_ms", a),
+                    whole("partitions.heal_ms", b),
+                    ids("partitions.side", side),
+                )
                 for a, b, side in value["partitions"]
             ),
             crashes=tuple(
-                Crash(int(n), int(at), None if back is None else int(back))
+                Crash(
+                    whole("crashes.node", n),
+                    whole("crashes.at_ms", at),
+                    maybe_whole("crashes.restart_ms", back),
+                )
                 for n, at, back in value["crashes"]
             ),
-            writes=tuple(WriteStream(*(int(x) for x in w)) for w in value["writes"]),
+            writes=tuple(WriteStream(*ids("writes", w)) for w in value["writes"]),
             forgeries=tuple(
-                Forgery(int(at), int(s), int(t), kind) for at, s, t, kind in value["forgeries"]
+                Forgery(
+                    whole("forgeries.at_ms", at),
+                    whole("forgeries.sender", s),
+                    whole("forgeries.target", t),
+                    forge_kind(kind),
+                )
+                for at, s, t, kind in value["forgeries"]
             ),
-            quiet_after_ms=value["quiet_after_ms"],
-            heartbeat_ms=int(value["heartbeat_ms"]),
-            miss_threshold=int(value["miss_threshold"]),
-            chunk_max_bytes=int(value["chunk_max_bytes"]),
-            retention_max_events=value["retention_max_events"],
-            capacity_bytes=tuple((int(n), int(c)) for n, c in value["capacity_bytes"]),
+            quiet_after_ms=maybe_whole("quiet_after_ms", value["quiet_after_ms"]),
+            heartbeat_ms=whole("heartbeat_ms", value["heartbeat_ms"]),
+            miss_threshold=whole("miss_threshold", value["miss_threshold"]),
+            chunk_max_bytes=whole("chunk_max_bytes", value["chunk_max_bytes"]),
+            retention_max_events=maybe_whole("retention_max_events", value["retention_max_events"]),
+            capacity_bytes=tuple(
+                (whole("capacity_bytes.node", n), whole("capacity_bytes.size", c))
+                for n, c in value["capacity_bytes"]
+            ),
             on_under_capacity=UnderCapacity(value["on_under_capacity"]),
-            budget_bytes=int(value["budget_bytes"]),
-            budget_rate=float(value["budget_rate"]),
-            channel_name=str(value["channel_name"]),
+            budget_bytes=whole("budget_bytes", value["budget_bytes"]),
+            budget_rate=real("budget_rate", value["budget_rate"]),
+            channel_name=text("channel_name", value["channel_name"]),
         )
     except ScheduleError:
         raise
