@@ -1,27 +1,25 @@
 """The pytest entry point (``pytest11: replay``): options, ini values and markers.
 
-Every command-line option, ini value, marker and hook of pytest_replay is
-registered here and nowhere else. A suite that uses neither the ``replay``
-fixture nor the markers runs exactly as before: no store access, no files,
-and the per-test hooks below return at their first line.
+Every command-line option, ini value and marker of pytest_replay is registered
+here and nowhere else. A suite that uses neither the ``replay`` fixture nor the
+markers runs exactly as before, and pays nothing per test: the per-test hooks
+(:mod:`pytest_replay.runtest`) are registered by the first ``replay`` fixture
+of a run.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_replay import hookspecs
-from pytest_replay.report import ReplayUsageError
-from pytest_replay.session import CONTEXT_KEY, SESSION_PLUGIN_NAME, ReplaySession
-from pytest_replay.store import Manifest, ManifestEntry, digest_bytes, safe_component
+from pytest_replay.session import SESSION_PLUGIN_NAME, ReplaySession
 
 if TYPE_CHECKING:
-    from pytest_replay.context import ReplayContext
     from pytest_replay.kinds import KindRegistry
 
 # Only light modules are imported above: numpy, msgpack and the recorders are imported the
@@ -41,7 +39,6 @@ PACKAGED_KINDS = {
     "pytest_replay.megakernel.kind": ("megakernel",),
     "pytest_replay.replication.kind": ("replication",),
 }
-_PHASES_FAILED = pytest.StashKey[bool]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -153,139 +150,44 @@ def pytest_replay_register_kinds(registry: KindRegistry) -> None:
         registry.register_module(module, names)
 
 
-def _context(item: pytest.Item) -> ReplayContext | None:
-    return item.stash.get(CONTEXT_KEY, None)
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
+    # Marked at collection, not in a per-test hook: the GPU is probed once, and only
+    # when some collected test needs it.
+    needs_gpu = []
+    determinism = False
+    chains: dict[int, frozenset[str]] = {}
+    for item in items:
+        names = _marker_names(item.parent, chains)
+        if item.own_markers:
+            names = names.union(mark.name for mark in item.own_markers)
+        if "gpu" in names:
+            needs_gpu.append(item)
+        determinism = determinism or MARKER in names
+    if determinism:
+        # A marked test without the fixture must still be told it has nothing to compare.
+        from pytest_replay import runtest
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("gpu") is not None:
-        from pytest_replay.megakernel.backend import gpu_available
-
-        ok, reason = gpu_available()
-        if not ok:
-            pytest.skip(reason)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    marker = pyfuncitem.get_closest_marker(MARKER)
-    if marker is None:
-        return None
-    session = _session(pyfuncitem.config)
-    if session.dump_dir is not None:
-        return None  # a child run: run the body once, the parent compares
-    __tracebackhide__ = True
-    from pytest_replay.determinism import DeterminismSpec, run_deterministically
-
-    spec = DeterminismSpec.from_marker(marker, pyfuncitem.nodeid)
-    context = _context(pyfuncitem)
-    if context is None:
-        raise ReplayUsageError(
-            f"{pyfuncitem.nodeid} is marked replay_determinism but does not use the replay "
-            "fixture, so there is nothing to compare. Fix: add a `replay` argument and record "
-            "what the test produces (replay.ring / replay.data / ...)."
-        )
-    function = pyfuncitem.obj
-    if not callable(function) or getattr(function, "is_hypothesis_test", False):
-        raise ReplayUsageError(
-            f"{pyfuncitem.nodeid}: replay_determinism cannot rerun a Hypothesis test. "
-            "Fix: mark a plain test instead."
-        )
-    names = pyfuncitem._fixtureinfo.argnames
-    arguments = {name: pyfuncitem.funcargs[name] for name in names}
-
-    def call() -> object:
-        result: object = function(**arguments)
-        if hasattr(result, "__await__"):
-            raise ReplayUsageError(
-                f"{pyfuncitem.nodeid}: replay_determinism supports plain (not async) test "
-                "functions. Fix: drive the event loop inside a plain test."
-            )
-        return result
-
-    run_deterministically(pyfuncitem, context, call, context.complete_once, spec, session)
-    return True
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    # End-of-test checks run here, so that they fail the test from its call phase.
-    __tracebackhide__ = True
-    result = yield
-    context = _context(item)
-    if context is not None:
-        finished = context.complete_once()
-        session = _session(item.config)
-        if session.dump_dir is not None:
-            from pathlib import Path
-
-            from pytest_replay.determinism import dump_run
-
-            dump_run(Path(session.dump_dir), finished)
-    return result
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    context = _context(item)
-    if context is None:
-        return report
-    if report.failed:
-        item.stash[_PHASES_FAILED] = True
-    if report.when == "teardown":
-        _finish_test(item, context, report)
-    return report
-
-
-def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestReport) -> None:
-    session = _session(item.config)
-    finished = context.finished
-    if session.mode == "off" or session.dump_dir is not None or finished is None:
-        if session.mode == "record" and item.stash.get(_PHASES_FAILED, False):
-            session.tally.add("not recorded (test failed)", context.folder)
+        runtest.register(config)
+    if not needs_gpu:
         return
-    if item.stash.get(_PHASES_FAILED, False):
-        if session.mode == "record":
-            session.tally.add("not recorded (test failed)", context.folder)
-        return
-    if session.mode == "verify":
-        session.tally.add("verified", context.folder, len(finished))
-        return
-    entries: dict[str, ManifestEntry] = {}
-    files: dict[str, bytes] = {}
-    for name, (kind, result) in sorted(finished.items()):
-        file = safe_component(name) + kind.extension
-        files[file] = result.data
-        entries[name] = ManifestEntry(
-            kind.name, file, kind.version, result.records, digest_bytes(result.data), result.meta
-        )
-    manifest = Manifest(context.test_id, _plugin_version(), entries)
-    try:
-        context.store.write_test(context.folder, manifest, files)
-    except OSError as exc:
-        report.outcome = "failed"
-        report.longrepr = (
-            f"replay: could not store the recordings of {item.nodeid} in {context.folder}: "
-            f"{exc}. Fix: check that the replay_dir is writable and the disk is not full."
-        )
-        session.tally.add("not recorded (store failed)", context.folder)
-        return
-    for name in finished:
-        status = "verified" if name in context.checked else "recorded"
-        session.tally.add(status, context.folder / entries[name].file)
+    from pytest_replay.megakernel.backend import gpu_available
+
+    ok, reason = gpu_available()
+    if not ok:
+        for item in needs_gpu:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def _plugin_version() -> str:
-    from pytest_replay import __version__
-
-    return __version__
-
-
-def _session(config: pytest.Config) -> ReplaySession:
-    session: Any = config.pluginmanager.get_plugin(SESSION_PLUGIN_NAME)
-    assert isinstance(session, ReplaySession)
-    return session
+def _marker_names(
+    node: pytest.Collector | None, chains: dict[int, frozenset[str]]
+) -> frozenset[str]:
+    """The names of the markers on collector ``node`` and its parents, computed once per
+    collector (a big suite has few of them), which keeps the collection pass cheap."""
+    if node is None:
+        return frozenset()
+    names = chains.get(id(node))
+    if names is None:
+        names = _marker_names(node.parent, chains).union(mark.name for mark in node.own_markers)
+        chains[id(node)] = names
+    return names

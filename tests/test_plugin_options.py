@@ -99,3 +99,8 @@ def test_inert_for_a_suite_that_does_not_use_it(pytester: pytest.Pytester) -> No
     assert sorted(p.name for p in pytester.path.iterdir()) == [
         "test_inert_for_a_suite_that_does_not_use_it.py"
     ]
+    # Not even a per-test hook call: those are registered by the first `replay` fixture.
+    reprec = pytester.inline_run("-p", "no:cacheprovider")
+    reprec.assertoutcome(passed=3, failed=1)
+    (call,) = reprec.getcalls("pytest_sessionfinish")
+    assert call.session.config.pluginmanager.get_plugin("replay-runtest") is None

@@ -1,0 +1,169 @@
+"""The per-test hooks: determinism reruns, end-of-test checks, storing recordings.
+
+They are registered (:func:`register`) by the first ``replay`` fixture of a run,
+so a suite, or an xdist worker, that never uses the fixture pays nothing per test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, Final
+
+import pytest
+
+from pytest_replay.plugin import MARKER
+from pytest_replay.report import ReplayUsageError
+from pytest_replay.session import CONTEXT_KEY, SESSION_PLUGIN_NAME, ReplaySession
+from pytest_replay.store import Manifest, ManifestEntry, digest_bytes, safe_component
+
+if TYPE_CHECKING:
+    from pytest_replay.context import ReplayContext
+
+__all__ = ["register"]
+
+RUNTEST_PLUGIN_NAME: Final = "replay-runtest"
+_PHASES_FAILED = pytest.StashKey[bool]()
+
+
+def register(config: pytest.Config) -> None:
+    """Register these hooks with ``config`` (once; later calls do nothing)."""
+    manager = config.pluginmanager
+    if manager.get_plugin(RUNTEST_PLUGIN_NAME) is None:
+        manager.register(_RuntestHooks(), RUNTEST_PLUGIN_NAME)
+
+
+def _context(item: pytest.Item) -> ReplayContext | None:
+    return item.stash.get(CONTEXT_KEY, None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    marker = pyfuncitem.get_closest_marker(MARKER)
+    if marker is None:
+        return None
+    session = _session(pyfuncitem.config)
+    if session.dump_dir is not None:
+        return None  # a child run: run the body once, the parent compares
+    __tracebackhide__ = True
+    from pytest_replay.determinism import DeterminismSpec, run_deterministically
+
+    spec = DeterminismSpec.from_marker(marker, pyfuncitem.nodeid)
+    context = _context(pyfuncitem)
+    if context is None:
+        raise ReplayUsageError(
+            f"{pyfuncitem.nodeid} is marked replay_determinism but does not use the replay "
+            "fixture, so there is nothing to compare. Fix: add a `replay` argument and record "
+            "what the test produces (replay.ring / replay.data / ...)."
+        )
+    function = pyfuncitem.obj
+    if not callable(function) or getattr(function, "is_hypothesis_test", False):
+        raise ReplayUsageError(
+            f"{pyfuncitem.nodeid}: replay_determinism cannot rerun a Hypothesis test. "
+            "Fix: mark a plain test instead."
+        )
+    names = pyfuncitem._fixtureinfo.argnames
+    arguments = {name: pyfuncitem.funcargs[name] for name in names}
+
+    def call() -> object:
+        result: object = function(**arguments)
+        if hasattr(result, "__await__"):
+            raise ReplayUsageError(
+                f"{pyfuncitem.nodeid}: replay_determinism supports plain (not async) test "
+                "functions. Fix: drive the event loop inside a plain test."
+            )
+        return result
+
+    run_deterministically(pyfuncitem, context, call, context.complete_once, spec, session)
+    return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    # End-of-test checks run here, so that they fail the test from its call phase.
+    __tracebackhide__ = True
+    result = yield
+    context = _context(item)
+    if context is not None:
+        finished = context.complete_once()
+        session = _session(item.config)
+        if session.dump_dir is not None:
+            from pathlib import Path
+
+            from pytest_replay.determinism import dump_run
+
+            dump_run(Path(session.dump_dir), finished)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    context = _context(item)
+    if context is None:
+        return report
+    if report.failed:
+        item.stash[_PHASES_FAILED] = True
+    if report.when == "teardown":
+        _finish_test(item, context, report)
+    return report
+
+
+def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestReport) -> None:
+    session = _session(item.config)
+    finished = context.finished
+    if session.mode == "off" or session.dump_dir is not None or finished is None:
+        if session.mode == "record" and item.stash.get(_PHASES_FAILED, False):
+            session.tally.add("not recorded (test failed)", context.folder)
+        return
+    if item.stash.get(_PHASES_FAILED, False):
+        if session.mode == "record":
+            session.tally.add("not recorded (test failed)", context.folder)
+        return
+    if session.mode == "verify":
+        session.tally.add("verified", context.folder, len(finished))
+        return
+    entries: dict[str, ManifestEntry] = {}
+    files: dict[str, bytes] = {}
+    for name, (kind, result) in sorted(finished.items()):
+        file = safe_component(name) + kind.extension
+        files[file] = result.data
+        entries[name] = ManifestEntry(
+            kind.name, file, kind.version, result.records, digest_bytes(result.data), result.meta
+        )
+    manifest = Manifest(context.test_id, _plugin_version(), entries)
+    try:
+        context.store.write_test(context.folder, manifest, files)
+    except OSError as exc:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"replay: could not store the recordings of {item.nodeid} in {context.folder}: "
+            f"{exc}. Fix: check that the replay_dir is writable and the disk is not full."
+        )
+        session.tally.add("not recorded (store failed)", context.folder)
+        return
+    for name in finished:
+        status = "verified" if name in context.checked else "recorded"
+        session.tally.add(status, context.folder / entries[name].file)
+
+
+def _plugin_version() -> str:
+    from pytest_replay import __version__
+
+    return __version__
+
+
+def _session(config: pytest.Config) -> ReplaySession:
+    session: Any = config.pluginmanager.get_plugin(SESSION_PLUGIN_NAME)
+    assert isinstance(session, ReplaySession)
+    return session
+
+
+class _RuntestHooks:
+    """The hooks of this module as one plugin object (a module object can leave
+    ``sys.modules`` between in-process pytest runs; this cannot)."""
+
+    pytest_pyfunc_call = staticmethod(pytest_pyfunc_call)
+    pytest_runtest_call = staticmethod(pytest_runtest_call)
+    pytest_runtest_makereport = staticmethod(pytest_runtest_makereport)
