@@ -304,14 +304,54 @@ def test_flush_and_close_raise_the_unpersisted_sequence_nrs() -> None:
 
 def test_rejected_write_is_reported_with_its_sequence_nrs() -> None:
     store = InMemoryJournal()
-    harness = ReplayHarness(ReplayMode.RECORD, store, "p")
+    harness = ReplayHarness(ReplayMode.RECORD, store, "p", write_batch=2)
+    harness.record(RngSeed("a", 1))  # numbered 1, buffered
     # Another writer takes seq 1 behind the harness's back.
     store.write_messages([PersistentRepr("p", 1, encode_entry(RngSeed("x", 0)))])
-    harness.record(RngSeed("a", 1))
     with pytest.raises(JournalPersistError) as info:
         harness.close()
     assert info.value.sequence_nrs == (1,)
     assert "duplicate" in str(info.value)
+
+
+def test_the_first_write_continues_after_a_writer_that_came_in_between() -> None:
+    # As the reference: the highest sequence nr is read at the first write, not at creation.
+    store = InMemoryJournal()
+    harness = ReplayHarness(ReplayMode.RECORD, store, "p")
+    store.write_messages([PersistentRepr("p", 1, encode_entry(RngSeed("x", 0)))])
+    harness.record(RngSeed("a", 1))
+    harness.close()
+    assert [m.sequence_nr for m in store.replay_messages("p")] == [1, 2]
+
+
+class FlakyHighest(InMemoryJournal):
+    """A store whose highest_sequence_nr fails the first ``failures`` times."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def highest_sequence_nr(self, persistence_id: str, from_seq: int = 0) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("store unreachable")
+        return super().highest_sequence_nr(persistence_id, from_seq)
+
+
+def test_a_failed_highest_sequence_nr_read_is_retried_and_never_loses_entries() -> None:
+    store = FlakyHighest(failures=2)
+    harness = ReplayHarness(ReplayMode.RECORD, store, "p")  # creation reads nothing
+    harness.record(RngSeed("a", 1))  # the read fails: kept in memory, no number yet
+    assert isinstance(harness.persist_failure, OSError)
+    with pytest.raises(JournalPersistError, match="1 entry was recorded but not persisted"):
+        harness.flush()  # the second read fails too
+    harness.record(RngSeed("a", 2))  # the third read succeeds: both are numbered and written
+    assert harness.persist_failure is None
+    harness.close()
+    assert [(m.sequence_nr, decode_entry(m.payload)) for m in store.replay_messages("p")] == [
+        (1, RngSeed("a", 1)),
+        (2, RngSeed("a", 2)),
+    ]
 
 
 # --------------------------------------------------------------------------- loading

@@ -604,7 +604,27 @@ def test_gap_before_chunk_skips_ahead_and_applies() -> None:
     assert h.coordinator.metrics.skip_ahead_total == 1
 
 
-def test_post_election_failed_transition_preserves_believed_leader() -> None:
+def test_gap_skip_ahead_retry_append_failure_is_only_observed() -> None:
+    # The retried apply after a skip-ahead overflows the log's capacity: the
+    # reference only logs it (no UnderCapacity policy, no counter, role kept).
+    log = SequencedLog("cap", capacity_bytes=1)
+    h = build_harness(heartbeat_ms=60_000, role=R.REPLICA, tail=None, log=log)
+    state = h.runtime.state
+    state.tracker.record_heartbeat(0x20, R.LEADER, 12, 0)
+    state.outstanding.record(0x20, 3, 0)
+    h.runtime.on_inbound(response(h, 0x20, 10, [b"jj", b"kk"], token=3, retained=10))
+    assert h.coordinator.role is R.REPLICA
+    assert h.coordinator.metrics.under_capacity_total == 0
+    assert h.coordinator.metrics.skip_ahead_total == 1
+    assert log.next_seq == 10  # the skip held; nothing was appended after it
+    assert h.kinds() == ["skip_ahead", "apply_failed"]
+    assert h.observed[-1] == ("apply_failed", 0x20, {"error": "AppendFailedError"})
+
+
+def test_post_election_failed_transition_clears_believed_leader() -> None:
+    # The reference's test is named "..._preserves_believed_leader" (and only
+    # asserts the role), but its code clears the belief and the leader's tokens
+    # when the post-election transition is rejected; this follows the code.
     h = build_harness(heartbeat_ms=50, role=R.REPLICA)
     # A close lands while the runtime is in Candidate, before the election's transition.
     h.coordinator.add_observer(
@@ -615,10 +635,15 @@ def test_post_election_failed_transition_preserves_believed_leader() -> None:
         )
     )
     h.runtime.dispatch(heartbeat(h, 0x20, R.LEADER, 99))
+    h.runtime.run_pending()
+    assert h.runtime.state.tracker.believed_leader() == 0x20
+    h.runtime.state.outstanding.record(0x20, 7, 0)
     h.advance(300)
     assert h.coordinator.role is R.IDLE
-    assert h.runtime.state.tracker.believed_leader() == 0x20
     assert ("transition_failed", 0x10, {"error": "InvalidTransitionError"}) in h.observed
+    assert h.runtime.state.tracker.believed_leader() is None
+    assert not h.runtime.state.outstanding.contains(0x20, 7)
+    assert 0x20 not in h.runtime.state.outstanding.leaders()
 
 
 # ---------------------------------------------------------------- bandwidth classes

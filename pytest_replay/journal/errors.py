@@ -221,16 +221,28 @@ class JournalPersistError(JournalError):
     """Entries recorded in memory did not reach the journal store."""
 
     def __init__(
-        self, persistence_id: str, sequence_nrs: Sequence[int], cause: BaseException
+        self,
+        persistence_id: str,
+        sequence_nrs: Sequence[int],
+        cause: BaseException,
+        *,
+        unnumbered: int = 0,
     ) -> None:
         self.persistence_id = persistence_id
         self.sequence_nrs = tuple(sequence_nrs)
+        self.unnumbered = unnumbered
         self.cause = cause
-        shown = _ranges(self.sequence_nrs)
+        if unnumbered:
+            count = "1 entry was" if unnumbered == 1 else f"{unnumbered} entries were"
+            what = (
+                f"{count} recorded but not persisted (the store's highest sequence nr "
+                "could not be read, so they have no number yet)"
+            )
+        else:
+            what = f"sequence nrs {_ranges(self.sequence_nrs)} were recorded but not persisted"
         super().__init__(
-            f"persistence id {persistence_id!r}: sequence nrs {shown} were recorded but not "
-            f"persisted: {cause}. Fix: repair the journal store and call flush() again; the "
-            "entries are still in snapshot()."
+            f"persistence id {persistence_id!r}: {what}: {cause}. Fix: repair the journal "
+            "store and call flush() again; the entries are still in snapshot()."
         )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from pytest_replay.journal.codec import WRITER_UUID, decode_entry, entry_to_repr
+from pytest_replay.journal.codec import ENTRY_MANIFEST, WRITER_UUID, decode_entry, encode_entry
 from pytest_replay.journal.entries import (
     BatchSize,
     DeviceCmd,
@@ -123,7 +123,12 @@ class ReplayHarness:
         self._write_batch = write_batch
         self._writer_uuid = writer_uuid
         self._pending: list[PersistentRepr] = []
+        # Encoded entries waiting for their sequence numbers: the first is known only once
+        # the store has answered highest_sequence_nr, read at the first write (as the
+        # reference does), not at construction, so another writer may come in between.
+        self._unnumbered: list[bytes] = []
         self._failure: BaseException | None = None
+        self._seq_failure: BaseException | None = None
         self._closed = False
         if journal is None:
             if persistence_id is not None:
@@ -132,14 +137,14 @@ class ReplayHarness:
                     "pass journal=InMemoryJournal() / SqliteJournal(path) / FileJournal(path)",
                 )
             self._persistence_id: str | None = None
-            self._next_seq = 1
+            self._next_seq: int | None = 1
         else:
             if persistence_id is None:
                 raise JournalUsageError(
                     "a journal store needs a persistence_id", "pass persistence_id='my-stream'"
                 )
             self._persistence_id = check_persistence_id(persistence_id)
-            self._next_seq = journal.highest_sequence_nr(persistence_id, 0) + 1
+            self._next_seq = None
 
     # ------------------------------------------------------------------ state
 
@@ -157,8 +162,12 @@ class ReplayHarness:
 
     @property
     def next_sequence_nr(self) -> int:
-        """The sequence number the next recorded entry will be written under."""
-        return self._next_seq
+        """The sequence number the next recorded entry will be written under (asks the
+        store for its highest one if nothing was written yet)."""
+        with self._lock:
+            if self._next_seq is None:
+                self._next_seq = self._stored_highest() + 1
+            return self._next_seq + len(self._unnumbered)
 
     @property
     def unpersisted_sequence_nrs(self) -> tuple[int, ...]:
@@ -168,8 +177,9 @@ class ReplayHarness:
 
     @property
     def persist_failure(self) -> BaseException | None:
-        """The last store write failure not yet resolved by a successful flush."""
-        return self._failure
+        """The last store failure (a write, or reading the highest sequence nr) not yet
+        resolved by a successful flush."""
+        return self._failure or self._seq_failure
 
     def set_mode(self, mode: ReplayMode) -> None:
         if not isinstance(mode, ReplayMode):
@@ -221,17 +231,43 @@ class ReplayHarness:
             if self._journal is None:
                 self._entries.append(entry)
                 return entry
-            assert self._persistence_id is not None
-            seq = self._next_seq
             # Encode before keeping anything: an entry the store cannot hold is refused
             # whole, so memory and store never disagree on what was recorded.
-            stored = entry_to_repr(entry, self._persistence_id, seq, self._writer_uuid)
+            payload = encode_entry(entry)
             self._entries.append(entry)
-            self._pending.append(stored)
-            self._next_seq = seq + 1
+            self._unnumbered.append(payload)
+            self._number_pending()
             if self._failure is None and len(self._pending) >= self._write_batch:
                 self._write_pending()
             return entry
+
+    def _stored_highest(self) -> int:
+        assert self._journal is not None and self._persistence_id is not None
+        return self._journal.highest_sequence_nr(self._persistence_id, 0)
+
+    def _number_pending(self) -> None:
+        """Give the waiting entries their sequence numbers, reading the store's highest
+        one first if this is the first write; a failed read is kept and retried by the
+        next record or flush (the entries stay in memory meanwhile)."""
+        if not self._unnumbered:
+            return
+        if self._next_seq is None:
+            try:
+                self._next_seq = self._stored_highest() + 1
+            except Exception as exc:
+                self._seq_failure = exc
+                return
+        self._seq_failure = None
+        assert self._persistence_id is not None
+        first = self._next_seq
+        self._pending.extend(
+            PersistentRepr(
+                self._persistence_id, first + i, payload, ENTRY_MANIFEST, self._writer_uuid
+            )
+            for i, payload in enumerate(self._unnumbered)
+        )
+        self._next_seq = first + len(self._unnumbered)
+        self._unnumbered = []
 
     def _write_pending(self) -> None:
         assert self._journal is not None
@@ -246,7 +282,15 @@ class ReplayHarness:
     def flush(self) -> None:
         """Write buffered entries; raise :class:`JournalPersistError` if any did not persist."""
         with self._lock:
-            if self._journal is None or not self._pending:
+            if self._journal is None:
+                return
+            self._number_pending()
+            if self._seq_failure is not None:
+                assert self._persistence_id is not None
+                raise JournalPersistError(
+                    self._persistence_id, [], self._seq_failure, unnumbered=len(self._unnumbered)
+                ) from self._seq_failure
+            if not self._pending:
                 return
             self._write_pending()
             if self._failure is not None:

@@ -429,10 +429,11 @@ class ReplicationRuntime:
             clear_leader_belief_and_tokens(state, now)
         except InvalidTransitionError:
             # The role moved out from under the election (e.g. closed meanwhile):
-            # keep the belief, which is the only recovery signal left.
+            # clear the belief so the next tick rediscovers from a clean slate.
             self._observe(
                 "transition_failed", inputs.self_node_id, {"error": "InvalidTransitionError"}
             )
+            clear_leader_belief_and_tokens(state, now)
         else:
             clear_leader_belief_and_tokens(state, now)
 
@@ -632,10 +633,9 @@ class ReplicationRuntime:
         pre = log.next_seq
         try:
             new_tail = apply_sync_response(log, msg, inputs.channel_id)
-        except AppendFailedError as exc:
-            handle_disk_pressure(coordinator, log, exc.detail, sender, self._observe)
-            return
         except ApplyError as exc:
+            # As in the reference, a failed retry is only observed: even an
+            # append failure here does not run the UnderCapacity policy.
             self._observe("apply_failed", sender, {"error": type(exc).__name__})
             return
         coordinator.record_tail_seq(new_tail)
