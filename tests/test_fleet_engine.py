@@ -201,6 +201,51 @@ def test_provenance_pointing_at_itself() -> None:
         ReplayEngine(sessions)
 
 
+def test_first_bad_edge_in_build_order_wins_over_a_later_unresolved_one() -> None:
+    # Step 0 points at itself, step 1 at a step nobody recorded: step 0 is met first.
+    sessions = [FakeSession(1, "ping", 0, [(0, [(1, 0, 0)]), (1, [(1, 0, 99)])])]
+    with pytest.raises(ReplayGraphError) as info:
+        ReplayEngine(sessions)
+    assert str(info.value).startswith(
+        "recorded provenance on instance 1 subsystem 'ping' step 0 points to itself. Fix: "
+    )
+
+
+def test_unresolved_edge_before_a_later_self_loop_is_reported() -> None:
+    sessions = [FakeSession(1, "ping", 0, [(0, [(1, 0, 99)]), (1, [(1, 0, 1)])])]
+    with pytest.raises(ReplayGraphError) as info:
+        ReplayEngine(sessions)
+    assert str(info.value).startswith(
+        "unresolved recorded provenance edge into instance 1 subsystem 'ping' step 0 from "
+        "instance 1 subsystem code 0 step 99. Fix: "
+    )
+
+
+def test_bad_edges_are_found_in_the_order_sessions_are_given() -> None:
+    # Session "b" sorts after "a" by scheduling key but is given first, so it is checked
+    # first; within one step, origins are checked sorted by (instance, code, step).
+    sessions = [
+        FakeSession(2, "b", 1, [(0, [(9, 9, 9), (3, 0, 5)])]),
+        FakeSession(1, "a", 0, [(0, [(8, 8, 8)])]),
+    ]
+    with pytest.raises(ReplayGraphError) as info:
+        ReplayEngine(sessions)
+    assert str(info.value).startswith(
+        "unresolved recorded provenance edge into instance 2 subsystem 'b' step 0 from "
+        "instance 3 subsystem code 0 step 5. Fix: "
+    )
+    with pytest.raises(ReplayGraphError) as info:
+        ReplayEngine(sessions[::-1])
+    assert "into instance 1 subsystem 'a' step 0 from instance 8" in str(info.value)
+
+
+def test_bad_edge_order_within_a_session_is_log_order() -> None:
+    # Log order, not step-id order: step 7 is logged before step 2.
+    sessions = [FakeSession(1, "a", 0, [(7, [(1, 0, 7)]), (2, [(5, 5, 5)])])]
+    with pytest.raises(ReplayGraphError, match="provenance on instance 1 subsystem 'a' step 7"):
+        ReplayEngine(sessions)
+
+
 def test_no_causally_ready_starting_point() -> None:
     sessions = [
         FakeSession(1, "a", 0, [(0, [(1, 1, 0)])]),

@@ -181,11 +181,11 @@ def test_every_problem_is_reported_together(tmp_path: Path) -> None:
     assert issues[1:] == (
         "missing app registration for subsystem 'ping'",
         "missing app registration for subsystem 'pong'",
-        f"discovered log '{nameless}' has no subsystem_id in its lifecycle stack info",
+        f"discovered log '{nameless}' is missing subsystem_id runtime metadata",
         f"discovered log '{wrong}' reports subsystem code 4 for 'ping' but topology "
         f"'{topology}' expects 0",
-        f"discovered log '{radar}' belongs to subsystem 'radar', which topology '{topology}' "
-        "does not define",
+        f"discovered log '{radar}' belongs to subsystem 'radar' which is not present in "
+        f"topology '{topology}'",
         "selected instance 7 has no discovered logs",
         "missing log for instance 1 subsystem 'pong'",
         "missing log for instance 7 subsystem 'ping'",

@@ -6,6 +6,7 @@ written as real logs, discovered, planned and replayed.
 * ``goto(target)`` equals stepping until the target, forward and after a rewind;
 * the order does not depend on the order in which the log paths were discovered;
 * every labelled fault raises its documented error and nothing else;
+* of several bad provenance edges, the first met in build order is the one reported;
 * a planted scheduling bug shrinks to a graph of at most 4 nodes.
 """
 
@@ -20,9 +21,15 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from pytest_replay import strategies as rst
-from pytest_replay.fleet import FleetCursor, FleetError, ReplayCatalog, ReplayEngine
+from pytest_replay.fleet import (
+    FleetCursor,
+    FleetError,
+    ReplayCatalog,
+    ReplayEngine,
+    ReplayGraphError,
+)
 from pytest_replay.fleet import ReplayPlanBuilder as Builder
-from pytest_replay.fleet.testing import AppCall, CallLogApp, app_types
+from pytest_replay.fleet.testing import AppCall, CallLogApp, FakeSession, app_types
 
 
 def _engine(
@@ -117,6 +124,66 @@ def test_every_labelled_fault_raises_its_documented_error(
         assert "Fix:" in str(exc)
     else:
         raise AssertionError(f"fault {case.fault} ({case.detail}) replayed without an error")
+
+
+@st.composite
+def _sessions_with_bad_edges(draw: st.DrawFn) -> list[FakeSession]:
+    """Sessions with unique identities and step ids, given in any order, whose origins
+    mix resolvable steps, steps nobody recorded and the step itself."""
+    pairs = st.tuples(st.integers(0, 3), st.integers(0, 3))
+    identities = draw(st.lists(pairs, min_size=1, max_size=4, unique=True))
+    shapes = [
+        (instance, code, sorted(draw(st.sets(st.integers(0, 9), min_size=1, max_size=4))))
+        for instance, code in identities
+    ]
+    recorded = [(i, c, step) for i, c, steps in shapes for step in steps]
+    sessions = []
+    for index, (instance, code, steps) in enumerate(shapes):
+        rows = []
+        for step in steps:
+            choices = st.sampled_from([*recorded, (instance, code, step)]) | st.tuples(
+                st.integers(0, 4), st.integers(0, 4), st.integers(0, 12)
+            )
+            rows.append((step, draw(st.lists(choices, max_size=3))))
+        sessions.append(FakeSession(instance, f"s{index}", code, rows))
+    return sessions
+
+
+def _first_bad_edge(sessions: list[FakeSession]) -> str | None:
+    """The reference's walk: targets in build order, each target's origins sorted."""
+    known = {
+        (s.instance_id, s.subsystem_code, step): (k, step)
+        for k, s in enumerate(sessions)
+        for step, _origins in s.steps
+    }
+    for k, session in enumerate(sessions):
+        for step, origins in session.steps:
+            into = f"instance {session.instance_id} subsystem '{session.subsystem_id}' step {step}"
+            for origin in sorted(set(origins)):
+                if origin not in known:
+                    return (
+                        f"unresolved recorded provenance edge into {into} from instance "
+                        f"{origin[0]} subsystem code {origin[1]} step {origin[2]}. Fix: "
+                    )
+                if known[origin] == (k, step):
+                    return f"recorded provenance on {into} points to itself. Fix: "
+    return None
+
+
+@given(sessions=_sessions_with_bad_edges())
+def test_the_first_bad_provenance_edge_in_build_order_is_reported(
+    sessions: list[FakeSession],
+) -> None:
+    expected = _first_bad_edge(sessions)
+    try:
+        ReplayEngine(sessions)
+    except ReplayGraphError as exc:
+        if expected is None:
+            assert "no causally ready starting point" in str(exc), str(exc)
+        else:
+            assert str(exc).startswith(expected), (expected, str(exc))
+    else:
+        assert expected is None
 
 
 def _engine_with_a_planted_bug(spec: rst.FleetSpec) -> list[rst.NodeKey]:

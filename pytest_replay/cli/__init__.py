@@ -30,7 +30,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line with a Fix hint (exit status 2)."""
 
     def error(self, message: str) -> NoReturn:
-        raise CliError(f"{self.prog}: {message}", f"see '{self.prog} --help'")
+        # The hint names the (sub)command; the message itself need not repeat it.
+        raise CliError(message, f"see '{self.prog} --help'")
 
 
 class _Usage(Exception):
@@ -89,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "--records",
         metavar="A:B",
-        help="show records A..B-1 instead (Python slice bounds: 10:20, :5, -3:)",
+        help="show records A..B-1 instead (Python slice bounds: 10:20, :5; a negative start "
+        "needs '=': --records=-3:)",
     )
 
     diff = commands.add_parser(
@@ -163,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reduce a journal record file and print the ReplayResult as JSON.",
     )
     reduce.add_argument("journal", type=Path, metavar="JOURNAL")
-    reduce.add_argument("--mode", choices=MODES, default="audit", help="reducer mode")
+    reduce.add_argument(
+        "--mode", choices=MODES, default="audit", help="reducer mode (default: audit)"
+    )
     reduce.add_argument(
         "--content-ref",
         action="append",
@@ -191,9 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     store_commands.required = True
     for name, text in (
-        ("list", "recordings with their kinds, record counts and sizes"),
-        ("prune", "recordings whose test no longer exists (dry run unless --yes)"),
-        ("check", "every recording against the digest in its manifest"),
+        ("list", "list the recordings with their kinds, record counts and sizes"),
+        ("prune", "delete the test folders whose test no longer exists (a dry run unless --yes)"),
+        ("check", "check every recording against the digest in its manifest"),
     ):
         sub = store_commands.add_parser(name, parents=[common], help=text, description=text)
         sub.add_argument(

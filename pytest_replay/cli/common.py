@@ -97,7 +97,7 @@ def parse_range(text: str, total: int) -> tuple[int, int]:
     if not sep:
         raise CliError(
             f"--records {text!r} is not a range",
-            "write it as A:B, for example --records 10:20, --records :5 or --records -3:",
+            "write it as A:B, for example --records 10:20, --records :5 or --records=-3:",
         )
     try:
         start = int(start_text) if start_text.strip() else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -238,13 +238,37 @@ def _provenance_edges(
         inside = found & (source < len(sorted_key))
         found[found] = inside[found]
         found[found] &= sorted_key[source[found]] == origin_key[found]
-    if not bool(found.all()):
-        missing = np.flatnonzero(~found)
-        # Report the edge into the earliest step (scheduling order), then the smallest origin.
-        pick = missing[np.lexsort((origin_step[missing], origin_hi[missing], target[missing]))[0]]
-        session = int(np.searchsorted(offsets, target_old[pick], side="right")) - 1
-        into = _node_text(sessions, session, int(sessions[session].table.step_ids[
-            target_old[pick] - offsets[session]]))  # fmt: skip
+    looped = source == target
+    if not bool(found.all()) or bool(looped.any()):
+        _raise_first_bad_edge(
+            sessions, offsets, target_old, origin_hi, origin_step, ~found | looped, found
+        )
+    return source.astype(np.int64), target
+
+
+def _raise_first_bad_edge(
+    sessions: Sequence[SessionNodes],
+    offsets: IntArray,
+    target_old: IntArray,
+    origin_hi: npt.NDArray[np.uint64],
+    origin_step: npt.NDArray[np.uint64],
+    bad: npt.NDArray[np.bool_],
+    found: npt.NDArray[np.bool_],
+) -> NoReturn:
+    """Raise for the first bad provenance edge in build order: targets in the order the
+    sessions were given and, within a session, log order; a target's origins sorted by
+    (instance, subsystem code, step). Whichever problem comes first is the one reported:
+    an origin no given session recorded, or an origin that is the target step itself."""
+    candidates = np.flatnonzero(bad)
+    pick = int(
+        candidates[
+            np.lexsort((origin_step[candidates], origin_hi[candidates], target_old[candidates]))[0]
+        ]
+    )
+    session = int(np.searchsorted(offsets, target_old[pick], side="right")) - 1
+    step = int(sessions[session].table.step_ids[target_old[pick] - offsets[session]])
+    into = _node_text(sessions, session, step)
+    if not found[pick]:
         o_hi = int(origin_hi[pick])
         raise ReplayGraphError(
             f"unresolved recorded provenance edge into {into} from instance {o_hi >> 16} "
@@ -252,13 +276,7 @@ def _provenance_edges(
             "replay the logs of every instance and subsystem the messages came from, "
             "and check the origin step was recorded",
         )
-    itself = np.flatnonzero(source == target)
-    if itself.size:
-        pick = int(itself[np.argmin(target[itself])])
-        session = int(np.searchsorted(offsets, target_old[pick], side="right")) - 1
-        step = int(sessions[session].table.step_ids[target_old[pick] - offsets[session]])
-        raise ReplayGraphError(
-            f"recorded provenance on {_node_text(sessions, session, step)} points to itself",
-            "a message's origin must be an earlier step; fix the recorder",
-        )
-    return source.astype(np.int64), target
+    raise ReplayGraphError(
+        f"recorded provenance on {into} points to itself",
+        "a message's origin must be an earlier step; fix the recorder",
+    )

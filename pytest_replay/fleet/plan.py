@@ -221,15 +221,14 @@ class ReplayPlanBuilder:
             subsystem_id = log.subsystem_id
             if subsystem_id is None:
                 issues.append(
-                    f"discovered log '{log.base_path}' has no subsystem_id in its lifecycle "
-                    "stack info"
+                    f"discovered log '{log.base_path}' is missing subsystem_id runtime metadata"
                 )
                 continue
             spec = specs.get(subsystem_id)
             if spec is None:
                 issues.append(
-                    f"discovered log '{log.base_path}' belongs to subsystem '{subsystem_id}', "
-                    f"which topology '{where}' does not define"
+                    f"discovered log '{log.base_path}' belongs to subsystem '{subsystem_id}' "
+                    f"which is not present in topology '{where}'"
                 )
                 continue
             if log.subsystem_code != spec.code:
