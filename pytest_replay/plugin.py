@@ -50,9 +50,9 @@ def _record_mode(value: str) -> str:
         return value
     # The mode is optional, so `pytest --replay-record tests/` hands the path to it.
     raise argparse.ArgumentTypeError(
-        f"{value!r} is not a record mode (all, new). "
-        f"Fix: put paths before the flag (pytest {value} --replay-record) "
-        f"or give the mode (--replay-record=all {value})."
+        f"{value!r} is not a record mode (all, new). Fix: write --replay-record=all or "
+        f"--replay-record=new; if {value!r} is a path, put it before the flag "
+        f"(pytest {value} --replay-record)."
     )
 
 
@@ -83,7 +83,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         dest="replay_dir",
-        help="where recordings are stored (default: the replay_dir ini value, '.replay').",
+        help="where recordings are stored (default: the replay_dir ini value, '.replay'); "
+        "a conftest pytest_replay_store_dir hook that returns a folder overrides it.",
     )
     group.addoption(
         "--replay-seed",

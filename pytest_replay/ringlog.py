@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import mmap
 import operator
 import os
@@ -144,10 +145,20 @@ class ReplayLogIoError(ReplayLogError):
         self.op = op
         self.path = os.fspath(path)
         self.cause = cause
-        super().__init__(
-            f"replay log {op} on '{self.path}' failed: {cause}. "
-            "Fix: check disk space and permissions."
-        )
+        super().__init__(f"replay log {op} on '{self.path}' failed: {cause}. Fix: {_io_fix(cause)}")
+
+
+def _io_fix(cause: OSError) -> str:
+    """The hint for an OS error, by what it says went wrong."""
+    if isinstance(cause, IsADirectoryError):
+        return "the path is a folder; pass a file path inside it, such as <folder>/run.vrrl."
+    if isinstance(cause, PermissionError):
+        return "check the permissions of the file and its folder."
+    if isinstance(cause, FileNotFoundError):
+        return "create the folder first, or check the path."
+    if cause.errno == errno.ENOSPC:
+        return "free disk space, or use a smaller capacity."
+    return "check disk space and permissions."
 
 
 class HeaderMismatch(ReplayLogError):

@@ -660,3 +660,21 @@ def test_bulk_allocation_restores_the_collector_state() -> None:
     with pytest.raises(RuntimeError), bulk_allocation():
         raise RuntimeError("inside")
     assert gc.isenabled()
+
+
+def test_a_file_of_another_known_kind_is_named_not_called_damage(tmp_path: Path) -> None:
+    from pytest_replay.journal import load_journal_records
+    from pytest_replay.journal.frames import RECORDS_MAGIC, encode_file_header
+
+    records = tmp_path / "run.jrec"
+    records.write_bytes(encode_file_header(RECORDS_MAGIC))
+    with pytest.raises(JournalCorrupted, match="this is a journal record file") as info:
+        FileJournal(records)
+    assert str(info.value).endswith(
+        "Fix: read it with load_journal_records(path) or pytest-replay reduce."
+    )
+    assert "truncate" not in str(info.value)  # cutting at offset 0 would erase the file
+    with SqliteJournal(tmp_path / "run.db"):
+        pass
+    with pytest.raises(JournalCorrupted, match=r"an SQLite database.*SqliteJournal\(path\)"):
+        load_journal_records(tmp_path / "run.db")

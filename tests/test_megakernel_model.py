@@ -346,9 +346,9 @@ def test_resolve_backend_by_name() -> None:
 
 def test_missing_cupy_names_the_gpu_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "cupy", None)
-    with pytest.raises(GpuUnavailable, match=r"CuPy is not installed.*pip install \.\[gpu\]"):
+    with pytest.raises(GpuUnavailable, match=r"CuPy is not installed.*pip install '\.\[gpu\]'"):
         CupyBackend()
-    with pytest.raises(GpuUnavailable, match=r"pip install \.\[gpu\]"):
+    with pytest.raises(GpuUnavailable, match=r"pip install '\.\[gpu\]'"):
         Megakernel("cupy", slots=4)
     available, reason = gpu_available()
     assert not available and "not installed" in reason
@@ -387,7 +387,7 @@ def test_gpu_available_explains_a_missing_gpu(
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy(count))
     available, why = gpu_available()
     assert not available and reason in why
-    with pytest.raises(GpuUnavailable, match=r"pip install \.\[gpu\]"):
+    with pytest.raises(GpuUnavailable, match=r"pip install '\.\[gpu\]'"):
         CupyBackend()
     assert resolve_backend("auto").name == "numpy"
 

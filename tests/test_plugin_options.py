@@ -58,8 +58,9 @@ def test_a_path_after_the_record_flag_is_a_usage_error_with_the_fix(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*'test_one.py' is not a record mode (all, new). "
-            "Fix: *pytest test_one.py --replay-record*"
+            "*'test_one.py' is not a record mode (all, new). Fix: write --replay-record=all "
+            "or --replay-record=new; if 'test_one.py' is a path, put it before the flag "
+            "(pytest test_one.py --replay-record)."
         ]
     )
     # Both spellings the message suggests work.

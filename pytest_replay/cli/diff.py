@@ -69,6 +69,11 @@ class Outcome:
     others: tuple[str, ...] = field(default=())
 
 
+def _counted(count: int, unit: str) -> str:
+    """``1 recording``, ``2 recordings``: units are given in the plural."""
+    return f"{count} {unit[:-1] if count == 1 and unit.endswith('s') else unit}"
+
+
 def run_diff(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> int:
     left, right = formats.detect(a), formats.detect(b)
     if left.format != right.format or left.kind != right.kind:
@@ -97,7 +102,7 @@ def run_diff(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> int:
     elif outcome.found is None:
         run.print(
             f"same: {left.path} and {right.path} hold the same {left.label} "
-            f"({outcome.compared} {outcome.unit})"
+            f"({_counted(outcome.compared, outcome.unit)})"
         )
         if outcome.ignored:
             run.print(f"  ignored fields: {', '.join(outcome.ignored)}")

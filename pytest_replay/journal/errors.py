@@ -108,6 +108,7 @@ class JournalCorrupted(JournalError):
         *,
         index: int | None = None,
         item: str = "frame",
+        fix: str | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.offset = offset
@@ -115,10 +116,16 @@ class JournalCorrupted(JournalError):
         #: Index of the damaged frame (in record files: of the damaged record).
         self.index = index
         where = "" if index is None else f" ({item} #{index})"
+        if fix is None:
+            fix = "restore the file from a backup" + (
+                ", or truncate it to this offset by hand if losing everything after it is "
+                "acceptable"
+                if offset > 0
+                else ""  # truncating at 0 would erase the whole file
+            )
         super().__init__(
             f"journal file '{self.path}' is corrupted at byte offset {offset}{where}: {detail}. "
-            "Fix: restore the file from a backup, or truncate it to this offset by hand "
-            "if losing everything after it is acceptable."
+            f"Fix: {fix}."
         )
 
 
@@ -290,7 +297,10 @@ class ReplayReducerError(JournalError):
         *,
         record_id: str | None = None,
         journal_seq: int | None = None,
-        fix: str = "repair the journal (RepairReplay) before resuming",
+        fix: str = (
+            "repair the journal (reduce it with ReducerMode.REPAIR, or pytest-replay reduce "
+            "--mode repair) before resuming"
+        ),
     ) -> None:
         self.kind = kind
         self.retry_classification = retry_classification

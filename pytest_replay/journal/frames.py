@@ -38,6 +38,16 @@ __all__ = [
 
 JOURNAL_MAGIC: Final = b"PRJOURNL"
 RECORDS_MAGIC: Final = b"PRJRECS1"
+# Files a user may hand to the wrong reader: named instead of reported as damage.
+_KNOWN_FILES: Final = {
+    JOURNAL_MAGIC: ("a FileJournal file", "FileJournal(path)"),
+    RECORDS_MAGIC: (
+        "a journal record file",
+        "load_journal_records(path) or pytest-replay reduce",
+    ),
+    b"SQLite f": ("an SQLite database", "SqliteJournal(path)"),
+    b"VRRL0001": ("a VRRL ring log", "RingLog.open(path) or pytest-replay inspect"),
+}
 FILE_VERSION: Final = 1
 FILE_HEADER_BYTES: Final = 16
 FRAME_HEADER_BYTES: Final = 12
@@ -83,6 +93,15 @@ def scan_frames(
         )
     got_magic, version, _flags = _FILE_HEADER.unpack_from(view, 0)
     if got_magic != magic:
+        other = _KNOWN_FILES.get(bytes(got_magic))
+        if other is not None:
+            what, reader = other
+            raise JournalCorrupted(
+                source,
+                0,
+                f"this is {what} (magic {got_magic!r}), not the expected {magic!r} file",
+                fix=f"read it with {reader}",
+            )
         raise JournalCorrupted(source, 0, f"wrong file magic {got_magic!r} (expected {magic!r})")
     if version != FILE_VERSION:
         raise JournalCorrupted(

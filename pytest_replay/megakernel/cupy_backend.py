@@ -180,7 +180,7 @@ def probe_cupy() -> Any:
 class CupyBackend:
     """Runs each burst as one launch of :data:`KERNEL_SOURCE`, one thread per slot.
 
-    Construction raises :class:`GpuUnavailable` (naming ``pip install .[gpu]``)
+    Construction raises :class:`GpuUnavailable` (naming ``pip install '.[gpu]'``)
     when CuPy is missing or sees no GPU.
     """
 

@@ -84,8 +84,9 @@ class GpuUnavailable(MegakernelError):
         self.reason = reason
         super().__init__(
             f"the CuPy megakernel backend is unavailable: {reason}. "
-            "Fix: pip install .[gpu] (or any cupy-cudaXX wheel matching your CUDA) on a "
-            "machine with an NVIDIA GPU, or use backend='numpy'."
+            "Fix: pip install '.[gpu]' from a checkout, or pip install 'pytest-detreplay[gpu]' "
+            "(or any cupy-cudaXX wheel matching your CUDA), on a machine with an NVIDIA GPU; "
+            "or use backend='numpy'."
         )
 
 
