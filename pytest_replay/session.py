@@ -225,14 +225,20 @@ class ReplaySession:
             return
         counts = self.tally.counts
         parts = [f"{counts[name]} {name}" for name in COUNT_ORDER if counts[name]]
-        if not parts:
-            parts = ["nothing recorded or verified"]
-        markup = {"red": True} if counts["diverged"] or counts["missing"] else {}
-        if not markup and counts["unused"] and self.fail_on_unused:
-            markup = {"red": True}
-        terminalreporter.write_line(
-            f"replay: {', '.join(parts)} (store: {self.store_label()})", **markup
-        )
+        red = counts["diverged"] or counts["missing"] or counts["corrupted"]
+        markup = {"red": True} if red or (counts["unused"] and self.fail_on_unused) else {}
+        if self.mode == "off":
+            # No store was read or written: say how to use one instead of naming it.
+            summary = ", ".join(parts) + "; " if parts else ""
+            terminalreporter.write_line(
+                f"replay: {summary}store not used (--replay-record stores, --replay-verify checks)",
+                **markup,
+            )
+        else:
+            summary = ", ".join(parts) if parts else "nothing recorded or verified"
+            terminalreporter.write_line(
+                f"replay: {summary} (store: {self.store_label()})", **markup
+            )
         if terminalreporter.config.getoption("verbose") > 0:
             for status, path in sorted(self.tally.paths):
                 terminalreporter.write_line(f"  {status}: {path}")

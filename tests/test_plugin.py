@@ -429,7 +429,9 @@ def test_plugin_is_inert_without_flags(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_ring=ring_test())
     used = pytester.runpytest()
     used.assert_outcomes(passed=2)
-    assert summary_line(used) == "replay: nothing recorded or verified (store: .replay)"
+    assert summary_line(used) == (
+        "replay: store not used (--replay-record stores, --replay-verify checks)"
+    )
     assert not (pytester.path / ".replay").exists()
 
 
