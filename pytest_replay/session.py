@@ -124,6 +124,7 @@ class ReplaySession:
 
             registry = KindRegistry()
             self.config.hook.pytest_replay_register_kinds(registry=registry)
+            _refuse_shadowed_kinds(registry)
             self._kinds = registry
         return self._kinds
 
@@ -252,4 +253,17 @@ class ReplaySession:
             terminalreporter.write_line(
                 f"replay: {len(self.unused)} stored recording folder(s) were not produced by any "
                 f"collected test; {hint}"
+            )
+
+
+def _refuse_shadowed_kinds(registry: KindRegistry) -> None:
+    """A kind named like a ``ReplayContext`` attribute (``path``, ``seed``...) could only be
+    opened with ``replay.record(kind, ...)``: ``replay.<kind>`` would reach the attribute."""
+    from pytest_replay.context import ReplayContext
+
+    for name in registry.names():
+        if name not in ("ring", "data") and (name.startswith("_") or hasattr(ReplayContext, name)):
+            raise pytest.UsageError(
+                f"recording kind {name!r} is named like an attribute of the replay fixture, so "
+                f"replay.{name} would not reach it. Fix: register it under another name."
             )

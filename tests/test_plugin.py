@@ -707,3 +707,20 @@ def test_a_test_that_records_nothing_leaves_no_folder(pytester: pytest.Pytester)
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
     assert not (pytester.path / ".replay" / "test_s.py").exists()
     pytester.runpytest("--replay-verify").assert_outcomes(passed=1)
+
+
+def test_a_kind_named_like_a_fixture_attribute_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        from pytest_replay.kinds import sequence_kind
+
+        def pytest_replay_register_kinds(registry):
+            registry.register(sequence_kind("path", ".paths", render=str))
+        """
+    )
+    pytester.makepyfile("def test_p(replay):\n    replay.data('v', 1)\n")
+    result = pytester.runpytest()
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        ["*recording kind 'path' is named like an attribute of the replay fixture*Fix:*"]
+    )
