@@ -137,7 +137,8 @@ def first_divergence(
     >>> first_divergence(a, b)
     Divergence(index=0, field='epoch', expected=10, actual=11, kind='value')
     """
-    masked = _ignored_words(ignore)
+    # The magic word marks a record live; it is not data (an array built by hand may hold 0).
+    masked = [_WORD_FIELDS.index("magic"), *_ignored_words(ignore)]
     left, right = _as_array(expected), _as_array(actual)
     common = min(len(left), len(right))
     words_left = np.ascontiguousarray(left[:common]).view("<u4").reshape(common, _WORDS_PER_RECORD)
@@ -146,8 +147,7 @@ def first_divergence(
     )
     for start in range(0, common, _BLOCK):
         differs = words_left[start : start + _BLOCK] != words_right[start : start + _BLOCK]
-        if masked:
-            differs[:, masked] = False
+        differs[:, masked] = False
         rows = differs.any(axis=1)
         if rows.any():
             row = int(np.argmax(rows))

@@ -35,6 +35,7 @@ import mmap
 import operator
 import os
 import struct
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ _HEADER = struct.Struct("<8sIIQQ")
 _CURSOR = struct.Struct("<Q")
 _CURSOR_OFFSET: Final = 24
 _RECORD = struct.Struct("<IQIIIIIIIIIIIQ")
+# The on-disk cursor is little-endian; a native store is only right on such a host.
+_LITTLE_ENDIAN: Final = sys.byteorder == "little"
 assert _HEADER.size == HEADER_BYTES and _RECORD.size == RECORD_BYTES
 
 #: numpy dtype of one on-disk record; ``args`` is a (4,) u32 sub-array.
@@ -185,27 +188,46 @@ class TruncatedLog(HeaderMismatch):
         )
 
 
-class ZeroCapacity(ReplayLogError):
-    """A capacity of 0 was requested or stored: such a log never accepts writes."""
+def _where(path: str | None, requested: bool) -> str:
+    if path is None:
+        return ""
+    return f" (requested for '{path}')" if requested else f" (stored in '{path}')"
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+
+class ZeroCapacity(ReplayLogError):
+    """A capacity of 0 (or less) was requested or stored: such a log never accepts writes."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        requested: bool = False,
+        capacity: int = 0,
+    ) -> None:
         self.path = None if path is None else os.fspath(path)
-        where = "" if self.path is None else f" (stored in '{self.path}')"
+        self.capacity = capacity
         super().__init__(
-            f"replay log capacity must be > 0{where}. Fix: construct with at least one slot."
+            f"replay log capacity must be > 0, got {capacity}{_where(self.path, requested)}. "
+            "Fix: construct with at least one slot."
         )
 
 
 class CapacityOverflow(ReplayLogError):
     """A capacity above :data:`MAX_REPLAY_RECORDS` was requested or stored."""
 
-    def __init__(self, count: int, max: int, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        count: int,
+        max: int,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        requested: bool = False,
+    ) -> None:
         self.count = count
         self.max = max
         self.path = None if path is None else os.fspath(path)
-        where = "" if self.path is None else f" (stored in '{self.path}')"
         super().__init__(
-            f"replay log capacity {count} exceeds max {max}{where}. "
+            f"replay log capacity {count} exceeds max {max}{_where(self.path, requested)}. "
             "Fix: shard replay into smaller logs."
         )
 
@@ -389,11 +411,13 @@ class ReplayRecord:
 # --------------------------------------------------------------------------- array codec
 
 
-def _check_capacity(capacity: int, path: str | os.PathLike[str] | None = None) -> None:
-    if capacity == 0:
-        raise ZeroCapacity(path)
-    if capacity < 0 or capacity > MAX_REPLAY_RECORDS:
-        raise CapacityOverflow(capacity, MAX_REPLAY_RECORDS, path)
+def _check_capacity(
+    capacity: int, path: str | os.PathLike[str] | None = None, *, requested: bool = False
+) -> None:
+    if capacity <= 0:
+        raise ZeroCapacity(path, requested=requested, capacity=capacity)
+    if capacity > MAX_REPLAY_RECORDS:
+        raise CapacityOverflow(capacity, MAX_REPLAY_RECORDS, path, requested=requested)
 
 
 SlotsLike = Sequence[RecordedSlot] | Sequence[ReplayRecord] | RecordArray
@@ -653,7 +677,7 @@ class RingLog:
         capacity. ``read_only`` maps the file without write access.
         """
         if capacity is not None:
-            _check_capacity(capacity)
+            _check_capacity(capacity, path, requested=True)
         path = Path(path)
         if not path.exists():
             if read_only or capacity is None:
@@ -710,12 +734,14 @@ class RingLog:
         a log opened ``read_only`` raises :class:`ReadOnlyLog`.
         """
         mm = self._live_map()
-        # pack_into does the range checks; its errors are translated, not
-        # pre-empted, so an append that succeeds pays for no extra check.
+        pos = self._pos
+        # pack does the range checks; its errors are translated, not pre-empted, so an
+        # append that succeeds pays for no extra check. Packing to bytes first (faster
+        # than pack_into on a map, too) means a refused record never touches the log.
         try:
             a0, a1, a2, a3 = slot.args
-            _RECORD.pack_into(
-                mm, self._pos, RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
+            mm[pos : pos + RECORD_BYTES] = _RECORD.pack(
+                RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
                 slot.opcode, a0, a1, a2, a3, slot.epoch, 0, 0, 0, 0,
             )  # fmt: skip
         except (struct.error, ValueError, TypeError) as exc:
@@ -725,10 +751,11 @@ class RingLog:
     def append_with_failure(self, slot: RecordedSlot, failure: ReplayFailureEvidence) -> None:
         """Append one slot with its failure evidence (errors as for :meth:`append`)."""
         mm = self._live_map()
+        pos = self._pos
         try:
             a0, a1, a2, a3 = slot.args
-            _RECORD.pack_into(
-                mm, self._pos, RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
+            mm[pos : pos + RECORD_BYTES] = _RECORD.pack(
+                RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
                 slot.opcode, a0, a1, a2, a3, slot.epoch, failure.slot_status,
                 int(failure.failure_class), failure.backend_error_code, failure.output_digest,
             )  # fmt: skip
@@ -765,12 +792,6 @@ class RingLog:
     ) -> ReplayLogError:
         if self._file.mode == "rb":
             return ReadOnlyLog(self._path)
-        if isinstance(exc, struct.error):
-            # pack_into zeroed the record, then wrote the fields before the
-            # refused one, magic included: left so, the half record would replay
-            # as live. The slot stays empty; it held the oldest record, the one
-            # the append was about to overwrite.
-            self._live_map()[self._pos : self._pos + RECORD_BYTES] = bytes(RECORD_BYTES)
         _index, field, value = _first_misfit([_row(slot, failure)])
         return RecordValueError(field, value, None, self._path)
 
@@ -784,7 +805,11 @@ class RingLog:
         self._cursor = cursor
         self._pos = HEADER_BYTES + RECORD_BYTES * cursor
         assert self._cursor_word is not None
-        self._cursor_word[0] = cursor
+        if _LITTLE_ENDIAN:
+            self._cursor_word[0] = cursor  # a native u64 store: the cheapest write there is
+        else:
+            assert self._mm is not None
+            _CURSOR.pack_into(self._mm, _CURSOR_OFFSET, cursor)
 
     # -- reading
 

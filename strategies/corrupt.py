@@ -1196,7 +1196,7 @@ def _allowed(kind: str, corruptions: Iterable[str] | None) -> frozenset[str]:
     known = CORRUPTION_KINDS[kind]
     if corruptions is None:
         return frozenset(known)
-    chosen = frozenset(corruptions)
+    chosen = frozenset([corruptions] if isinstance(corruptions, str) else corruptions)
     unknown = sorted(chosen - set(known))
     if unknown or not chosen:
         raise StrategyArgumentError(

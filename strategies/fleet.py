@@ -586,6 +586,8 @@ def faulty_provenance_graphs(
         >>> case.fault, case.expected_error.__name__
         ('self_origin', 'ReplayGraphError')
     """
+    if isinstance(faults, str):  # one label, not its characters
+        faults = [faults]
     allowed = frozenset(FAULTS if faults is None else faults)
     unknown = sorted(allowed - set(FAULTS))
     if unknown or not allowed:

@@ -945,6 +945,8 @@ def reordered_journals(
         ...     assert (exc.kind, exc.record_id) == (case.expected.error_kind,
         ...                                          case.expected.error_record_id)
     """
+    if isinstance(transformations, str):  # one label, not its characters
+        transformations = [transformations]
     allowed = frozenset(REORDERINGS if transformations is None else transformations)
     unknown = sorted(allowed - set(REORDERINGS))
     if unknown or not allowed:

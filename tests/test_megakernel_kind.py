@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -251,8 +252,14 @@ def test_atomic_race_is_caught_in_verify_mode(tmp_path: Path) -> None:
     stored = record(tmp_path, program, slots=32, mode="atomic")
     verify(tmp_path, stored, program, slots=32, mode="atomic")
     raced = NumpyBackend(race_seed=3)
-    with pytest.raises(ReplayDivergence, match="replayed on numpy before the test ran"):
+    with pytest.raises(ReplayDivergence, match="replayed on numpy before the test ran") as info:
         verify(tmp_path, stored, program, backend=raced, slots=32, mode="atomic")
+    # The record number is the divergent record's place in the log (publish order), not
+    # its rank in epoch order.
+    epoch = int(re.search(r"diverges at epoch (\d+)", str(info.value)).group(1))  # type: ignore[union-attr]
+    found = info.value.mismatch.divergence
+    assert found is not None and found.index is not None
+    assert int(read_ring_image(stored.data).records["epoch"][found.index]) == epoch
     with pytest.raises(ReplayDivergence) as info:
         verify(
             tmp_path, stored, program, backend=raced, slots=32, mode="atomic", replay_stored=False

@@ -383,19 +383,21 @@ def test_appending_a_field_that_does_not_fit_names_it(
         assert log.replay_all() == [rec(1, 1)]
 
 
-def test_refused_append_in_a_full_ring_leaves_no_half_record(log_path: Path) -> None:
+def test_refused_append_in_a_full_ring_loses_nothing(log_path: Path) -> None:
+    failure = ReplayFailureEvidence(1, ReplayFailureClass.PROGRAM_BUG, 2, 3)
     with RingLog.open(log_path, 2) as log:
         log.append(rec(1, 1))
         log.append(rec(2, 2))
+        # A field that fits no word, args of the wrong length, failure evidence that does
+        # not fit: each is refused before a byte reaches the log, so the oldest record stays.
         with pytest.raises(RecordValueError):
             log.append(slot_with(epoch=-1))
-        # The refused append empties only the slot it was about to overwrite.
-        assert log.replay_all() == [rec(2, 2)] and log.cursor == 0
-        log.append(rec(3, 3))
-        assert log.replay_all() == [rec(2, 2), rec(3, 3)]
-        # Refused before any byte is packed: nothing is lost.
         with pytest.raises(RecordValueError, match="args"):
             log.append(slot_with(args=(1, 2)))
+        with pytest.raises(RecordValueError):
+            log.append_with_failure(slot_with(args=(0, 0, 0, 2**32)), failure)
+        assert log.replay_all() == [rec(1, 1), rec(2, 2)] and log.cursor == 0
+        log.append(rec(3, 3))
         assert log.replay_all() == [rec(2, 2), rec(3, 3)]
 
 
@@ -478,3 +480,15 @@ def test_stored_cursor_is_taken_modulo_capacity(log_path: Path) -> None:
 
 def test_record_magic_constant() -> None:
     assert RECORD_MAGIC == 0xDEADBEEF
+
+
+@pytest.mark.parametrize(
+    ("capacity", "error"),
+    [(0, ZeroCapacity), (-1, ZeroCapacity), (MAX_REPLAY_RECORDS + 1, CapacityOverflow)],
+)
+def test_a_requested_capacity_error_names_the_path(
+    log_path: Path, capacity: int, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=rf"{capacity}.*requested for '{log_path}'.*Fix:"):
+        RingLog.open(log_path, capacity)
+    assert not log_path.exists()

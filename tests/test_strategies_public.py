@@ -8,6 +8,7 @@ import doctest
 import importlib
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -213,3 +214,17 @@ def test_corrupt_ring_only_draws_kinds_that_apply(data: st.DataObject) -> None:
     case = data.draw(rst.ring_logs(max_appends=0))
     corrupted = data.draw(rst.corrupt_ring(case.data, case.expected))
     assert corrupted.corruption.kind not in ("erased_record", "payload_bit_flip")
+
+
+@settings(max_examples=5, database=None)
+@given(
+    rst.corrupted_logs("ring", corruptions="truncate_header"),
+    rst.reordered_journals(transformations="swap", min_records=2),
+    rst.faulty_provenance_graphs(faults="self_origin"),
+)
+def test_a_bare_label_is_one_label_not_its_characters(
+    ring: rst.Corrupted, journal: Any, fleet: Any
+) -> None:
+    assert ring.corruption.kind == "truncate_header"
+    assert journal.transformation in rst.REORDERINGS
+    assert fleet.fault in rst.FAULTS

@@ -268,7 +268,7 @@ def open_capture(
     owns the log: close it (or use it as a context manager) to flush pending
     slots and close the file. OS failures raise :class:`ReplayLogIoError`.
     """
-    _check_capacity(capacity)
+    _check_capacity(capacity, path, requested=True)
     megakernel = Megakernel(backend, slots, mode=mode)
     target = Path(path)
     # The fresh log is built beside the target and renamed over it, so nothing

@@ -167,6 +167,12 @@ class MegakernelRecorder:
         if found is None:
             return
         index = self._offset + report.skipped + found.index
+        if found.expected is not None:
+            # found.index counts in epoch order; the report speaks of records in publish
+            # order (their place in the log), which differs in atomic mode.
+            at = np.flatnonzero(image.records["epoch"] == found.expected.epoch)
+            if len(at):
+                index = self._offset + int(at[0])
         self._target.fail(
             Divergence(index, found.field, found.record.expected, found.record.actual),
             (),
