@@ -801,13 +801,19 @@ class RingLog:
             cursor %= self._capacity
         self._set_cursor(cursor)
 
-    def _set_cursor(self, cursor: int) -> None:
-        self._cursor = cursor
-        self._pos = HEADER_BYTES + RECORD_BYTES * cursor
-        assert self._cursor_word is not None
-        if _LITTLE_ENDIAN:
+    if _LITTLE_ENDIAN:  # chosen once: _set_cursor runs on every append
+
+        def _set_cursor(self, cursor: int) -> None:
+            self._cursor = cursor
+            self._pos = HEADER_BYTES + RECORD_BYTES * cursor
+            assert self._cursor_word is not None
             self._cursor_word[0] = cursor  # a native u64 store: the cheapest write there is
-        else:
+
+    else:
+
+        def _set_cursor(self, cursor: int) -> None:
+            self._cursor = cursor
+            self._pos = HEADER_BYTES + RECORD_BYTES * cursor
             assert self._mm is not None
             _CURSOR.pack_into(self._mm, _CURSOR_OFFSET, cursor)
 
