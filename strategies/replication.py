@@ -20,6 +20,7 @@ from pytest_replay.replication.schedule import (
     Partition,
     WriteStream,
 )
+from pytest_replay.strategies.errors import StrategyArgumentError
 
 __all__ = ["OUTSIDER_BASE", "link_specs", "network_schedules"]
 
@@ -110,8 +111,49 @@ def _forgeries(
     return tuple(out)
 
 
-@st.composite
 def network_schedules(
+    *,
+    min_nodes: int = 2,
+    max_nodes: int = 5,
+    fault_ms: int = 3_000,
+    quiet_ms: int = 4_000,
+    max_partitions: int = 2,
+    max_crashes: int = 2,
+    max_write_streams: int = 2,
+    max_entries: int = 200,
+    max_forgeries: int = 3,
+    links: st.SearchStrategy[LinkSpec] | None = None,
+) -> st.SearchStrategy[NetworkSchedule]:
+    """A fault schedule: faults and writes in ``[0, fault_ms)``, then ``quiet_ms`` of calm.
+
+    Node ids are distinct small integers (so tie-breaks on node id vary);
+    partitions isolate a non-empty proper subset; every crashed node
+    restarts before the quiet period; forgeries come from outsiders (any
+    message kind) or from members (responses and NACKs only). ``quiet_ms``
+    should leave room for convergence: 40 heartbeats by default.
+    """
+    if not 1 <= min_nodes <= max_nodes or fault_ms < 2 or quiet_ms < 0:
+        raise StrategyArgumentError(
+            f"network_schedules got impossible bounds (min_nodes={min_nodes}, "
+            f"max_nodes={max_nodes}, fault_ms={fault_ms}, quiet_ms={quiet_ms}). "
+            "Fix: 1 <= min_nodes <= max_nodes, fault_ms >= 2, quiet_ms >= 0."
+        )
+    return _network_schedules(
+        min_nodes=min_nodes,
+        max_nodes=max_nodes,
+        fault_ms=fault_ms,
+        quiet_ms=quiet_ms,
+        max_partitions=max_partitions,
+        max_crashes=max_crashes,
+        max_write_streams=max_write_streams,
+        max_entries=max_entries,
+        max_forgeries=max_forgeries,
+        links=links,
+    )
+
+
+@st.composite
+def _network_schedules(
     draw: st.DrawFn,
     *,
     min_nodes: int = 2,
@@ -125,20 +167,6 @@ def network_schedules(
     max_forgeries: int = 3,
     links: st.SearchStrategy[LinkSpec] | None = None,
 ) -> NetworkSchedule:
-    """A fault schedule: faults and writes in ``[0, fault_ms)``, then ``quiet_ms`` of calm.
-
-    Node ids are distinct small integers (so tie-breaks on node id vary);
-    partitions isolate a non-empty proper subset; every crashed node
-    restarts before the quiet period; forgeries come from outsiders (any
-    message kind) or from members (responses and NACKs only). ``quiet_ms``
-    should leave room for convergence: 40 heartbeats by default.
-    """
-    if not 1 <= min_nodes <= max_nodes or fault_ms < 2 or quiet_ms < 0:
-        raise ValueError(
-            f"network_schedules(min_nodes={min_nodes}, max_nodes={max_nodes}, "
-            f"fault_ms={fault_ms}, quiet_ms={quiet_ms}). Fix: 1 <= min_nodes <= max_nodes, "
-            "fault_ms >= 2, quiet_ms >= 0."
-        )
     ids = draw(st.lists(st.integers(1, 64), min_size=min_nodes, max_size=max_nodes, unique=True))
     nodes = tuple(sorted(ids))
     link_strategy = links if links is not None else link_specs()

@@ -228,3 +228,8 @@ def test_a_bare_label_is_one_label_not_its_characters(
     assert ring.corruption.kind == "truncate_header"
     assert journal.transformation in rst.REORDERINGS
     assert fleet.fault in rst.FAULTS
+
+
+def test_network_schedule_bounds_are_checked_when_the_strategy_is_built() -> None:
+    with pytest.raises(rst.StrategyArgumentError, match=r"min_nodes=0.*Fix:"):
+        rst.network_schedules(min_nodes=0)
