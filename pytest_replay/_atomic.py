@@ -24,20 +24,28 @@ def _read_umask() -> int:
 _NEW_FILE_MODE = 0o666 & ~_read_umask()
 
 
-def _stage(target: Path, data: bytes | bytearray | memoryview) -> str:
-    """Write ``data`` to a fsynced temporary file next to ``target``; return its path."""
+@contextmanager
+def _temp_beside(target: Path) -> Iterator[tuple[BinaryIO, str]]:
+    """A temporary file in ``target``'s folder and its path, fsynced when the block ends;
+    removed if the block fails."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             _match_mode(fh.fileno(), target)
-            fh.write(data)
+            yield fh, tmp
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _stage(target: Path, data: bytes | bytearray | memoryview) -> str:
+    """Write ``data`` to a fsynced temporary file next to ``target``; return its path."""
+    with _temp_beside(target) as (fh, tmp):
+        fh.write(data)
     return tmp
 
 
@@ -62,14 +70,9 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     left exactly as it was.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    with _temp_beside(target) as (fh, tmp):
+        yield fh
     try:
-        with os.fdopen(fd, "wb") as fh:
-            _match_mode(fh.fileno(), target)
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 from collections.abc import Iterator, Mapping
@@ -25,6 +24,7 @@ from typing import Any, Final
 
 import blake3
 
+from pytest_replay import _fs
 from pytest_replay._atomic import atomic_write_many
 from pytest_replay.errors import ReplayError
 
@@ -271,20 +271,9 @@ class ReplayStore:
         """Every test folder under the store (sorted), with its manifest (None if unreadable)."""
         if not self.root.is_dir():
             return
-        # An explicit stack, not os.walk: that recurses per level (Python 3.11) and
-        # overflows on a deep tree. Depth first in sorted order, symlinks not followed.
-        stack = [self.root]
-        while stack:
-            folder = stack.pop()
-            try:
-                with os.scandir(folder) as it:
-                    entries = sorted(it, key=lambda entry: entry.name)
-            except OSError:
-                continue
-            below = [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+        for folder, entries in _fs.walk_sorted(self.root):
             if any(e.name == MANIFEST_NAME and not e.is_dir() for e in entries):
-                yield folder, self.load_manifest_quietly(folder)
-            stack.extend(reversed(below))
+                yield Path(folder), self.load_manifest_quietly(Path(folder))
 
     def remove_test(self, folder: Path) -> None:
         """Delete a test folder and the empty folders above it, up to the store root."""

@@ -6,12 +6,12 @@ import dataclasses
 import enum
 import json
 import os
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from pytest_replay import _fs
 from pytest_replay.cli.progress import Progress, ProgressMode
 from pytest_replay.errors import ReplayError
 
@@ -112,25 +112,14 @@ def parse_range(text: str, total: int) -> tuple[int, int]:
 
 
 def open_regular(path: Path, what: str) -> BinaryIO:
-    """``path`` opened for binary reading; anything but a regular file is a :class:`CliError`.
-
-    A device or FIFO reports size 0, so a size bound would let it through and
-    the read would never end. ``O_NONBLOCK`` keeps ``open`` itself from
-    waiting for a FIFO's writer before the check can run.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags)
+    """``path`` opened for binary reading; anything but a regular file is a :class:`CliError`."""
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            shown = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
-            raise CliError(
-                f"{what} '{path}' is {shown}", "pass a regular file (not a device, FIFO or folder)"
-            )
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        return _fs.open_regular(path)
+    except _fs.NotRegularFile as exc:
+        shown = "a folder" if exc.is_dir else "not a regular file"
+        raise CliError(
+            f"{what} '{path}' is {shown}", "pass a regular file (not a device, FIFO or folder)"
+        ) from None
 
 
 def read_bounded(path: Path, what: str, limit: int = MAX_READ_BYTES) -> bytes:

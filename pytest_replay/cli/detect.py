@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from pytest_replay import _fs
 from pytest_replay.cli.common import CliError, open_regular, read_bounded
 
 if TYPE_CHECKING:
@@ -102,32 +103,19 @@ def kind_registry() -> KindRegistry:
 
 
 def _holds_file(folder: Path, wanted: Callable[[str], bool]) -> bool:
-    """Whether a file anywhere under ``folder`` has a name ``wanted`` accepts.
+    """Whether a file anywhere under ``folder`` has a name ``wanted`` accepts."""
+    return any(
+        _is_file(entry) and wanted(entry.name)
+        for _folder, entries in _fs.walk_sorted(folder)
+        for entry in entries
+    )
 
-    An explicit stack rather than ``os.walk``, which recurses once per level
-    (Python 3.11) and so overflows on a deep enough tree. Like ``os.walk`` it
-    skips unreadable folders and does not follow folder symlinks; folders are
-    visited depth first in sorted order, so the walk is deterministic.
-    """
-    stack = [os.fspath(folder)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                entries = list(it)
-        except OSError:
-            continue
-        below = []
-        for entry in entries:
-            try:
-                if not entry.is_dir():
-                    if wanted(entry.name):
-                        return True
-                elif not entry.is_symlink():
-                    below.append(entry.path)
-            except OSError:
-                continue
-        stack.extend(sorted(below, reverse=True))
-    return False
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return not entry.is_dir()
+    except OSError:
+        return False
 
 
 def _has_manifest(folder: Path) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import bisect
 import functools
 import os
-import stat
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from pytest_replay import _fs
 from pytest_replay.fleet.errors import FleetLogError
 from pytest_replay.fleet.logformat import (
     FRAME_HEADER,
@@ -100,27 +100,25 @@ def read_regular_file(
     ``fail(detail, fix)`` builds the error for a folder, a file that is not regular, one
     over ``limit`` or one that grows while read; ``OSError`` passes through.
     """
-    # Non-blocking, so that opening a FIFO returns at once; fstat then refuses it before
-    # any read. Reading exactly the checked size bounds the allocation and the time even
-    # for a file whose size the stat misreports.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise fail("the path is a folder", "remove the folder")
-        if not stat.S_ISREG(info.st_mode):
-            raise fail("not a regular file", "point at the file itself, not a device or a pipe")
-        if info.st_size > limit:
-            raise fail(f"{info.st_size} bytes, over the limit of {limit}", too_big_fix)
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(info.st_size)
-            if fh.read(1):
-                raise fail(
-                    "the file grew while it was read",
-                    "read it after the writer has synced or closed it",
-                )
-    finally:
-        os.close(fd)
+        fh = _fs.open_regular(path)
+    except _fs.NotRegularFile as exc:
+        if exc.is_dir:
+            raise fail("the path is a folder", "remove the folder") from None
+        fix = "point at the file itself, not a device or a pipe"
+        raise fail("not a regular file", fix) from None
+    with fh:
+        # Reading exactly the checked size bounds the allocation and the time even for a
+        # file whose size the stat misreports.
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise fail(f"{size} bytes, over the limit of {limit}", too_big_fix)
+        data = fh.read(size)
+        if fh.read(1):
+            raise fail(
+                "the file grew while it was read",
+                "read it after the writer has synced or closed it",
+            )
     return data
 
 
