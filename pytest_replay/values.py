@@ -63,7 +63,9 @@ __all__ = [
     "ValueEncodeError",
     "decode_value",
     "encode_value",
+    "json_value",
     "register_value_type",
+    "render_value",
     "type_name",
 ]
 
@@ -470,3 +472,82 @@ class _Decoder:
                     object.__setattr__(obj, key, item)
             return obj
         raise self.fail(f"unknown object form {form!r} of type {name}")
+
+
+# --------------------------------------------------------------------------- showing values
+
+#: Bytes and strings longer than this are shown abbreviated, with their BLAKE3 digest.
+SHOWN_CHARS: Final = 120
+
+
+def _digest(data: bytes) -> str:
+    import blake3
+
+    return blake3.blake3(data).hexdigest()[:16]
+
+
+def render_value(value: Any) -> str:
+    """A stable one-line text of a decoded value (the same on every machine: sets sorted,
+    long bytes and strings abbreviated with their length and digest, recorded objects as
+    ``module:Type(field=...)``)."""
+    if isinstance(value, Tagged):
+        if value.form == "enum":
+            return f"{value.type}.{value.fields['name']}"
+        inner = ", ".join(f"{k}={render_value(v)}" for k, v in value.fields.items())
+        return f"{value.type}({inner})"
+    if isinstance(value, dict):
+        pairs = ", ".join(f"{render_value(k)}: {render_value(v)}" for k, v in value.items())
+        return "{" + pairs + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(render_value(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return (
+            "(" + ", ".join(render_value(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        )
+    if isinstance(value, (set, frozenset)):
+        items = sorted(render_value(v) for v in value)
+        name = "set" if isinstance(value, set) else "frozenset"
+        return f"{name}({{{', '.join(items)}}})"
+    if isinstance(value, np.ndarray):
+        data = value.tobytes()
+        shown = (
+            render_value(value.tolist())
+            if value.size <= 16
+            else f"<{len(data)} bytes #{_digest(data)}>"
+        )
+        return f"ndarray(dtype={value.dtype.str}, shape={list(value.shape)}, {shown})"
+    if isinstance(value, (bytes, str)) and len(value) > SHOWN_CHARS:
+        data = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
+        head = repr(value[:32])
+        kind = "bytes" if isinstance(value, bytes) else "chars"
+        return f"{head}...<{len(value)} {kind} #{_digest(data)}>"
+    if isinstance(value, float):
+        text = repr(value)
+        if math.isnan(value):
+            bits = np.float64(value).view("<u8")
+            return f"nan(0x{int(bits):016x})"
+        return text
+    return repr(value)
+
+
+def json_value(value: Any) -> Any:
+    """A JSON-ready form of a decoded value: recorded objects as ``{"type", "form",
+    "fields"}``, tuples and sets as lists (sets sorted by their text), bytes as hex,
+    other non-JSON scalars as :func:`render_value` text."""
+    if isinstance(value, Tagged):
+        return {"type": value.type, "form": value.form, "fields": json_value(dict(value.fields))}
+    if isinstance(value, dict):
+        return {
+            (k if isinstance(k, str) else render_value(k)): json_value(v) for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return [json_value(v) for v in sorted(value, key=render_value)]
+    if isinstance(value, bytes):
+        return value.hex()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return render_value(value)
