@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--strict", action="store_true", help="ignore nothing, not even the volatile defaults"
     )
+    diff.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write the complete diff as DIR/diff.diff.txt and DIR/diff.diff.json",
+    )
 
     fleet = commands.add_parser(
         "fleet", parents=[common], help="fleet logs: validate and show the causal replay order"
@@ -232,7 +238,7 @@ def _dispatch(args: argparse.Namespace, run: Run) -> int:
         from pytest_replay.cli.diff import run_diff
 
         ignore = [] if args.strict else _ignore_list(args.ignore)
-        return run_diff(run, args.a, args.b, ignore)
+        return run_diff(run, args.a, args.b, ignore, args.report)
     if command == "fleet":
         from pytest_replay.cli.fleet import run_fleet_replay
 
