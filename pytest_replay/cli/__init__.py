@@ -126,6 +126,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the complete diff as DIR/diff.diff.txt and DIR/diff.diff.json",
     )
 
+    textconv = commands.add_parser(
+        "textconv",
+        parents=[common],
+        help="print a recording as stable text, one record a line (a git diff driver)",
+        description=(
+            "Print any recording file as text: a header of facts, then one record, entry, "
+            "step or value leaf a line, fields named. Depends on the file's bytes alone, so "
+            "git can use it as a diff driver (see git-setup)."
+        ),
+    )
+    textconv.add_argument("path", type=Path, metavar="FILE")
+    git_setup = commands.add_parser(
+        "git-setup",
+        parents=[common],
+        help="make git diff show recordings as text (.gitattributes, and the driver with --apply)",
+        description=(
+            "Write the .gitattributes lines that send the store's recordings through the "
+            "pytest-replay diff driver; with --apply also set diff.pytest-replay.textconv in "
+            "the repository's git config (otherwise print the command)."
+        ),
+    )
+    git_setup.add_argument("--apply", action="store_true", help="also set the git config")
+    git_setup.add_argument(
+        "--command",
+        metavar="CMD",
+        help="the textconv command git runs (default: 'pytest-replay textconv')",
+    )
+    git_setup.add_argument("--json", action="store_true", help="machine-readable output")
+
     fleet = commands.add_parser(
         "fleet", parents=[common], help="fleet logs: validate and show the causal replay order"
     )
@@ -239,6 +268,14 @@ def _dispatch(args: argparse.Namespace, run: Run) -> int:
 
         ignore = [] if args.strict else _ignore_list(args.ignore)
         return run_diff(run, args.a, args.b, ignore, args.report)
+    if command == "textconv":
+        from pytest_replay.cli.textconv import run_textconv
+
+        return run_textconv(run, args.path)
+    if command == "git-setup":
+        from pytest_replay.cli.textconv import run_git_setup
+
+        return run_git_setup(run, args.apply, args.command, Path.cwd())
     if command == "fleet":
         from pytest_replay.cli.fleet import run_fleet_replay
 

@@ -560,8 +560,11 @@ def inspect_store(path: Path, run: Run) -> Inspection:
     return Inspection(summary, len(indexed), lambda a, b: indexed[a:b], "recordings")
 
 
-def inspect_kind_file(path: Path, kind_name: str) -> Inspection:
-    """A stored recording of a kind without a dedicated view: its size and record count."""
+def inspect_kind_file(path: Path, kind_name: str, manifest: bool = True) -> Inspection:
+    """A stored recording of a kind without a magic number of its own: ``data`` values
+    (one record per leaf, with its key path), replication traces (one record per event),
+    any other kind its size and record count. ``manifest=False`` reads the file's bytes
+    alone (textconv), not the manifest beside it."""
     kind = formats.kind_registry().get(kind_name)
     data = read_bounded(path, f"{kind_name} recording")
     count = count_checked(path, kind, data)
@@ -571,7 +574,7 @@ def inspect_kind_file(path: Path, kind_name: str) -> Inspection:
         "bytes": len(data),
         "records": count,
     }
-    entry = manifest_entry(path)
+    entry = manifest_entry(path) if manifest else None
     if entry is not None:
         summary["manifest"] = {
             "nodeid": entry[0],
@@ -579,7 +582,60 @@ def inspect_kind_file(path: Path, kind_name: str) -> Inspection:
             "version": entry[1].version,
             "digest": entry[1].digest,
         }
+    if kind.name == "data":
+        from pytest_replay.values import decode_value
+
+        rows = [
+            {"index": index, "path": where, "value": shown}
+            for index, (where, shown) in enumerate(
+                value_leaves(decode_value(data, str(path), resolve=False))
+            )
+        ]
+        summary["leaves"] = len(rows)
+        return Inspection(summary, len(rows), lambda a, b: rows[a:b], "leaves")
+    if kind.name == "replication":
+        from pytest_replay.replication.trace import decode_trace
+
+        events = decode_trace(data, str(path)).events
+        summary["events"] = len(events)
+        names = ("time_ms", "kind", "node", "peer", "attrs")
+
+        def fetch(start: int, stop: int) -> list[dict[str, Any]]:
+            return [
+                {"index": start + i, **dict(zip(names, event, strict=True))}
+                for i, event in enumerate(events[start:stop])
+            ]
+
+        return Inspection(summary, len(events), fetch, "events")
     return Inspection(summary, 0, lambda a, b: [])
+
+
+def value_leaves(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """A decoded ``data`` value as ``(key path, rendered leaf)`` pairs in stored order:
+    dicts, lists and recorded objects are opened (an object also gives a line naming its
+    type), everything else is one leaf."""
+    from pytest_replay.values import Tagged, render_value
+
+    if isinstance(value, dict) and value:
+        return [
+            pair for key, item in value.items()
+            for pair in value_leaves(item, f"{path}[{_key_text(key)}]")
+        ]  # fmt: skip
+    if isinstance(value, list) and value:
+        return [pair for i, item in enumerate(value) for pair in value_leaves(item, f"{path}[{i}]")]
+    if isinstance(value, Tagged) and value.form != "enum":
+        head = [(path or "<value>", f"{value.type} ({value.form})")]
+        return head + [
+            pair for name, item in value.fields.items()
+            for pair in value_leaves(item, f"{path}.{name}")
+        ]  # fmt: skip
+    return [(path or "<value>", render_value(value))]
+
+
+def _key_text(key: Any) -> str:
+    from pytest_replay.values import render_value
+
+    return json.dumps(key, ensure_ascii=False) if isinstance(key, str) else render_value(key)
 
 
 def count_checked(path: Path, kind: Any, data: bytes) -> int:
