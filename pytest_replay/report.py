@@ -140,7 +140,7 @@ def _span(start: int, stop: int) -> str:
 
 
 def _records(count: int) -> str:
-    return f"{count} record{'' if count == 1 else 's'}"
+    return f"{count:,} record{'' if count == 1 else 's'}"
 
 
 def render_summary(summary: DiffSummary) -> list[str]:
@@ -152,15 +152,15 @@ def render_summary(summary: DiffSummary) -> list[str]:
         lines = [f"summary: the value differs in {count} place{'' if count == 1 else 's'}"]
     else:
         lines = [
-            f"summary: {summary.differing} of {_records(summary.expected_records)} differ"
+            f"summary: {summary.differing:,} of {_records(summary.expected_records)} differ"
             + (
-                f" ({summary.actual_records} produced)"
+                f" ({summary.actual_records:,} produced)"
                 if summary.actual_records != summary.expected_records
                 else ""
             )
         ]
     if summary.fields:
-        shown = ", ".join(f"{name} {count}" for name, count in summary.fields[:SHOWN_FIELDS])
+        shown = ", ".join(f"{name} {count:,}" for name, count in summary.fields[:SHOWN_FIELDS])
         more = len(summary.fields) - SHOWN_FIELDS
         lines.append(f"  by field: {shown}" + (f", and {more} more" if more > 0 else ""))
     if summary.ranges:
