@@ -91,7 +91,7 @@ def test_a_symlinked_report_folder_is_refused(tmp_path: Path) -> None:
     elsewhere.mkdir()
     (tmp_path / REPORT_DIR).symlink_to(elsewhere)
     summary = sequence_summary([1], [2])
-    with pytest.raises(ReplayUsageError, match="symbolic link.*Fix:"):
+    with pytest.raises(ReplayUsageError, match=r"symbolic link.*Fix:"):
         write_diff_report(tmp_path / REPORT_DIR / "t", "x", {}, summary)
     assert not list(elsewhere.iterdir())
 
