@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     git_setup.add_argument("--apply", action="store_true", help="also set the git config")
     git_setup.add_argument(
         "--command",
+        dest="textconv_command",
         metavar="CMD",
         help="the textconv command git runs (default: 'pytest-replay textconv')",
     )
@@ -275,7 +276,7 @@ def _dispatch(args: argparse.Namespace, run: Run) -> int:
     if command == "git-setup":
         from pytest_replay.cli.textconv import run_git_setup
 
-        return run_git_setup(run, args.apply, args.command, Path.cwd())
+        return run_git_setup(run, args.apply, args.textconv_command, Path.cwd())
     if command == "fleet":
         from pytest_replay.cli.fleet import run_fleet_replay
 
