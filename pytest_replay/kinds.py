@@ -237,10 +237,14 @@ class KindRegistry:
         try:
             return self._by_name[name]
         except KeyError:
+            import difflib
+
             known = ", ".join(sorted(self.names()))
+            close = difflib.get_close_matches(str(name), self.names(), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? Or " if close else ""
             raise ReplayUsageError(
                 f"unknown recording kind {name!r} (known: {known}). "
-                "Fix: register it in a pytest_replay_register_kinds hook."
+                f"Fix: {hint}register it in a pytest_replay_register_kinds hook."
             ) from None
 
     def names(self) -> list[str]:

@@ -27,11 +27,42 @@ PROG = "pytest-replay"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line with a Fix hint (exit status 2)."""
+    """argparse, but a usage error is one line with a Fix hint (exit status 2), and an
+    unknown subcommand, choice or option gets a "did you mean"."""
 
     def error(self, message: str) -> NoReturn:
         # The hint names the (sub)command; the message itself need not repeat it.
-        raise CliError(message, f"see '{self.prog} --help'")
+        raise CliError(message + _suggestion(self, message), f"see '{self.prog} --help'")
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option of ``parser`` and of its subcommands, at any depth."""
+    found: list[str] = []
+    for action in parser._actions:
+        found += [o for o in action.option_strings if o.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _option_strings(sub)
+    return found
+
+
+def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
+    import re
+
+    from pytest_replay.cli.common import did_you_mean
+
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        return did_you_mean(choice.group(1), re.findall(r"'?([\w.-]+)'?", choice.group(2)))
+    unknown = re.match(r"unrecognized arguments: (.*)", message)
+    if unknown:
+        options = _option_strings(parser)
+        for word in unknown.group(1).split():
+            if word.startswith("--"):
+                hint = did_you_mean(word.partition("=")[0], options)
+                if hint:
+                    return hint
+    return ""
 
 
 class _Usage(Exception):
@@ -92,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A:B",
         help="show records A..B-1 instead (Python slice bounds: 10:20, :5; a negative start "
         "needs '=': --records=-3:)",
+    )
+    inspect.add_argument(
+        "--test", metavar="NODEID", help="of a store: only the recordings of this test"
     )
 
     diff = commands.add_parser(
@@ -263,7 +297,7 @@ def _dispatch(args: argparse.Namespace, run: Run) -> int:
     if command == "inspect":
         from pytest_replay.cli.inspect import run_inspect
 
-        return run_inspect(run, args.path, args.limit, args.records)
+        return run_inspect(run, args.path, args.limit, args.records, args.test)
     if command == "diff":
         from pytest_replay.cli.diff import run_diff
 

@@ -7,6 +7,7 @@ import enum
 import json
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -21,6 +22,7 @@ __all__ = [
     "EXIT_OK",
     "CliError",
     "Run",
+    "did_you_mean",
     "jsonable",
     "open_regular",
     "parse_range",
@@ -145,3 +147,11 @@ def read_bounded(path: Path, what: str, limit: int = MAX_READ_BYTES) -> bytes:
             "wait until whatever writes it has finished, then run the command again",
         )
     return data
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from pytest_replay.cli import detect as formats
-from pytest_replay.cli.common import EXIT_OK, CliError, Run, jsonable, parse_range, read_bounded
+from pytest_replay.cli.common import (
+    EXIT_OK,
+    CliError,
+    Run,
+    did_you_mean,
+    jsonable,
+    parse_range,
+    read_bounded,
+)
 
 __all__ = ["Inspection", "inspect_detected", "record_line", "run_inspect"]
 
@@ -34,9 +42,13 @@ class Inspection:
     unit: str = "records"
 
 
-def run_inspect(run: Run, path: Path, limit: int, records: str | None) -> int:
+def run_inspect(
+    run: Run, path: Path, limit: int, records: str | None, test: str | None = None
+) -> int:
     detected = formats.detect(path)
     found = inspect_detected(detected, run)
+    if test is not None:
+        found = only_test(detected, found, test)
     if records is not None:
         start, stop = parse_range(records, found.total)
     else:
@@ -69,6 +81,29 @@ def run_inspect(run: Run, path: Path, limit: int, records: str | None) -> int:
         else:
             run.print(f"no {found.unit} in the range {records} (there are {found.total})")
     return EXIT_OK
+
+
+def only_test(detected: formats.Detected, found: Inspection, test: str) -> Inspection:
+    """The recordings of one test of a store (``--test NODEID``)."""
+    if detected.format != formats.STORE:
+        raise CliError(
+            f"--test selects the recordings of a test in a store, and '{detected.path}' is a "
+            f"{detected.label}",
+            "pass a store folder (.replay), or drop --test",
+        )
+    rows = found.fetch(0, found.total)
+    kept = [
+        {**row, "index": index}
+        for index, row in enumerate(row for row in rows if row["nodeid"] == test)
+    ]
+    if not kept:
+        ids = [row["nodeid"] for row in rows]
+        raise CliError(
+            f"no test {test!r} in the store '{detected.path}'{did_you_mean(test, ids)}",
+            "pass a test id as 'pytest-replay inspect STORE' lists it",
+        )
+    summary = {**found.summary, "test": test, "test_recordings": len(kept)}
+    return Inspection(summary, len(kept), lambda a, b: kept[a:b], found.unit)
 
 
 def _show(value: Any) -> str:
