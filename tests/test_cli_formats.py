@@ -98,7 +98,8 @@ def test_inspect_fleet_log_by_base_and_slab_path(fleet: Path) -> None:
         assert line in lines, by_base.stdout
     assert (
         "  #1 step_id=1 timestamp_ns=1003 keyframe=False "
-        'messages=[{"bytes":3,"origin":[2,0,1]},{"bytes":3,"origin":[2,2,1]}]'
+        'messages=[{"bytes":3,"digest":"6437b3ac38465133","origin":[2,0,1]},'
+        '{"bytes":3,"digest":"6437b3ac38465133","origin":[2,2,1]}]'
     ) in lines
     reader = FleetLogReader(base)
     report = json.loads(cli("inspect", base, "--json", "-n", "5").stdout)

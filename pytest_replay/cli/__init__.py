@@ -204,11 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Validate the fleet logs found under PATHS against TOPOLOGY (exit status 1 with "
             "every problem listed), then show the causal order a replay runs the steps in, "
-            "the frontier at a --goto target, and the graph's node and edge counts."
+            "the frontier at a --goto target, and the graph's node and edge counts. A stored "
+            "fleet recording (.fleet, as the plugin writes it) holds its topology and logs: "
+            "pass it alone."
         ),
     )
-    replay.add_argument("topology", type=Path, metavar="TOPOLOGY")
-    replay.add_argument("paths", type=Path, nargs="+", metavar="PATHS")
+    replay.add_argument("topology", type=Path, metavar="TOPOLOGY|RECORDING")
+    replay.add_argument("paths", type=Path, nargs="*", metavar="PATHS")
     replay.add_argument("--json", action="store_true", help="machine-readable output")
     steps = replay.add_mutually_exclusive_group()
     steps.add_argument(
@@ -225,6 +227,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay up to this step and show the frontier there (e.g. 2:plan:17)",
     )
     replay.add_argument("--instances", metavar="IDS", help="replay only these instances (e.g. 1,3)")
+
+    graph = fleet_commands.add_parser(
+        "graph",
+        parents=[common],
+        help="the causal graph of a fleet recording as Graphviz DOT (SVG with -o x.svg)",
+        description=(
+            "Export the causal graph of a fleet (a .fleet recording, or TOPOLOGY and PATHS) as "
+            "Graphviz DOT: one node per recorded step, an edge for each step's successor in "
+            "its log and for each message's origin. --around limits it to the neighbourhood "
+            "of one step (a divergence). With -o FILE.svg the DOT is rendered by Graphviz "
+            "'dot' when it is installed."
+        ),
+    )
+    graph.add_argument("topology", type=Path, metavar="TOPOLOGY|RECORDING")
+    graph.add_argument("paths", type=Path, nargs="*", metavar="PATHS")
+    graph.add_argument(
+        "--around",
+        metavar="INSTANCE:SUBSYSTEM:STEP",
+        help="only the steps within --radius edges of this step (e.g. 2:plan:17)",
+    )
+    graph.add_argument(
+        "--radius", type=int, default=2, metavar="N", help="edges around --around (default 2)"
+    )
+    graph.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write to FILE (.dot or .svg)"
+    )
 
     from pytest_replay.cli.reduce import MODES, POLICIES
 
@@ -312,10 +340,15 @@ def _dispatch(args: argparse.Namespace, run: Run) -> int:
 
         return run_git_setup(run, args.apply, args.textconv_command, Path.cwd())
     if command == "fleet":
-        from pytest_replay.cli.fleet import run_fleet_replay
+        from pytest_replay.cli.fleet import fleet_inputs, run_fleet_graph, run_fleet_replay
 
-        steps = None if args.all else args.steps
-        return run_fleet_replay(run, args.topology, args.paths, steps, args.goto, args.instances)
+        with fleet_inputs(args.topology, args.paths) as (topology, paths, shown):
+            if args.fleet_command == "graph":
+                return run_fleet_graph(
+                    run, topology, paths, args.around, args.radius, args.output, shown
+                )
+            steps = None if args.all else args.steps
+            return run_fleet_replay(run, topology, paths, steps, args.goto, args.instances, shown)
     if command == "reduce":
         from pytest_replay.cli.reduce import run_reduce
 

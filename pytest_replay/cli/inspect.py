@@ -294,6 +294,8 @@ def _identity(record: Any, mission: str | None) -> dict[str, Any]:
 
 
 def inspect_fleet_log(path: Path, run: Run) -> Inspection:
+    import blake3
+
     from pytest_replay.fleet import FleetLogReader, read_identity
 
     identity = read_identity(path)
@@ -310,6 +312,8 @@ def inspect_fleet_log(path: Path, run: Run) -> Inspection:
             messages = [
                 {
                     "bytes": len(message.payload),
+                    # A payload change must show in a diff of the text (textconv).
+                    "digest": blake3.blake3(message.payload).hexdigest()[:16],
                     "origin": None
                     if message.origin is None
                     else [

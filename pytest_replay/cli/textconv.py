@@ -70,11 +70,34 @@ def textconv_lines(path: Path) -> list[str]:
     lines = [f"# {detected.label}"]
     lines += [f"# {key}: {_show(value)}" for key, value in found.summary.items()]
     items = found.fetch(0, found.total) if found.total else []
+    if detected.format == formats.FLEET_RECORDING:
+        return lines + _fleet_recording_steps(path)
     if found.unit == "leaves":
         lines += [f"{item['path']} = {item['value']}" for item in items]
     else:
         volatile = frozenset(_VOLATILE) if detected.format == formats.VRRL else frozenset()
         lines += [_line(item, volatile) for item in items]
+    return lines
+
+
+def _fleet_recording_steps(path: Path) -> list[str]:
+    """Each log of a fleet recording, then its steps one a line (unpacked to a temporary
+    folder: the log reader reads slab files)."""
+    import tempfile
+
+    from pytest_replay.cli.inspect import inspect_fleet_log
+    from pytest_replay.fleet import FleetRecording, load_fleet_recording
+
+    recording = load_fleet_recording(path)
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="pytest-replay-textconv-") as folder:
+        _topology, logs_root = recording.materialise(folder)
+        for log in recording.logs:
+            found = inspect_fleet_log(
+                FleetRecording.log_base_path(logs_root, log), Run(progress="never")
+            )
+            lines.append(f"## log instance {log.instance_id} subsystem {log.subsystem_id}")
+            lines += [_line(item) for item in found.fetch(0, found.total)]
     return lines
 
 
