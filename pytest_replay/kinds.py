@@ -385,13 +385,18 @@ def _diff_data(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffR
     return None if found is None else (found, ())
 
 
+def _count_data(data: bytes) -> int:
+    _decoded(data, "recording")  # a value is one record, once it decodes
+    return 1
+
+
 DATA_KIND = RecordingKind(
     name="data",
     extension=".msgpack",
     version=1,
     open=DataRecorder,
     diff=_diff_data,
-    count=lambda data: 1,
+    count=_count_data,
     summarize=_summarize_data,
 )
 

@@ -337,7 +337,7 @@ def decode_value(data: bytes, source: str = "value", *, resolve: bool = True) ->
         raise
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
         raise ValueDecodeError(
-            f"{source} is not a valid recorded value: {e}. "
+            f"{source} is not a valid recorded value: {str(e) or type(e).__name__}. "
             "Fix: re-record it (pytest --replay-record)."
         ) from None
 

@@ -3,9 +3,11 @@
 Commands: ``inspect``, ``diff``, ``fleet replay``, ``reduce`` and
 ``store list|prune|check``; ``pytest-replay COMMAND --help`` describes each.
 
-Every error is one line on stderr ending with a ``Fix:`` hint, with exit
-status 2; a traceback is shown only with ``--debug``. Exit status 1 means "the
-answer is no" (recordings differ, validation or integrity problems). Modules
+One rule for exit statuses: 0 ok; 1 "the answer is no" (recordings differ, a
+recording is corrupt, validation or integrity problems); 2 usage error (bad
+arguments, a path that does not exist or is not a recording). Every error is one
+line on stderr ending with a ``Fix:`` hint; a traceback is shown only with
+``--debug``. Modules
 of a format (numpy, the fleet engine, journals) are imported only by the
 command that needs them.
 """
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pytest_replay.cli.common import EXIT_ERROR, CliError, Run
+from pytest_replay.cli.common import EXIT_DIFFERENT, EXIT_ERROR, CliError, CorruptInput, Run
 
 __all__ = ["main"]
 
@@ -370,15 +372,21 @@ def _dispatch(args: argparse.Namespace, run: Run) -> int:
     return store.run_store_check(run, args.dir, args.deep)
 
 
+def _named(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is of a class called ``*name`` (the packages' error families are
+    matched by name so that an error does not import the package that raised it again)."""
+    return any(cls.__name__.endswith(name) for cls in type(exc).__mro__)
+
+
 def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: int = EXIT_ERROR) -> int:
     sys.stdout.flush()
     sys.stderr.write(f"{PROG}: error: {_one_line(message)}\n")
     sys.stderr.flush()
-    return EXIT_ERROR
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -410,7 +418,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pytest_replay.errors import ReplayError
 
         if isinstance(exc, ReplayError):
-            return _fail(str(exc) if "Fix:" in str(exc) else f"{exc}. Fix: see --help")
+            from pytest_replay.report import ReplayUsageError
+
+            # A format's own error means the input does not decode: corruption, status 1;
+            # misuse (ours, a package's *UsageError, a bad topology file) is status 2.
+            misuse = (
+                isinstance(exc, (ReplayUsageError, CliError))
+                or _named(exc, "UsageError")
+                or _named(exc, "TopologyError")
+            ) and not isinstance(exc, CorruptInput)
+            text = str(exc) if "Fix:" in str(exc) else f"{exc}. Fix: see --help"
+            return _fail(text, EXIT_ERROR if misuse else EXIT_DIFFERENT)
         if isinstance(exc, OSError):
             where = f" '{exc.filename}'" if exc.filename else ""
             return _fail(

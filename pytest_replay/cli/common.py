@@ -21,6 +21,7 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_OK",
     "CliError",
+    "CorruptInput",
     "Run",
     "did_you_mean",
     "jsonable",
@@ -46,6 +47,10 @@ class CliError(ReplayError):
         self.detail = detail
         self.fix = fix
         super().__init__(f"{detail}. Fix: {fix}.")
+
+
+class CorruptInput(CliError):
+    """A recording does not decode: the answer is "no" (exit status 1), not a usage error."""
 
 
 @dataclass(frozen=True, slots=True)

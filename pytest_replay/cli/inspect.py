@@ -20,6 +20,7 @@ from pytest_replay.cli import detect as formats
 from pytest_replay.cli.common import (
     EXIT_OK,
     CliError,
+    CorruptInput,
     Run,
     did_you_mean,
     jsonable,
@@ -685,7 +686,10 @@ def count_checked(path: Path, kind: Any, data: bytes) -> int:
         count: int = kind.count(data)
     except (ReplayError, ValueError) as exc:
         detail, _sep, fix = str(exc).partition(". Fix: ")
-        raise CliError(
+        # The kind's decoder knew the bytes only as "recording": the path is said once, above.
+        detail = detail.replace(" 'recording'", "").removeprefix("recording: ")
+        detail = detail.replace("recording is not", "it is not")
+        raise CorruptInput(
             f"'{path}' does not decode as a recording of kind '{kind.name}' "
             f"({kind.extension}): {detail}",
             fix.rstrip(".") or "re-record it (pytest --replay-record)",
