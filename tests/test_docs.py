@@ -21,6 +21,7 @@ import shlex
 import sqlite3
 import subprocess
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,11 +83,16 @@ def test_doc_code_blocks_run(doc: Path, pytester: pytest.Pytester) -> None:
     os.chdir(workdir)
     try:
         for block in snippets:
-            namespace: dict[str, object] = {"__name__": "__doc_example__"}
+            # A real module, as a reader's script is: dataclasses and the value encoding
+            # look their classes' module up in sys.modules.
+            module = types.ModuleType("__doc_example__")
+            sys.modules[module.__name__] = module
             try:
-                exec(compile(block.text, f"{doc_id(doc)}:{block.line}", "exec"), namespace)
+                exec(compile(block.text, f"{doc_id(doc)}:{block.line}", "exec"), module.__dict__)
             except Exception as exc:  # report which block broke, then fail
                 pytest.fail(f"{doc_id(doc)}:{block.line}: python block raised {exc!r}")
+            finally:
+                del sys.modules[module.__name__]
     finally:
         os.chdir(cwd)
     for name, text in files.items():
