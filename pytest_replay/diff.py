@@ -8,7 +8,7 @@ comparison per block and stops at the first block that differs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -128,6 +128,21 @@ def record_fields(record: np.void) -> dict[str, int]:
     return out
 
 
+def _compared_words(
+    expected: Records, actual: Records, ignore: Iterable[str]
+) -> tuple[list[int], RecordArray, RecordArray, np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The masked word columns, both record arrays, and their common prefix as u32 words."""
+    # The magic word marks a record live; it is not data (an array built by hand may hold 0).
+    masked = [_WORD_FIELDS.index("magic"), *_ignored_words(ignore)]
+    left, right = _as_array(expected), _as_array(actual)
+    common = min(len(left), len(right))
+
+    def words(records: RecordArray) -> np.ndarray[Any, Any]:
+        return np.ascontiguousarray(records[:common]).view("<u4").reshape(common, _WORDS_PER_RECORD)
+
+    return masked, left, right, words(left), words(right)
+
+
 def first_divergence(
     expected: Records, actual: Records, ignore: Iterable[str] = ("timestamp_ns",)
 ) -> Divergence | None:
@@ -142,14 +157,8 @@ def first_divergence(
     >>> first_divergence(a, b)
     Divergence(index=0, field='epoch', expected=10, actual=11, kind='value')
     """
-    # The magic word marks a record live; it is not data (an array built by hand may hold 0).
-    masked = [_WORD_FIELDS.index("magic"), *_ignored_words(ignore)]
-    left, right = _as_array(expected), _as_array(actual)
-    common = min(len(left), len(right))
-    words_left = np.ascontiguousarray(left[:common]).view("<u4").reshape(common, _WORDS_PER_RECORD)
-    words_right = (
-        np.ascontiguousarray(right[:common]).view("<u4").reshape(common, _WORDS_PER_RECORD)
-    )
+    masked, left, right, words_left, words_right = _compared_words(expected, actual, ignore)
+    common = len(words_left)
     for start in range(0, common, _BLOCK):
         differs = words_left[start : start + _BLOCK] != words_right[start : start + _BLOCK]
         differs[:, masked] = False
@@ -270,13 +279,8 @@ def ring_summary(
     expected: Records, actual: Records, ignore: Iterable[str] = ("timestamp_ns",)
 ) -> DiffSummary:
     """Every differing field of every record of two ring-record sequences (vectorised)."""
-    masked = [_WORD_FIELDS.index("magic"), *_ignored_words(ignore)]
-    left, right = _as_array(expected), _as_array(actual)
-    common = min(len(left), len(right))
-    words_left = np.ascontiguousarray(left[:common]).view("<u4").reshape(common, _WORDS_PER_RECORD)
-    words_right = (
-        np.ascontiguousarray(right[:common]).view("<u4").reshape(common, _WORDS_PER_RECORD)
-    )
+    masked, left, right, words_left, words_right = _compared_words(expected, actual, ignore)
+    common = len(words_left)
     # Each field once, in record order (timestamp_ns and output_digest span two words).
     fields = list(dict.fromkeys(_WORD_FIELDS))
     columns = {f: [w for w, name in enumerate(_WORD_FIELDS) if name == f] for f in fields}
@@ -398,15 +402,19 @@ def _bits(value: Any) -> bytes:
 
 
 def sequence_summary(
-    expected: Sequence[Any], actual: Sequence[Any], single: bool = False
+    expected: Sequence[Any],
+    actual: Sequence[Any],
+    single: bool = False,
+    item_differences: Callable[[Any, Any], Iterable[tuple[str, Any, Any]]] = value_differences,
 ) -> DiffSummary:
-    """Every difference between two lists of decoded items (``single``: two lists of one
-    value each, the ``data`` kind, whose differences carry no record index)."""
+    """Every difference between two lists of decoded items, as ``item_differences`` finds
+    them in each pair (``single``: two lists of one value each, the ``data`` kind, whose
+    differences carry no record index)."""
     counts: dict[str, int] = {}
     indices: list[int] = []
     differences: list[FieldDifference] = []
     for index, (want, got) in enumerate(zip(expected, actual, strict=False)):
-        found = list(value_differences(want, got))
+        found = list(item_differences(want, got))
         if not found:
             continue
         indices.append(index)

@@ -32,7 +32,6 @@ from pytest_replay.diff import (
     ring_summary,
     sequence_summary,
 )
-from pytest_replay.diff import _ranges as _index_ranges
 from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
 from pytest_replay.ringlog import (
     _RECORD,
@@ -783,20 +782,9 @@ def sequence_kind(
         if item_diff is None:
             return sequence_summary(left, right)
         # A custom item_diff knows only the first difference of an item.
-        differences = [
-            FieldDifference(index, *found)
-            for index, (want, got) in enumerate(zip(left, right, strict=False))
-            if (found := differ(want, got)) is not None
-        ]
-        counts: dict[str, int] = {}
-        for difference in differences:
-            counts[difference.field] = counts.get(difference.field, 0) + 1
-        return DiffSummary(
-            len(left), len(right), len(differences),
-            tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0]))),
-            _index_ranges([d.index for d in differences if d.index is not None]),
-            tuple(differences),
-        )  # fmt: skip
+        return sequence_summary(
+            left, right, item_differences=lambda want, got: filter(None, [differ(want, got)])
+        )
 
     return RecordingKind(
         name=name,

@@ -161,3 +161,27 @@ def test_replay_diff_rejects_other_values(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--replay-diff=all")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--replay-diff: invalid choice: 'all'*"])
+
+
+def test_sequence_kinds_summarise_with_their_own_item_diff() -> None:
+    import msgpack
+
+    from pytest_replay.kinds import sequence_kind
+
+    plain_kind = sequence_kind("events", ".events")
+
+    old = msgpack.packb([{"t": 1, "v": "a"}, {"t": 2, "v": "b"}, {"t": 3, "v": "c"}])
+    new = msgpack.packb([{"t": 1, "v": "a"}, {"t": 9, "v": "x"}])
+    assert plain_kind.summarize is not None
+    summary = plain_kind.summarize(old, new, {})
+    assert render_summary(summary) == [
+        "summary: 1 of 3 records differ (2 produced)",
+        '  by field: ["t"] 1, ["v"] 1',
+        "  differing records: #1",
+        "  missing at the end: 1 record (#2, stored but not produced)",
+    ]
+    only_first = sequence_kind(
+        "firsts", ".firsts", item_diff=lambda a, b: None if a == b else ("item", a, b)
+    )
+    assert only_first.summarize is not None
+    assert render_summary(only_first.summarize(old, new, {}))[1] == "  by field: item 1"
