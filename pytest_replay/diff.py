@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from pytest_replay.ringlog import (
     RING_RECORD_DTYPE,
@@ -285,7 +286,7 @@ def ring_summary(
     fields = list(dict.fromkeys(_WORD_FIELDS))
     columns = {f: [w for w, name in enumerate(_WORD_FIELDS) if name == f] for f in fields}
     counts: dict[str, int] = {}
-    indices: list[int] = []
+    indices: list[npt.NDArray[np.int64]] = []
     differences: list[FieldDifference] = []
     for start in range(0, common, _BLOCK):
         differs = words_left[start : start + _BLOCK] != words_right[start : start + _BLOCK]
@@ -294,24 +295,40 @@ def ring_summary(
         if not len(rows):
             continue
         hit = differs[rows]
-        per_field = {f: hit[:, columns[f]].any(axis=1) for f in fields}
-        wanted = [f for f in fields if per_field[f].any()]
         at = rows + start
-        want = {f: _field_column(left[at], f) for f in wanted}
-        got = {f: _field_column(right[at], f) for f in wanted}
-        flags = {f: per_field[f].tolist() for f in wanted}
-        for f in wanted:
-            counts[f] = counts.get(f, 0) + int(np.count_nonzero(per_field[f]))
-        for position, index in enumerate(at.tolist()):
-            indices.append(index)
-            differences.extend(
-                FieldDifference(index, f, want[f][position], got[f][position])
-                for f in wanted
-                if flags[f][position]
-            )
+        indices.append(at)
+        # One column per differing field, then one stable sort puts them in record order
+        # (index, then field order), without a Python loop per record.
+        index_parts, order_parts, want_parts, got_parts, names = [], [], [], [], []
+        for order, f in enumerate(fields):
+            flagged = hit[:, columns[f]].any(axis=1)
+            n = int(np.count_nonzero(flagged))
+            if not n:
+                continue
+            counts[f] = counts.get(f, 0) + n
+            chosen = at[flagged]
+            index_parts.append(chosen)
+            order_parts.append(np.full(n, order))
+            want_parts += _field_column(left[chosen], f)
+            got_parts += _field_column(right[chosen], f)
+            names += [f] * n
+        sequence = np.lexsort((np.concatenate(order_parts), np.concatenate(index_parts)))
+        index_list = np.concatenate(index_parts)[sequence].tolist()
+        positions = sequence.tolist()
+        differences += map(
+            FieldDifference,
+            index_list,
+            [names[k] for k in positions],
+            [want_parts[k] for k in positions],
+            [got_parts[k] for k in positions],
+        )
+    every = np.concatenate(indices) if indices else np.zeros(0, np.int64)
+    # Runs of consecutive indices: a run starts where the step from the previous one is not 1.
+    starts = np.flatnonzero(np.diff(every, prepend=-2) != 1)
+    ends = np.append(starts[1:], len(every))[: len(starts)] - 1
+    ranges = tuple(zip(every[starts].tolist(), (every[ends] + 1).tolist(), strict=True))
     return DiffSummary(
-        len(left), len(right), len(indices), _field_counts(counts), _ranges(indices),
-        tuple(differences),
+        len(left), len(right), len(every), _field_counts(counts), ranges, tuple(differences),
     )  # fmt: skip
 
 

@@ -184,6 +184,8 @@ def _encode(value: Any, path: str, depth: int) -> Any:
     kind = type(value)
     if value is None or kind in (bool, float, str, bytes):
         return value
+    if kind is bytearray or kind is memoryview:
+        return bytes(value)  # stored as msgpack bin, as it always was; decodes as bytes
     if kind is int:
         if _INT64_MIN <= value <= _UINT64_MAX:
             return value
@@ -335,7 +337,17 @@ def decode_value(data: bytes, source: str = "value", *, resolve: bool = True) ->
         return _unpack(data, hook)
     except ValueDecodeError:
         raise
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,  # zoneinfo's "no such zone" among them
+        IndexError,
+        AttributeError,
+        OverflowError,
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+    ) as e:
         raise ValueDecodeError(
             f"{source} is not a valid recorded value: {str(e) or type(e).__name__}. "
             "Fix: re-record it (pytest --replay-record)."
@@ -396,8 +408,14 @@ class _Decoder:
             return kinds[flavour](text)
         if code == EXT_NDARRAY:
             descr, shape, raw = inner
-            array = np.frombuffer(raw, dtype=np.lib.format.descr_to_dtype(descr))
-            return array.reshape(shape).copy()
+            dtype = np.lib.format.descr_to_dtype(descr)
+            if any(not isinstance(n, int) or n < 0 for n in shape) or math.prod(
+                shape
+            ) * dtype.itemsize != len(raw):
+                raise self.fail(
+                    f"array of shape {shape} and dtype {dtype} cannot hold {len(raw)} bytes"
+                )
+            return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
         if code == EXT_NPSCALAR:
             descr, raw = inner
             dtype = np.lib.format.descr_to_dtype(descr)

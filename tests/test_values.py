@@ -260,3 +260,13 @@ def test_an_unimportable_type_says_how_to_read_it_anyway() -> None:
     with pytest.raises(ValueDecodeError, match="resolve=False"):
         decode_value(data, "x")
     assert decode_value(data, resolve=False).type == f"{gone}:Color"
+
+
+def test_array_bytes_that_do_not_fit_the_shape_are_refused() -> None:
+    payload = msgpack.packb(["<i4", [-1], b"xxxx"], use_bin_type=True)
+    with pytest.raises(ValueDecodeError, match="cannot hold 4 bytes"):
+        decode_value(msgpack.packb(msgpack.ExtType(15, payload)), "f")
+
+
+def test_bytearray_keeps_the_bytes_it_always_had() -> None:
+    assert encode_value(bytearray(b"ab")) == msgpack.packb(b"ab", use_bin_type=True)
