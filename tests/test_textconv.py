@@ -73,12 +73,15 @@ def test_git_setup_without_apply_prints_the_command_and_is_idempotent(
     monkeypatch.chdir(root)
     assert main(["git-setup"]) == 0
     assert main(["git-setup"]) == 0
+    assert main(["git-setup", "--store", "examples/robot/.replay"]) == 0
+    assert main(["git-setup", "--store", "/elsewhere"]) == 2
     out = capsys.readouterr().out
     assert "git config diff.pytest-replay.textconv 'pytest-replay textconv'" in out
     assert "already up to date" in out
     text = (root / ".gitattributes").read_text()
     assert text.startswith("*.png binary\n\n")
     assert text.count(attribute_lines()[0]) == 1
+    assert "examples/robot/.replay/**/*.vrrl diff=pytest-replay" in text.splitlines()
     with pytest.raises(subprocess.CalledProcessError):
         git(root, "config", "diff.pytest-replay.textconv")
 

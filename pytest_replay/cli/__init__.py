@@ -190,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CMD",
         help="the textconv command git runs (default: 'pytest-replay textconv')",
     )
+    git_setup.add_argument(
+        "--store",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="another store folder (replay_dir, a pytest_replay_store_dir hook); repeatable",
+    )
     git_setup.add_argument("--json", action="store_true", help="machine-readable output")
 
     fleet = commands.add_parser(
@@ -340,7 +348,7 @@ def _dispatch(args: argparse.Namespace, run: Run) -> int:
     if command == "git-setup":
         from pytest_replay.cli.textconv import run_git_setup
 
-        return run_git_setup(run, args.apply, args.textconv_command, Path.cwd())
+        return run_git_setup(run, args.apply, args.textconv_command, Path.cwd(), args.store)
     if command == "fleet":
         from pytest_replay.cli.fleet import fleet_inputs, run_fleet_graph, run_fleet_replay
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -131,10 +132,11 @@ def run_textconv(run: Run, path: Path) -> int:
 # --------------------------------------------------------------------------- git-setup
 
 
-def attribute_lines() -> list[str]:
-    """The ``.gitattributes`` block that sends the store's recordings through the driver."""
+def attribute_lines(stores: Sequence[str] = ()) -> list[str]:
+    """The ``.gitattributes`` block that sends the store's recordings through the driver
+    (``stores``: more store folders, relative to the repository root)."""
     lines = [_BEGIN]
-    for glob in _STORE_GLOBS:
+    for glob in dict.fromkeys([*_STORE_GLOBS, *(f"{store.strip('/')}/**" for store in stores)]):
         lines += [f"{glob}/*{extension} diff={DRIVER}" for extension in _EXTENSIONS]
     return [*lines, _END]
 
@@ -158,21 +160,36 @@ def _repo_root(start: Path) -> Path:
     return Path(done.stdout.strip())
 
 
-def _updated(text: str) -> str:
+def _updated(text: str, block: list[str]) -> str:
     """``text`` with our block replaced (or appended), the rest kept as it was."""
     lines = text.splitlines()
     if _BEGIN in lines and _END in lines[lines.index(_BEGIN) :]:
         start = lines.index(_BEGIN)
         stop = lines.index(_END, start) + 1
-        lines[start:stop] = attribute_lines()
+        lines[start:stop] = block
     else:
         if lines and lines[-1].strip():
             lines.append("")
-        lines += attribute_lines()
+        lines += block
     return "\n".join(lines) + "\n"
 
 
-def run_git_setup(run: Run, apply: bool, command: str | None, start: Path) -> int:
+def _store_globs(root: Path, stores: Sequence[Path]) -> list[str]:
+    out = []
+    for store in stores:
+        folder = (Path.cwd() / store).resolve()
+        if not folder.is_relative_to(root.resolve()):
+            raise CliError(
+                f"store folder '{store}' is outside the repository '{root}'",
+                "pass a folder inside the repository",
+            )
+        out.append(folder.relative_to(root.resolve()).as_posix())
+    return out
+
+
+def run_git_setup(
+    run: Run, apply: bool, command: str | None, start: Path, stores: Sequence[Path] = ()
+) -> int:
     from pytest_replay import _fs
     from pytest_replay._atomic import atomic_write_bytes
 
@@ -187,7 +204,8 @@ def run_git_setup(run: Run, apply: bool, command: str | None, start: Path) -> in
     if attributes.exists():
         with _fs.open_regular(attributes) as fh:
             old = fh.read().decode("utf-8")
-    new = _updated(old)
+    block = attribute_lines(_store_globs(root, stores))
+    new = _updated(old, block)
     changed = new != old
     if changed:
         atomic_write_bytes(attributes, new.encode("utf-8"))
@@ -200,7 +218,7 @@ def run_git_setup(run: Run, apply: bool, command: str | None, start: Path) -> in
             {
                 "gitattributes": str(attributes),
                 "changed": changed,
-                "lines": attribute_lines(),
+                "lines": block,
                 "config": config[2:],
                 "applied": apply,
             }
