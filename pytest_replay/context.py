@@ -200,6 +200,7 @@ class ReplayContext:
             expected=expected,
             expected_meta=dict(entry.meta) if entry is not None and expected is not None else {},
             on_mismatch=self._on_mismatch,
+            summarizable=recording_kind.summarize is not None,
         )
         deferred = None
         if expected is not None and recording_kind.summarize is not None and self._full_diff:

@@ -93,6 +93,8 @@ class RecordingTarget:
     expected: bytes | None = None
     expected_meta: Mapping[str, Any] = field(default_factory=dict)
     on_mismatch: Callable[[Mismatch], None] = lambda mismatch: None
+    #: Whether ``--replay-diff=full`` can list every difference of this recording's kind.
+    summarizable: bool = False
 
     @property
     def checking(self) -> bool:
@@ -117,6 +119,7 @@ class RecordingTarget:
             context=tuple(context),
             ignored=tuple(ignored),
             detail=detail,
+            summarizable=self.summarizable,
         )
         self.on_mismatch(mismatch)
         raise ReplayDivergence(mismatch)

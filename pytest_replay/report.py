@@ -75,6 +75,8 @@ class Mismatch:
     detail: str = ""
     summary: DiffSummary | None = None
     report_file: Path | None = None
+    #: The kind can list every difference: the report points to ``--replay-diff=full``.
+    summarizable: bool = False
 
     def render(self) -> str:
         where = f" stored at {_shown_path(self.stored_path)}" if self.stored_path else ""
@@ -112,7 +114,7 @@ class Mismatch:
         if self.report_file is not None:
             text = _shown_path(self.report_file)
             lines.append(f"  complete diff: {text} (JSON: {text.removesuffix('.txt')}.json)")
-        elif self.reason == "diverged" and found is not None:
+        elif self.reason == "diverged" and found is not None and self.summarizable:
             lines.append("  every difference, not only the first: rerun with --replay-diff=full")
         if self.reason == "missing":
             lines += ["  record it with:", f"    {rerecord_command(self.nodeid, 'new')}"]
