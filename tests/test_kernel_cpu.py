@@ -355,7 +355,7 @@ def test_a_launch_with_a_wrong_scalar_type_is_refused(kernel_library: ctypes.CDL
 counter = itertools.count()
 
 
-@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(run=kernel_runs())
 def test_ordered_kernel_matches_numpy_in_any_thread_order(
     kernel_library: ctypes.CDLL, run: tuple[int, int, int, list[Burst]]
@@ -368,7 +368,7 @@ def test_ordered_kernel_matches_numpy_in_any_thread_order(
         assert_same_results(ours, reference, epochs=True)
 
 
-@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(run=kernel_runs())
 def test_atomic_kernel_epochs_are_a_permutation_of_the_ordered_ones(
     kernel_library: ctypes.CDLL, run: tuple[int, int, int, list[Burst]]
@@ -382,7 +382,7 @@ def test_atomic_kernel_epochs_are_a_permutation_of_the_ordered_ones(
         assert np.array_equal(np.sort(ours.output.epochs), np.sort(reference.output.epochs))
 
 
-@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(run=captured_runs())
 def test_ordered_capture_on_the_kernel_replays_through_numpy_and_the_kernel(
     kernel_library: ctypes.CDLL, tmp_path: Path, run: tuple[int, int, list[Burst]]
@@ -398,7 +398,7 @@ def test_ordered_capture_on_the_kernel_replays_through_numpy_and_the_kernel(
     assert report.matched, report.describe()
 
 
-@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(run=captured_runs())
 def test_atomic_capture_replayed_on_a_raced_kernel_shows_the_race(
     kernel_library: ctypes.CDLL, tmp_path: Path, run: tuple[int, int, list[Burst]]
