@@ -355,31 +355,31 @@ def test_a_launch_with_a_wrong_scalar_type_is_refused(kernel_library: ctypes.CDL
 counter = itertools.count()
 
 
+def capture_program(
+    folder: Path, backend: Any, slots: int, mode: EpochMode, program: list[Burst]
+) -> Path:
+    """``program`` captured through ``open_capture`` into a new VRRL log in ``folder``."""
+    path = folder / f"{mode}-{next(counter)}.vrrl"
+    with open_capture(path, backend=backend, slots=slots, mode=mode, capacity=256) as capture:
+        run_bursts(capture, program)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["ordered", "atomic"])
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(run=kernel_runs())
-def test_ordered_kernel_matches_numpy_in_any_thread_order(
-    kernel_library: ctypes.CDLL, run: tuple[int, int, int, list[Burst]]
+def test_kernel_in_any_thread_order_matches_numpy(
+    kernel_library: ctypes.CDLL, mode: EpochMode, run: tuple[int, int, int, list[Burst]]
 ) -> None:
     slots, block_size, seed, program = run
     backend = CpuKernelBackend(kernel_library, block_size=block_size, thread_seed=seed)
-    got = run_bursts(Megakernel(backend, slots), program)
-    want = run_bursts(Megakernel(NumpyBackend(), slots), program)
-    for ours, reference in zip(got, want, strict=True):
-        assert_same_results(ours, reference, epochs=True)
-
-
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(run=kernel_runs())
-def test_atomic_kernel_epochs_are_a_permutation_of_the_ordered_ones(
-    kernel_library: ctypes.CDLL, run: tuple[int, int, int, list[Burst]]
-) -> None:
-    slots, block_size, seed, program = run
-    backend = CpuKernelBackend(kernel_library, block_size=block_size, thread_seed=seed)
-    got = run_bursts(Megakernel(backend, slots, mode="atomic"), program)
-    want = run_bursts(Megakernel(NumpyBackend(), slots, mode="ordered"), program)
-    for ours, reference in zip(got, want, strict=True):
-        assert_same_results(ours, reference, epochs=False)
-        assert np.array_equal(np.sort(ours.output.epochs), np.sort(reference.output.epochs))
+    kernel = Megakernel(backend, slots, mode=mode)
+    reference = Megakernel(NumpyBackend(), slots)  # ordered: epochs in publish order
+    for ours, want in zip(run_bursts(kernel, program), run_bursts(reference, program), strict=True):
+        assert_same_results(ours, want, epochs=mode == "ordered")
+        # In atomic mode the thread order decides the epochs: the same ones, reassigned.
+        assert np.array_equal(np.sort(ours.output.epochs), np.sort(want.output.epochs))
+    assert kernel.epoch == reference.epoch
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -389,9 +389,7 @@ def test_ordered_capture_on_the_kernel_replays_through_numpy_and_the_kernel(
 ) -> None:
     slots, seed, program = run
     backend = CpuKernelBackend(kernel_library, thread_seed=seed)
-    path = tmp_path / f"ordered-{next(counter)}.vrrl"
-    with open_capture(path, backend=backend, slots=slots, capacity=256) as capture:
-        run_bursts(capture, program)
+    path = capture_program(tmp_path, backend, slots, "ordered", program)
     assert replay_capture(path, "numpy", slots=slots).matched
     assert replay_capture(path, backend, slots=slots).matched
     report = differential_replay(path, NumpyBackend(), backend, slots=slots)
@@ -405,9 +403,7 @@ def test_atomic_capture_replayed_on_a_raced_kernel_shows_the_race(
 ) -> None:
     slots, seed, program = run
     raced = CpuKernelBackend(kernel_library, thread_seed=seed)
-    path = tmp_path / f"atomic-{next(counter)}.vrrl"
-    with open_capture(path, backend="numpy", slots=slots, mode="atomic", capacity=256) as cap:
-        run_bursts(cap, program)
+    path = capture_program(tmp_path, "numpy", slots, "atomic", program)
     options: dict[str, Any] = {"slots": slots, "mode": "atomic"}
     # In slot order the kernel retires exactly as NumPy does.
     in_order = CpuKernelBackend(kernel_library)
