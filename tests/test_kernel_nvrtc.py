@@ -61,7 +61,8 @@ class Compiled:
 
 
 def compile_to_ptx(nvrtc: Any, source: str, architecture: str) -> Compiled:
-    """Compile ``source`` as ``cupy.RawKernel`` does, for one virtual architecture."""
+    """Compile ``source`` to PTX for one virtual architecture, with no other option (on a GPU,
+    ``cupy.RawKernel`` picks the architecture from the device)."""
 
     def checked(call: tuple[Any, ...]) -> tuple[Any, ...]:
         assert call[0] == nvrtc.nvrtcResult.NVRTC_SUCCESS, call
