@@ -70,9 +70,9 @@ def textconv_lines(path: Path) -> list[str]:
         found = inspect_detected(detected, Run(progress="never"))
     lines = [f"# {detected.label}"]
     lines += [f"# {key}: {_show(value)}" for key, value in found.summary.items()]
-    items = found.fetch(0, found.total) if found.total else []
     if detected.format == formats.FLEET_RECORDING:
         return lines + _fleet_recording_steps(path)
+    items = found.fetch(0, found.total) if found.total else []
     if found.unit == "leaves":
         lines += [f"{item['path']} = {item['value']}" for item in items]
     else:
