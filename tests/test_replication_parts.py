@@ -387,6 +387,21 @@ def test_inbox_lanes() -> None:
     assert inbox.try_push(beat) is beat
 
 
+def test_inbox_push_waits_for_room_in_order() -> None:
+    inbox = TwoLaneInbox(capacity=1, priority_capacity=1)
+    beats = [InboundHeartbeat(2, SyncHeartbeat(CID, tail, R.REPLICA, 0)) for tail in range(3)]
+    assert all(inbox.push(beat) for beat in beats)
+    assert inbox.lengths() == (0, 1) and inbox.waiting() == (0, 2)
+    assert inbox.try_push(beats[0]) is beats[0]
+    assert [inbox.pop_normal() for _ in range(4)] == [*beats, None]
+    inbox.push(beats[0])
+    inbox.push(beats[1])
+    inbox.clear()
+    assert inbox.lengths() == inbox.waiting() == (0, 0)
+    inbox.close()
+    assert not inbox.push(beats[0]) and inbox.lengths() == (0, 0)
+
+
 # ---------------------------------------------------------------- schedules
 
 

@@ -3,7 +3,8 @@
 Shutdown, SyncResponse and SyncNack ride the priority lane (capacity 128);
 Heartbeat and SyncRequest the normal lane (capacity 1024). The runtime drains
 the priority lane first, so a heartbeat flood cannot starve catch-up or a
-graceful shutdown.
+graceful shutdown. A full lane turns events away (``try_push``) or keeps them
+waiting in line for room (``push``), like a bounded channel whose senders await.
 """
 
 from __future__ import annotations
@@ -72,20 +73,43 @@ def is_priority_event(event: Inbound) -> bool:
     return isinstance(event, Shutdown | InboundSyncResponse | InboundSyncNack)
 
 
+class _Lane:
+    """One bounded lane and the events waiting for room in it, oldest first."""
+
+    __slots__ = ("capacity", "queued", "waiting")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.queued: deque[Inbound] = deque()
+        self.waiting: deque[Inbound] = deque()
+
+    def pop(self) -> Inbound | None:
+        if not self.queued:
+            return None
+        event = self.queued.popleft()
+        if self.waiting:
+            # The room just freed goes to the event waiting longest, as a bounded
+            # channel hands a released slot to its first blocked sender.
+            self.queued.append(self.waiting.popleft())
+        return event
+
+    def clear(self) -> None:
+        self.queued.clear()
+        self.waiting.clear()
+
+
 class TwoLaneInbox:
     """Bounded priority + normal lanes."""
 
-    __slots__ = ("_closed", "_normal", "_normal_cap", "_priority", "_priority_cap")
+    __slots__ = ("_closed", "_normal", "_priority")
 
     def __init__(
         self,
         capacity: int = RUNTIME_INBOX_CAPACITY,
         priority_capacity: int = RUNTIME_PRIORITY_INBOX_CAPACITY,
     ) -> None:
-        self._normal: deque[Inbound] = deque()
-        self._priority: deque[Inbound] = deque()
-        self._normal_cap = capacity
-        self._priority_cap = priority_capacity
+        self._normal = _Lane(capacity)
+        self._priority = _Lane(priority_capacity)
         self._closed = False
 
     @property
@@ -95,33 +119,48 @@ class TwoLaneInbox:
     def close(self) -> None:
         self._closed = True
 
+    def _lane(self, event: Inbound) -> _Lane:
+        return self._priority if is_priority_event(event) else self._normal
+
     def try_push(self, event: Inbound) -> Inbound | None:
         """Queue ``event``; returns it back when its lane is full or the inbox closed."""
         if self._closed:
             return event
-        if is_priority_event(event):
-            lane, cap = self._priority, self._priority_cap
-        else:
-            lane, cap = self._normal, self._normal_cap
-        if len(lane) >= cap:
+        lane = self._lane(event)
+        if len(lane.queued) >= lane.capacity:
             return event
-        lane.append(event)
+        lane.queued.append(event)
         return None
 
+    def push(self, event: Inbound) -> bool:
+        """Queue ``event``, or keep it waiting for room behind the events already waiting
+        when its lane is full; ``False`` (nothing kept) when the inbox is closed."""
+        if self._closed:
+            return False
+        lane = self._lane(event)
+        if len(lane.queued) >= lane.capacity:
+            lane.waiting.append(event)
+        else:
+            lane.queued.append(event)
+        return True
+
     def lane_full(self, event: Inbound) -> bool:
-        if is_priority_event(event):
-            return len(self._priority) >= self._priority_cap
-        return len(self._normal) >= self._normal_cap
+        lane = self._lane(event)
+        return len(lane.queued) >= lane.capacity
 
     def pop_priority(self) -> Inbound | None:
-        return self._priority.popleft() if self._priority else None
+        return self._priority.pop()
 
     def pop_normal(self) -> Inbound | None:
-        return self._normal.popleft() if self._normal else None
+        return self._normal.pop()
 
     def lengths(self) -> tuple[int, int]:
-        """``(priority, normal)`` queue lengths."""
-        return len(self._priority), len(self._normal)
+        """``(priority, normal)`` queue lengths, not counting events waiting for room."""
+        return len(self._priority.queued), len(self._normal.queued)
+
+    def waiting(self) -> tuple[int, int]:
+        """``(priority, normal)`` counts of events waiting for room."""
+        return len(self._priority.waiting), len(self._normal.waiting)
 
     def clear(self) -> None:
         self._priority.clear()
