@@ -107,6 +107,16 @@ def test_log_append_trim_and_skip() -> None:
         log.skip_to(3)
 
 
+def test_log_skip_to_the_tail_keeps_the_retained_window() -> None:
+    log = filled(5)
+    log.trim_to(2)
+    log.skip_to(5)  # no gap to leave: nothing changes
+    assert (log.first_retained_seq, log.next_seq, log.bytes_used) == (2, 5, 6)
+    assert log.payloads(2, 5) == [b"e2", b"e3", b"e4"]
+    with pytest.raises(SkipRejectedError, match="persistent"):
+        SequencedLog("p", allow_skip=False).skip_to(0)
+
+
 def test_log_batch_must_start_at_the_tail_and_respects_capacity() -> None:
     log = SequencedLog("cap", capacity_bytes=4)
     with pytest.raises(LogSequenceError, match="next seq is 0"):
