@@ -290,6 +290,24 @@ def test_cancel_with_full_inbox_does_not_hang() -> None:
     assert h.runtime.inbox.lengths() == (0, 0)
 
 
+def test_abort_stops_at_once_like_dropping_the_handle() -> None:
+    # The reference aborts the task when its handle is dropped without cancel(): no
+    # graceful Idle transition, and nothing queued is ever handled.
+    h = build_harness(heartbeat_ms=100, role=R.REPLICA)
+    h.runtime.dispatch(heartbeat(h, 0x20, R.LEADER, 99))
+    h.runtime.dispatch(response(h, 0x20, 0, [b"a"], token=1))
+    h.runtime.abort()
+    assert h.runtime.is_stopped() and h.coordinator.role is R.REPLICA
+    assert h.runtime.inbox.lengths() == h.runtime.inbox.waiting() == (0, 0)
+    assert h.runtime.run_pending() == 0
+    h.clock.set(1_000)  # ticks are due, but a stopped runtime runs nothing
+    assert h.runtime.run_pending() == 0
+    assert h.runtime.state.tracker.peer_state(0x20) is None
+    assert h.dispatcher.heartbeats == [] and h.dispatcher.sync_requests == []
+    with pytest.raises(RuntimeStoppedError):
+        h.runtime.dispatch(heartbeat(h, 0x20, R.LEADER, 99))
+
+
 def test_dispatch_after_cancel_errors() -> None:
     h = build_harness()
     h.runtime.cancel()
