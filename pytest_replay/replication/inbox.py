@@ -73,43 +73,30 @@ def is_priority_event(event: Inbound) -> bool:
     return isinstance(event, Shutdown | InboundSyncResponse | InboundSyncNack)
 
 
-class _Lane:
-    """One bounded lane and the events waiting for room in it, oldest first."""
-
-    __slots__ = ("capacity", "queued", "waiting")
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.queued: deque[Inbound] = deque()
-        self.waiting: deque[Inbound] = deque()
-
-    def pop(self) -> Inbound | None:
-        if not self.queued:
-            return None
-        event = self.queued.popleft()
-        if self.waiting:
-            # The room just freed goes to the event waiting longest, as a bounded
-            # channel hands a released slot to its first blocked sender.
-            self.queued.append(self.waiting.popleft())
-        return event
-
-    def clear(self) -> None:
-        self.queued.clear()
-        self.waiting.clear()
-
-
 class TwoLaneInbox:
-    """Bounded priority + normal lanes."""
+    """Bounded priority + normal lanes, each with a line of events waiting for room."""
 
-    __slots__ = ("_closed", "_normal", "_priority")
+    __slots__ = (
+        "_closed",
+        "_normal",
+        "_normal_cap",
+        "_normal_waiting",
+        "_priority",
+        "_priority_cap",
+        "_priority_waiting",
+    )
 
     def __init__(
         self,
         capacity: int = RUNTIME_INBOX_CAPACITY,
         priority_capacity: int = RUNTIME_PRIORITY_INBOX_CAPACITY,
     ) -> None:
-        self._normal = _Lane(capacity)
-        self._priority = _Lane(priority_capacity)
+        self._normal: deque[Inbound] = deque()
+        self._priority: deque[Inbound] = deque()
+        self._normal_waiting: deque[Inbound] = deque()
+        self._priority_waiting: deque[Inbound] = deque()
+        self._normal_cap = capacity
+        self._priority_cap = priority_capacity
         self._closed = False
 
     @property
@@ -119,17 +106,17 @@ class TwoLaneInbox:
     def close(self) -> None:
         self._closed = True
 
-    def _lane(self, event: Inbound) -> _Lane:
-        return self._priority if is_priority_event(event) else self._normal
-
     def try_push(self, event: Inbound) -> Inbound | None:
         """Queue ``event``; returns it back when its lane is full or the inbox closed."""
         if self._closed:
             return event
-        lane = self._lane(event)
-        if len(lane.queued) >= lane.capacity:
+        if is_priority_event(event):
+            lane, cap = self._priority, self._priority_cap
+        else:
+            lane, cap = self._normal, self._normal_cap
+        if len(lane) >= cap:
             return event
-        lane.queued.append(event)
+        lane.append(event)
         return None
 
     def push(self, event: Inbound) -> bool:
@@ -137,31 +124,49 @@ class TwoLaneInbox:
         when its lane is full; ``False`` (nothing kept) when the inbox is closed."""
         if self._closed:
             return False
-        lane = self._lane(event)
-        if len(lane.queued) >= lane.capacity:
-            lane.waiting.append(event)
+        if is_priority_event(event):
+            lane, cap, waiting = self._priority, self._priority_cap, self._priority_waiting
         else:
-            lane.queued.append(event)
+            lane, cap, waiting = self._normal, self._normal_cap, self._normal_waiting
+        if len(lane) >= cap:
+            waiting.append(event)
+        else:
+            lane.append(event)
         return True
 
     def lane_full(self, event: Inbound) -> bool:
-        lane = self._lane(event)
-        return len(lane.queued) >= lane.capacity
+        if is_priority_event(event):
+            return len(self._priority) >= self._priority_cap
+        return len(self._normal) >= self._normal_cap
 
+    # The room a pop frees goes to the event waiting longest, as a bounded channel hands
+    # a released slot to its first blocked sender; while any wait, the lane stays full.
     def pop_priority(self) -> Inbound | None:
-        return self._priority.pop()
+        lane = self._priority
+        if not lane:
+            return None
+        event = lane.popleft()
+        if self._priority_waiting:
+            lane.append(self._priority_waiting.popleft())
+        return event
 
     def pop_normal(self) -> Inbound | None:
-        return self._normal.pop()
+        lane = self._normal
+        if not lane:
+            return None
+        event = lane.popleft()
+        if self._normal_waiting:
+            lane.append(self._normal_waiting.popleft())
+        return event
 
     def lengths(self) -> tuple[int, int]:
         """``(priority, normal)`` queue lengths, not counting events waiting for room."""
-        return len(self._priority.queued), len(self._normal.queued)
+        return len(self._priority), len(self._normal)
 
     def waiting(self) -> tuple[int, int]:
         """``(priority, normal)`` counts of events waiting for room."""
-        return len(self._priority.waiting), len(self._normal.waiting)
+        return len(self._priority_waiting), len(self._normal_waiting)
 
     def clear(self) -> None:
-        self._priority.clear()
-        self._normal.clear()
+        for lane in (self._priority, self._normal, self._priority_waiting, self._normal_waiting):
+            lane.clear()
