@@ -231,9 +231,10 @@ PROVENANCE_GRAPH_NODE_LIMIT: Final = 1_000
 
 
 def _parent_choices(word: int, max_origins: int) -> list[int]:
-    """The parent choices packed in ``word``, one byte each: 0 is no parent, ``k`` the
-    candidate at index ``k - 1`` in drawing order (modulo the number of candidates)."""
-    return [(word >> (8 * k)) & 0xFF for k in range(max_origins) if (word >> (8 * k)) & 0xFF]
+    """The parent choices packed in ``word``, one byte each: an even byte is no parent
+    (so about half the bytes of a random word name one), an odd byte ``b`` names the
+    candidate at index ``b >> 1`` in drawing order (modulo the number of candidates)."""
+    return [byte >> 1 for k in range(max_origins) if (byte := word >> (8 * k) & 0xFF) & 1]
 
 
 @st.composite
@@ -285,7 +286,7 @@ def _provenance_graphs(
         next_id[session] = step_id
         pool = hidden if cross_instance else by_instance[instance_id]
         made = [
-            Message(bytes([k]), Origin(*pool[(choice - 1) % len(pool)]))
+            Message(bytes([k]), Origin(*pool[choice % len(pool)]))
             for k, choice in enumerate(parents)
             if pool
         ]
