@@ -73,6 +73,18 @@ def is_priority_event(event: Inbound) -> bool:
     return isinstance(event, Shutdown | InboundSyncResponse | InboundSyncNack)
 
 
+def _take(lane: deque[Inbound], waiting: deque[Inbound]) -> Inbound | None:
+    """The next event of ``lane``. The room it frees goes to the event waiting longest,
+    as a bounded channel hands a released slot to its first blocked sender, so the lane
+    stays full while any event waits."""
+    if not lane:
+        return None
+    event = lane.popleft()
+    if waiting:
+        lane.append(waiting.popleft())
+    return event
+
+
 class TwoLaneInbox:
     """Bounded priority + normal lanes, each with a line of events waiting for room."""
 
@@ -139,25 +151,11 @@ class TwoLaneInbox:
             return len(self._priority) >= self._priority_cap
         return len(self._normal) >= self._normal_cap
 
-    # The room a pop frees goes to the event waiting longest, as a bounded channel hands
-    # a released slot to its first blocked sender; while any wait, the lane stays full.
     def pop_priority(self) -> Inbound | None:
-        lane = self._priority
-        if not lane:
-            return None
-        event = lane.popleft()
-        if self._priority_waiting:
-            lane.append(self._priority_waiting.popleft())
-        return event
+        return _take(self._priority, self._priority_waiting)
 
     def pop_normal(self) -> Inbound | None:
-        lane = self._normal
-        if not lane:
-            return None
-        event = lane.popleft()
-        if self._normal_waiting:
-            lane.append(self._normal_waiting.popleft())
-        return event
+        return _take(self._normal, self._normal_waiting)
 
     def lengths(self) -> tuple[int, int]:
         """``(priority, normal)`` queue lengths, not counting events waiting for room."""
