@@ -133,6 +133,9 @@ class _OrderSession:
     def reset(self) -> None:
         """Scheduling only: there is no app state to reset."""
 
+    def close(self) -> None:
+        """Scheduling only: there is no app or output log to close."""
+
 
 def _cursor(cursor: FleetCursor) -> dict[str, Any]:
     return {
