@@ -83,8 +83,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         dest="replay_dir",
-        help="where recordings are stored (default: the replay_dir ini value, '.replay'); "
-        "a conftest pytest_replay_store_dir hook that returns a folder overrides it.",
+        help="one central store for every recording, relative to rootdir (default: the "
+        "replay_dir ini value; unset: __replay__ beside each test module); a conftest "
+        "pytest_replay_store_dir hook that returns a folder overrides it.",
+    )
+    group.addoption(
+        "--replay-lock-timeout",
+        action="store",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        dest="replay_lock_timeout",
+        help="how long a record run waits for another one to release a store (default 60).",
     )
     group.addoption(
         "--replay-seed",
@@ -104,8 +114,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "replay_dir",
-        help="folder of stored recordings, relative to rootdir (default: .replay).",
-        default=".replay",
+        help="one central store for every recording, relative to rootdir "
+        "(default: unset, __replay__ beside each test module).",
+        default="",
     )
     parser.addini(
         "replay_fail_on_unused",
