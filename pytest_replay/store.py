@@ -594,8 +594,8 @@ class ReplayStore:
             found = False
             if _fs.real_dir(old):
                 found = True
-                if _fs.real_dir(folder):
-                    _drop(old)
+                if _fs.real_dir(folder) or _fs.entry_kind(old / MANIFEST_NAME) is None:
+                    _drop(old)  # the new folder is in; or the old one was half dropped
                 else:
                     os.rename(old, folder)
                     _fs.fsync_dir(folder.parent)
@@ -701,8 +701,9 @@ def _write_new(path: Path, data: bytes) -> None:
 
 def _drop(leftover: Path, names: set[str] | None = None) -> None:
     """Delete a folder the store wrote: ``names`` in it (every regular file when None,
-    for a ``.tmp``/``.old`` folder only a store makes), manifest last, then the folder."""
-    present = sorted(os.listdir(leftover), key=lambda name: name == MANIFEST_NAME)
+    for a ``.tmp``/``.old`` folder only a store makes), then the folder. The manifest goes
+    first: a folder killed half-deleted holds no recording a reader could take."""
+    present = sorted(os.listdir(leftover), key=lambda name: name != MANIFEST_NAME)
     for name in present:
         path = leftover / name
         kind = _fs.entry_kind(path)
