@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
-from pytest_replay.errors import ReplayError
+from pytest_replay.errors import StoreError
 
 __all__ = ["DEFAULT_TIMEOUT", "LOCK_NAME", "StoreLocked", "store_lock"]
 
@@ -28,7 +28,7 @@ NOTICE_AFTER: Final = 1.0
 _POLL: Final = 0.05
 
 
-class StoreLocked(ReplayError):
+class StoreLocked(StoreError):
     """Another record run (or ``pytest-replay store prune``) kept the store locked past the
     lock timeout."""
 

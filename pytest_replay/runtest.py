@@ -137,9 +137,15 @@ def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestR
         context.store.write_test(context.folder, manifest, files)
     except (OSError, StoreError) as exc:
         report.outcome = "failed"
+        # A refusal of the store names its own fix; an OS error gets the usual one.
+        fix = (
+            ""
+            if isinstance(exc, StoreError)
+            else (" Fix: check that the replay_dir is writable and the disk is not full.")
+        )
         report.longrepr = (
             f"replay: could not store the recordings of {item.nodeid} in {context.folder}: "
-            f"{exc}. Fix: check that the replay_dir is writable and the disk is not full."
+            f"{exc}.{fix}".replace("..", ".")
         )
         session.tally.add("not recorded (store failed)", context.folder)
         return

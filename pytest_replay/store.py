@@ -38,7 +38,7 @@ import blake3
 
 from pytest_replay import _fs
 from pytest_replay._lock import DEFAULT_TIMEOUT, LOCK_NAME, StoreLocked, store_lock
-from pytest_replay.errors import ReplayError
+from pytest_replay.errors import ReplayError, StoreError
 
 __all__ = [
     "COMMIT_FAULT_ENV",
@@ -85,10 +85,6 @@ _PREFIX: Final = 48
 _WINDOWS_RESERVED: Final = frozenset(
     ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
 )
-
-
-class StoreError(ReplayError):
-    """The store refused an operation (a reserved name, a file it did not write)."""
 
 
 class StoreCorrupted(StoreError, AssertionError):

@@ -172,7 +172,7 @@ def run_store_check(run: Run, path: Path, deep: bool) -> int:
     problems, notes = _tree_findings(root)
     checked = 0
     folders = [folder for folder, _quiet in store.iter_manifests()]
-    if not folders:
+    if not folders and not problems:
         raise CliError(
             f"no recordings found under '{path}'",
             "pass a store folder (__replay__ beside your tests, or your replay_dir), or record "
