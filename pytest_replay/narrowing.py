@@ -6,8 +6,9 @@ test of it maps to the recording. A run narrowed by ``-k``, ``-m``, ``--lf``, ``
 must report nothing unused for the modules it narrowed, and must not prune. Rather than
 knowing every filter, the tests a module's collectors produced (``pytest_collectreport``)
 are compared with the tests left at the end of collection: a module that lost any was
-narrowed. Command-line node ids are counted too, since pytest collects only the named
-classes of a module.
+narrowed. Command-line node ids count too, since pytest collects only the named classes
+of a module, and so does ``--lf`` with failures on record, which filters the collect
+reports themselves.
 """
 
 from __future__ import annotations
@@ -46,10 +47,17 @@ class Narrowing:
         """The modules (node id paths) of ``items`` that lost tests, or were named with
         ``::``; every module when the run only collects."""
         kept = Counter(_module_of(item.nodeid) for item in items)
-        if self.collect_only:
+        if self.collect_only or self._last_failed_only():
+            # --lf filters the modules' collect reports themselves: nothing to compare with.
             return set(kept)
         narrowed = {module for module, n in kept.items() if n < self._collected[module]}
         return narrowed | (self._named_with_ids() & set(kept))
+
+    def _last_failed_only(self) -> bool:
+        if not getattr(self._config.option, "lf", False):
+            return False
+        plugin = self._config.pluginmanager.get_plugin("lfplugin")
+        return bool(getattr(plugin, "lastfailed", None))
 
     def _named_with_ids(self) -> set[str]:
         config = self._config
@@ -74,7 +82,7 @@ class Narrowing:
             for flag, on in (
                 ("-k", getattr(option, "keyword", "")),
                 ("-m", getattr(option, "markexpr", "")),
-                ("--lf", getattr(option, "lf", False)),
+                ("--lf", self._last_failed_only()),
                 ("--sw", stepwise),
                 ("--deselect", getattr(option, "deselect", None)),
                 ("--collect-only", self.collect_only),
