@@ -181,7 +181,8 @@ class ReplaySession:
     # -- collection: which tests and modules this run knows about
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        self.narrowing.collected(report)
+        if self.mode != "off":  # a suite run without a store flag pays nothing here
+            self.narrowing.collected(report)
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:

@@ -383,8 +383,9 @@ class ReplayStore:
         try:
             relative = folder.relative_to(self.root)
         except ValueError:
-            return _fs.real_dir(folder)
-        current = self.root
+            relative, current = Path(), folder  # a folder outside the root: itself only
+        else:
+            current = self.root
         try:
             if not os.path.isdir(current):
                 return False
