@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_replay import hookspecs
+from pytest_replay._lock import DEFAULT_TIMEOUT
 from pytest_replay.session import SESSION_PLUGIN_NAME, ReplaySession
 
 if TYPE_CHECKING:
@@ -89,11 +90,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--replay-lock-timeout",
-        action="store",
         type=float,
-        default=60.0,
+        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        dest="replay_lock_timeout",
         help="how long a record run waits for another one to release a store (default 60).",
     )
     group.addoption(

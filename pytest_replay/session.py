@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pytest
 
+from pytest_replay.errors import StoreError
 from pytest_replay.narrowing import Narrowing
 from pytest_replay.store import STORE_DIR_NAME, ReplayStore
 
@@ -122,6 +124,7 @@ class ReplaySession:
         self.tally = UsageTally()
         self.unused: list[Path] = []
         self.refused: str | None = None
+        self.store_errors: list[str] = []
         self._kinds: KindRegistry | None = None
 
     @property
@@ -225,7 +228,7 @@ class ReplaySession:
         writes = self.mode == "record" and not self.dump_dir and not self.narrowing.collect_only
         if writes and not self.is_worker:
             for root in sorted(self.tally.roots):
-                self._store(Path(root)).recover()
+                self._refused_by_store(self._store(Path(root)).recover)
         for store in self._stores.values():
             for folder in store.recovered:
                 self.tally.add("recovered", folder)
@@ -245,6 +248,16 @@ class ReplaySession:
         if self.unused and self.fail_on_unused and not self.prune and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def _refused_by_store(self, change: Callable[..., object], *args: Path) -> bool:
+        """Run a store change at the end of the run; a refusal (a link, a file the store did
+        not write, the lock) is reported in the summary instead of ending pytest."""
+        try:
+            change(*args)
+        except (StoreError, OSError) as exc:
+            self.store_errors.append(str(exc))
+            return True
+        return False
+
     def _store(self, root: Path) -> ReplayStore:
         store = self._stores.get(root)
         if store is None:
@@ -260,8 +273,10 @@ class ReplaySession:
                 if str(folder.parent) not in complete or str(folder) in tally.test_folders:
                     continue
                 if self.prune and self.mode == "record":
-                    store.remove_test(folder)
-                    tally.add("pruned", folder)
+                    if self._refused_by_store(store.remove_test, folder):
+                        tally.add("unused", folder)
+                    else:
+                        tally.add("pruned", folder)
                 else:
                     self.unused.append(folder)
                     tally.add("unused", folder)
@@ -290,6 +305,8 @@ class ReplaySession:
                 terminalreporter.write_line(f"  {status}: {path}")
         if self.refused:
             terminalreporter.write_line(f"replay: {self.refused}", red=True)
+        for error in self.store_errors:
+            terminalreporter.write_line(f"replay: {error}", red=True)
         if self.unused and not self.prune:
             hint = (
                 "delete them with: pytest --replay-record --replay-prune"

@@ -624,7 +624,8 @@ class ReplayStore:
             if kind == "a regular file" and name in known:
                 ours.add(name)
             elif kind is not None:
-                raise StoreUnsafe(
+                error = StoreError if kind in ("a regular file", "a folder") else StoreUnsafe
+                raise error(
                     f"'{folder / name}' is {kind} the store did not write, in the recording "
                     "folder of a test; pytest_replay neither deletes it nor leaves it behind. "
                     "Fix: move it out of the folder, then record again."

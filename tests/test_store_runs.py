@@ -202,3 +202,15 @@ def test_a_killed_record_run_is_read_by_verify_and_recovered_by_the_next_record(
     assert summary_line(recorded) == "replay: 1 recorded, 1 recovered (store: __replay__)"
     recorded.stdout.fnmatch_lines(["*recovered: *test_k*"])
     assert tree(store) == before
+
+
+def test_prune_keeps_a_folder_holding_a_file_the_store_did_not_write(
+    pytester: pytest.Pytester, stale: Path
+) -> None:
+    (stale / "test_a" / "test_gone" / "notes.txt").write_text("mine")
+    pruned = pytester.runpytest("--replay-record", "--replay-prune")
+    assert pruned.ret == 0
+    assert "INTERNALERROR" not in pruned.stdout.str()
+    assert "1 unused" in summary_line(pruned)
+    pruned.stdout.fnmatch_lines(["replay: *notes.txt' is a regular file the store did not write*"])
+    assert (stale / "test_a" / "test_gone" / "notes.txt").read_text() == "mine"

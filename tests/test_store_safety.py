@@ -14,6 +14,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from test_cli import cli as cli_subprocess
 
 from pytest_replay._lock import StoreLocked, store_lock
 from pytest_replay.cli import main
@@ -38,13 +39,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The command line; in-process (cheap) unless it runs a pytest collection (prune)."""
     if "prune" in args:
-        return subprocess.run(
-            [sys.executable, "-m", "pytest_replay", *map(str, args)],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return cli_subprocess(*args, cwd=cwd)
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as mp, redirect_stdout(out), redirect_stderr(err):
         mp.chdir(cwd)
