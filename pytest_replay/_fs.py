@@ -115,13 +115,14 @@ def real_dir(path: str | os.PathLike[str]) -> bool:
 
 
 def make_dirs(base: Path, folder: Path) -> None:
-    """Create ``folder`` and the folders between it and ``base`` (which must exist or be
-    created the same way), one at a time: an existing component that is a link or not a
-    folder is :class:`NotRegularFile`, never followed."""
-    relative = folder.relative_to(base)
+    """Create ``folder`` and the folders between it and ``base`` one at a time: an existing
+    component below ``base`` that is a link or not a folder is :class:`NotRegularFile`,
+    never followed. ``base`` itself (and what leads to it) is made as usual."""
+    if not os.path.isdir(base):
+        os.makedirs(base, exist_ok=True)
     current = base
-    for part in ("", *relative.parts):
-        current = current / part if part else current
+    for part in folder.relative_to(base).parts:
+        current = current / part
         if real_dir(current):
             continue
         try:
@@ -129,8 +130,6 @@ def make_dirs(base: Path, folder: Path) -> None:
         except FileExistsError:  # made by a concurrent run in between: check it again
             if not real_dir(current):
                 raise
-        except FileNotFoundError:
-            os.makedirs(current, exist_ok=True)  # base's own parents: outside the store
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:

@@ -101,7 +101,7 @@ else:
     import fcntl
 
     def _open_lock(root: Path) -> int:
-        return os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW)
+        return os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
 
     def _try_lock(fd: int) -> bool:
         try:

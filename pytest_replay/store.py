@@ -512,11 +512,13 @@ class ReplayStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """The store's writer lock (the store root is created if needed)."""
-        try:
-            _fs.make_dirs(self.root.parent, self.root)
-        except _fs.NotRegularFile as exc:
-            raise _unsafe(exc) from None
+        """The store's writer lock (the store root is created if needed; the root itself may
+        be a link, e.g. to another disk, but nothing below it)."""
+        if not os.path.isdir(self.root):
+            try:
+                _fs.make_dirs(self.root.parent, self.root)
+            except _fs.NotRegularFile as exc:
+                raise _unsafe(exc) from None
         with store_lock(self.root, self.lock_timeout):
             yield
 

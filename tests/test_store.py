@@ -284,3 +284,19 @@ def test_manifests_are_found_in_a_very_deep_tree(tmp_path: Path) -> None:
                     path.unlink()
             if level.exists():
                 level.rmdir()
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_the_store_folder_and_what_leads_to_it_may_be_links(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "tests").symlink_to(real, target_is_directory=True)
+    beside = ReplayStore(tmp_path / "tests" / "__replay__")
+    record(beside, beside.test_dir("t.py::t"), {"a": b"a"})
+    assert (real / "__replay__" / "t" / "t" / "a.bin").read_bytes() == b"a"
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "central").symlink_to(tmp_path / "disk", target_is_directory=True)
+    central = ReplayStore(tmp_path / "central")
+    record(central, central.test_dir("t.py::t"), {"a": b"b"})
+    assert stored(central, central.test_dir("t.py::t")) == {"a": b"b"}
+    assert [folder for folder, _ in central.iter_manifests()] == [central.test_dir("t.py::t")]
