@@ -367,6 +367,8 @@ class ReplayStore:
         self.lock_timeout = lock_timeout
         #: Test folders whose interrupted commit a writer of this object finished or undid.
         self.recovered: list[Path] = []
+        # Once the lock timed out, later writes fail at once instead of waiting again each.
+        self._locked_out: str | None = None
 
     @property
     def beside_module(self) -> bool:
@@ -514,12 +516,19 @@ class ReplayStore:
     def locked(self) -> Iterator[None]:
         """The store's writer lock (the store root is created if needed; the root itself may
         be a link, e.g. to another disk, but nothing below it)."""
+        if self._locked_out is not None:
+            raise StoreLocked(self._locked_out)
         if not os.path.isdir(self.root):
             try:
                 _fs.make_dirs(self.root.parent, self.root)
             except _fs.NotRegularFile as exc:
                 raise _unsafe(exc) from None
-        with store_lock(self.root, self.lock_timeout):
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(store_lock(self.root, self.lock_timeout))
+            except StoreLocked as exc:
+                self._locked_out = str(exc)
+                raise
             yield
 
     def write_test(self, folder: Path, manifest: Manifest, files: Mapping[str, bytes]) -> None:

@@ -216,12 +216,14 @@ def test_two_concurrent_record_runs_leave_every_folder_complete(
 def test_a_record_run_fails_clearly_when_the_store_stays_locked(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile(test_rec=TESTS)
+    pytester.makepyfile(test_rec=TESTS + TESTS.replace("test_rec", "test_rec2"))
     store = pytester.path / "__replay__"
     store.mkdir()
     with store_lock(store):
         result = pytester.runpytest_subprocess("--replay-record", "--replay-lock-timeout", "1.5")
-    result.assert_outcomes(passed=1, errors=1)
+    # The second test's store step fails at once: the run waits for the lock only once.
+    result.assert_outcomes(passed=2, errors=2)
+    assert result.stderr.str().count("waiting for store") == 1
     result.stderr.fnmatch_lines(["*waiting for store*locked by another record run*"])
     result.stdout.fnmatch_lines(["*still locked by another record run*--replay-lock-timeout*"])
     assert sorted(store.iterdir()) == []
