@@ -47,6 +47,8 @@ SESSION_PLUGIN_NAME: Final = "replay-session"
 # Where the plugin finds the ReplayContext of a test that requested the fixture.
 CONTEXT_KEY = pytest.StashKey["ReplayContext"]()
 _WORKER_KEY: Final = "pytest_replay"
+# The summary line names at most this many stores.
+_LABELLED_STORES: Final = 3
 
 
 @dataclass(slots=True)
@@ -163,9 +165,7 @@ class ReplaySession:
         else:
             root = module.parent / STORE_DIR_NAME
             base = module.parent
-        store = self._stores.get(root)
-        if store is None:
-            store = self._stores[root] = ReplayStore(root, self.lock_timeout)
+        store = self._store(root)
         # A test outside the store's project folder keeps its rootdir-relative path.
         with contextlib.suppress(ValueError):
             path = module.resolve().relative_to(base.resolve()).as_posix()
@@ -178,8 +178,11 @@ class ReplaySession:
             return str(root)
 
     def store_label(self) -> str:
-        roots = sorted(self.tally.roots) or [str(self.store.root)]
-        return ", ".join(self._label(Path(root)) for root in roots)
+        # Every collected test has a store folder; name only those that hold something.
+        roots = [root for root in sorted(self.tally.roots) if os.path.isdir(root)]
+        if len(roots) > _LABELLED_STORES:
+            return f"{len(roots)} stores, {self._label(Path(roots[0]))} ..."
+        return ", ".join(self._label(Path(root)) for root in roots or [str(self.store.root)])
 
     # -- collection: which tests and modules this run knows about
 

@@ -344,9 +344,9 @@ def _step(name: str) -> None:
 
 def _unsafe(exc: _fs.NotRegularFile) -> StoreUnsafe:
     return StoreUnsafe(
-        f"{exc}, where the store expects {'a regular file' if not exc.is_dir else 'a file'} "
-        "or folder of its own; pytest_replay never follows, reads, writes through or deletes "
-        "it. Fix: replace it with the real folder or file (restore it from version control), "
+        f"{exc}, inside a recording store, which holds only real folders and regular files: "
+        "pytest_replay never follows, reads, writes through or deletes anything else. "
+        "Fix: replace it with the real folder or file (restore it from version control), "
         "or remove it and re-record (pytest --replay-record)."
     )
 
