@@ -315,6 +315,12 @@ def _decode_entry(name: str, body: Any) -> ManifestEntry:
     meta = body.get("meta", {})
     if type(meta) is not dict:
         raise _Bad(where + "meta", f"is {type(meta).__name__}, not an object")
+    # The meta keys every kind reads: a wrong type would surface as a raw TypeError later.
+    volatile = meta.get("volatile", [])
+    if type(volatile) is not list or not all(type(name) is str for name in volatile):
+        raise _Bad(where + "meta.volatile", f"is {volatile!r}, not a list of field names")
+    if "appended" in meta:
+        _count(meta, "appended", where + "meta.")
     return ManifestEntry(
         kind=_text(body, "kind", where),
         file=file,
