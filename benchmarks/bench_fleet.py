@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     args = parser.parse_args()
     if args.quick:
-        args.instances, args.subsystems = 25, 500
+        args.instances, args.subsystems = 10, 200
     folder = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     result: dict[str, object] = {"benchmark": "fleet"}
     try:

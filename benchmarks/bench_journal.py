@@ -417,7 +417,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     opts = parser.parse_args()
     if opts.quick:
-        opts.records, opts.entries = 50_000, 20_000
+        opts.records, opts.entries = 20_000, 5_000
     folder = Path(tempfile.mkdtemp(prefix="bench-journal-"))
     result: dict[str, Any] = {
         "repeat": opts.repeat,

@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     opts = parser.parse_args()
     if opts.quick:
-        opts.slots, opts.baseline_slots = 100_000, 20_000
+        opts.slots, opts.baseline_slots = 50_000, 10_000
     n, ring, repeat = opts.slots, opts.ring, opts.repeat
     if not 1 <= n <= MAX_REPLAY_RECORDS:
         parser.error(f"--slots must be in 1..{MAX_REPLAY_RECORDS} (one VRRL log)")

@@ -172,13 +172,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     args = parser.parse_args()
     if args.quick:
-        args.tests, args.seq_tests, args.records = 200, 20, 1000
+        args.tests, args.seq_tests, args.records = 40, 4, 200
     try:
         import syrupy  # noqa: F401 - only checked for presence
     except ImportError:
-        raise SystemExit(
-            "syrupy is not installed. Fix: pip install -e '.[bench]' (a benchmark-only dependency)."
-        ) from None
+        # run.py reports the benchmark as skipped, with this reason.
+        print("SKIP syrupy is not installed (pip install -e '.[bench]', a benchmark-only peer)")
+        raise SystemExit(0) from None
     import pytest
 
     with tempfile.TemporaryDirectory(prefix="bench-plugin-") as scratch:

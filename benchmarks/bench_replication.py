@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     args = parser.parse_args()
     if args.quick:
-        args.entries, args.fifty_entries = 10_000, 500
+        args.entries, args.fifty_entries = 2_000, 200
     fifty = scenario("fifty_nodes", 50, args.fifty_entries, 50, 10, args.repeat)
     verdict(
         f"sim_events_per_cpu_s_50_nodes_{args.fifty_entries}_entries",

@@ -200,7 +200,8 @@ class ReplayCatalog:
                 continue
             _walk(path, extension, candidates, failures, visited)
         logs: list[FleetLogInfo] = []
-        for candidate in sorted(candidates):
+        # Any fixed order will do (the result is sorted below); strings sort fastest.
+        for candidate in sorted(candidates, key=os.fspath):
             try:
                 logs.append(discover_log(candidate))
             except FleetError as exc:
