@@ -193,18 +193,23 @@ def bench_reducer(n: int, repeat: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- codec
 
 
-def make_entries(n: int) -> list[JournalEntry]:
+def make_entries(n: int, *, realistic: bool = False) -> list[JournalEntry]:
+    """Device and kernel commands, RNG seeds and batch sizes; ``realistic``: shaped like
+    the reference design's journal rows, 100-500 bytes encoded (argument text added)."""
+    rng = random.Random(7)
     out: list[JournalEntry] = []
     for i in range(n):
+        detail = "/" + rng.randbytes(rng.randint(40, 225)).hex() if realistic else ""
         phase = i % 4
         if phase == 0:
-            out.append(DeviceCmd(i * 13, "memcpy_h2d", f"bytes={i * 4096}"))
+            out.append(DeviceCmd(i * 13, "memcpy_h2d", f"bytes={i * 4096}{detail}"))
         elif phase == 1:
-            out.append(KernelCmd(i * 13 + 7, "launch", f"grid=({i % 64},1,1) block=(256,1,1)"))
+            grid = f"grid=({i % 64},1,1) block=(256,1,1)"
+            out.append(KernelCmd(i * 13 + 7, "launch", f"{grid}{detail}"))
         elif phase == 2:
-            out.append(RngSeed(f"/user/worker-{i % 16}/rng", (i * 2654435761) % 2**64))
+            out.append(RngSeed(f"/user/worker-{i % 16}/rng{detail}", (i * 2654435761) % 2**64))
         else:
-            out.append(BatchSize(f"/user/worker-{i % 16}", 32 + i % 512))
+            out.append(BatchSize(f"/user/worker-{i % 16}{detail}", 32 + i % 512))
     return out
 
 
@@ -261,25 +266,6 @@ def bench_codec(n: int, repeat: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- stores
-
-
-def realistic_entries(n: int) -> list[JournalEntry]:
-    """Entries shaped like the reference design's journal rows, 100-500 bytes encoded:
-    device and kernel commands with argument text, RNG seeds and batch sizes."""
-    rng = random.Random(7)
-    out: list[JournalEntry] = []
-    for i in range(n):
-        detail = rng.randbytes(rng.randint(40, 225)).hex()
-        phase = i % 4
-        if phase == 0:
-            out.append(DeviceCmd(i * 13, "memcpy_h2d", f"bytes={i * 4096} src={detail}"))
-        elif phase == 1:
-            out.append(KernelCmd(i * 13 + 7, "launch", f"grid=({i % 64},1,1) args={detail}"))
-        elif phase == 2:
-            out.append(RngSeed(f"/user/worker-{i % 16}/rng/{detail}", (i * 2654435761) % 2**64))
-        else:
-            out.append(BatchSize(f"/user/worker-{i % 16}/{detail}", 32 + i % 512))
-    return out
 
 
 def make_reprs(pid: str, entries: list[JournalEntry], first_seq: int = 1) -> list[PersistentRepr]:
@@ -428,7 +414,7 @@ def main() -> None:
     try:
         result["reducer"] = bench_reducer(opts.records, opts.repeat)
         result["codec"] = bench_codec(opts.entries, opts.repeat)
-        reprs = make_reprs("bench", realistic_entries(opts.entries))
+        reprs = make_reprs("bench", make_entries(opts.entries, realistic=True))
         sizes = [len(item.payload) for item in reprs]
         result["payload_bytes_min_median_max"] = [
             min(sizes),

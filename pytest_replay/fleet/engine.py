@@ -76,7 +76,10 @@ class ReplayEngine:
 
     The next step executed is always the causally ready step (all its local-order and
     provenance predecessors executed) that is smallest by (instance id, subsystem code,
-    step id, build order). Sessions are touched only when one of their steps runs.
+    step id, build order). Sessions are touched only when one of their steps runs; a
+    session with a true ``ignores_steps`` attribute (a
+    :class:`~pytest_replay.fleet.stepblind.StepBlindSession`) may be moved straight to
+    the last of several consecutive steps of its own.
     Build it with :meth:`ReplayPlan.start`, or directly from sessions that follow
     :class:`~pytest_replay.fleet.session.EngineSession`.
     """
@@ -228,7 +231,12 @@ class ReplayEngine:
         """Execute the next causally ready step and return it; ``None`` once all ran."""
         done = self._executed_count
         if self._heap is None and done < self._in_order_until:
-            self._run_in_order(done + 1)
+            # Inside the in-order prefix the next node is the next number.
+            session = int(self._node_session_array[done])
+            self._sessions[session].goto_index(int(self._graph.node_local[done]))
+            self._executed[done] = 1
+            self._executed_count = done + 1
+            self._frontier[session] = done
             return self.cursor_of(done)
         heap = self._leave_prefix()
         if not heap:
