@@ -183,6 +183,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-networkx", action="store_true")
     parser.add_argument("--no-topology", action="store_true")
+    parser.add_argument("--no-e2e", action="store_true", help="only the topology part")
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     args = parser.parse_args()
     if args.quick:
@@ -190,10 +191,11 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     result: dict[str, object] = {"benchmark": "fleet"}
     try:
-        result["end_to_end"] = bench_end_to_end(
-            folder / "e2e", args.instances, args.steps, args.repeat, not args.no_networkx
-        )
-        shutil.rmtree(folder / "e2e")
+        if not args.no_e2e:
+            result["end_to_end"] = bench_end_to_end(
+                folder / "e2e", args.instances, args.steps, args.repeat, not args.no_networkx
+            )
+            shutil.rmtree(folder / "e2e")
         if not args.no_topology:
             result["topology"] = bench_topology(folder / "wide", args.subsystems, 2, args.repeat)
     finally:

@@ -79,7 +79,27 @@ def run_one(script: str, args: tuple[str, ...]) -> tuple[list[Row], str | None]:
     return rows, None
 
 
-def table(rows: list[Row], mode: str, where: str, seconds: float) -> str:
+def kept_rows(path: Path, rerun: set[str]) -> list[tuple[str, str]]:
+    """(benchmark, table line) of an existing results file, for the benchmarks not run
+    again (``--only`` updates their rows and keeps the others, with their machine)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        match = re.match(r"^\| (bench_\w+): ", line)
+        if match and match.group(1) not in rerun:
+            out.append((match.group(1), line))
+    return out
+
+
+def table(
+    rows: list[Row],
+    mode: str,
+    where: str,
+    seconds: float,
+    kept: list[tuple[str, str]],
+    errors: list[str],
+) -> str:
     lines = [
         "# Benchmark results",
         "",
@@ -95,12 +115,21 @@ def table(rows: list[Row], mode: str, where: str, seconds: float) -> str:
         "| measure | ours | baseline | ratio | target | verdict | machine |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for row in rows:
-        lines.append(
-            f"| {row.benchmark}: {row.measure} | {row.ours} | {row.baseline} | {row.ratio} "
-            f"| {row.target} | {row.verdict} | {where} |"
-        )
+    order = [script.removesuffix(".py") for script, _, _ in BENCHMARKS]
+    ours = [(row.benchmark, _line(row, where)) for row in rows]
+    for _, line in sorted(kept + ours, key=lambda item: order.index(item[0])):
+        lines.append(line)
+    if errors:
+        lines += ["", "Did not finish (rows above are the verdicts printed before it stopped):"]
+        lines += [f"- {error.splitlines()[0]}" for error in errors]
     return "\n".join(lines) + "\n"
+
+
+def _line(row: Row, where: str) -> str:
+    return (
+        f"| {row.benchmark}: {row.measure} | {row.ours} | {row.baseline} | {row.ratio} "
+        f"| {row.target} | {row.verdict} | {where} |"
+    )
 
 
 def main() -> int:
@@ -124,7 +153,12 @@ def main() -> int:
             errors.append(f"{script}: {error}")
             print(f"ERROR {script}: {error}", file=sys.stderr)
     seconds = time.perf_counter() - start
-    opts.output.write_text(table(rows, "quick" if opts.quick else "full", where, seconds))
+    rerun = {script.removesuffix(".py") for script, _, _ in BENCHMARKS}
+    if opts.only:
+        rerun = {script.removesuffix(".py") for script in opts.only}
+    kept = kept_rows(opts.output, rerun) if opts.only else []
+    mode = "quick" if opts.quick else "full"
+    opts.output.write_text(table(rows, mode, where, seconds, kept, errors))
     print(f"wrote {opts.output} ({len(rows)} verdicts, {seconds:.0f} s)")
     return 1 if errors else 0
 
