@@ -275,15 +275,29 @@ def make_reprs(pid: str, entries: list[JournalEntry], first_seq: int = 1) -> lis
     ]
 
 
-class Paths:
-    """A fresh file name per run, in one scratch folder."""
+class FreshStores:
+    """A new store file per run (``fresh`` is a ``measure`` setup), in one folder."""
 
-    def __init__(self, folder: Path, stem: str) -> None:
-        self.folder, self.stem, self.count = folder, stem, 0
+    def __init__(self, folder: Path, kind: type[SqliteJournal] | type[FileJournal]) -> None:
+        self.folder, self.kind, self.count = folder, kind, 0
+        self.stores: list[SqliteJournal | FileJournal] = []
 
-    def fresh(self) -> Path:
+    @property
+    def current(self) -> SqliteJournal | FileJournal:
+        return self.stores[-1]
+
+    @property
+    def path(self) -> Path:
+        return self.folder / f"{self.kind.__name__}-{self.count}"
+
+    def fresh(self) -> None:
+        self.close()
         self.count += 1
-        return self.folder / f"{self.stem}-{self.count}"
+        self.stores = [self.kind(self.path)]
+
+    def close(self) -> None:
+        for store in self.stores:
+            store.close()
 
 
 def write_batches(
@@ -297,24 +311,21 @@ def bench_sqlite(
     folder: Path, reprs: list[PersistentRepr], batch: int, repeat: int
 ) -> dict[str, Any]:
     n = len(reprs)
-    paths = Paths(folder, "sqlite")
-    stores: list[SqliteJournal] = []
-
-    def open_store() -> None:
-        for store in stores:
-            store.close()
-        stores[:] = [SqliteJournal(paths.fresh())]
-
-    append = measure(lambda: write_batches(stores[0], reprs, batch), repeat, setup=open_store)
+    stores = FreshStores(folder, SqliteJournal)
+    append = measure(
+        lambda: write_batches(stores.current, reprs, batch), repeat, setup=stores.fresh
+    )
     # Baseline: the same entries written through, one transaction per entry (what the
     # reference harness does), on a prefix (it is slow).
     through = reprs[: max(200, n // 100)]
-    base_append = measure(lambda: write_batches(stores[0], through, 1), repeat, setup=open_store)
-    open_store()
-    write_batches(stores[0], reprs, batch)
-    path = paths.folder / f"{paths.stem}-{paths.count}"
-    assert len(stores[0].replay_messages("bench")) == n
-    replay = measure(lambda: stores[0].replay_messages("bench"), repeat)
+    base_append = measure(
+        lambda: write_batches(stores.current, through, 1), repeat, setup=stores.fresh
+    )
+    stores.fresh()
+    write_batches(stores.current, reprs, batch)
+    path = stores.path
+    assert len(stores.current.replay_messages("bench")) == n
+    replay = measure(lambda: stores.current.replay_messages("bench"), repeat)
     # Baseline: the raw rows from sqlite3 on the same file, no objects built.
     raw = sqlite3.connect(path)
     query = (
@@ -323,8 +334,7 @@ def bench_sqlite(
     )
     base_replay = measure(lambda: raw.execute(query, ("bench",)).fetchall(), repeat)
     raw.close()
-    for store in stores:
-        store.close()
+    stores.close()
     verdict(
         f"sqlite_append_per_s_batch_{batch}",
         n / append.wall,
@@ -352,18 +362,12 @@ def bench_file(
     folder: Path, reprs: list[PersistentRepr], batch: int, repeat: int
 ) -> dict[str, Any]:
     n = len(reprs)
-    paths = Paths(folder, "file")
-    stores: list[FileJournal] = []
-
-    def open_store() -> None:
-        for store in stores:
-            store.close()
-        stores[:] = [FileJournal(paths.fresh())]
-
-    append = measure(lambda: write_batches(stores[0], reprs, batch), repeat, setup=open_store)
-    for store in stores:
-        store.close()
-    image = (paths.folder / f"{paths.stem}-{paths.count}").read_bytes()
+    stores = FreshStores(folder, FileJournal)
+    append = measure(
+        lambda: write_batches(stores.current, reprs, batch), repeat, setup=stores.fresh
+    )
+    stores.close()
+    image = stores.path.read_bytes()
     batches = -(-n // batch)
     chunk = -(-len(image) // batches)
     raw_path = folder / "raw.bin"
