@@ -9,7 +9,7 @@ it each burst of published slots and gets back what the kernel observably did.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,10 +24,27 @@ __all__ = [
     "RingDevice",
     "U32Array",
     "gpu_available",
+    "put_at_ring",
     "resolve_backend",
 ]
 
 U32Array = npt.NDArray[np.uint32]
+
+
+def put_at_ring(target: Any, first: int, values: Any) -> None:
+    """``target[(first + i) % len(target)] = values[i]`` for each row ``i`` of ``values``.
+
+    A burst of ``n <= len(target)`` consecutive slots is at most two runs of
+    the ring, so it is written with two slice copies (memcpy) instead of a
+    fancy-indexed scatter, which costs several times more per row.
+    """
+    slots, n = len(target), len(values)
+    if n > slots:
+        raise ValueError(f"{n} rows do not fit a ring of {slots} slots")
+    start = first % slots
+    head = min(n, slots - start)
+    target[start : start + head] = values[:head]
+    target[: n - head] = values[head:]
 
 
 @dataclass(frozen=True, slots=True, eq=False)

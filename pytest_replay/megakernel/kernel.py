@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pytest_replay.megakernel.backend import BackendLike, BurstOutput, U32Array, resolve_backend
+from pytest_replay.megakernel.backend import (
+    BackendLike,
+    BurstOutput,
+    U32Array,
+    put_at_ring,
+    resolve_backend,
+)
 from pytest_replay.megakernel.errors import InvalidPublish, RingFull
 from pytest_replay.megakernel.model import (
     ARG_WORDS,
@@ -269,7 +275,7 @@ class Megakernel:
         rows[:, ARGS_OFFSET : ARGS_OFFSET + arg_block.shape[1]] = arg_block
         indices = np.arange(self.head, self.head + n, dtype=np.int64)
         indices %= self.slots
-        self._status[indices] = SlotStatus.PUBLISHED
+        put_at_ring(self._status, self.head, np.broadcast_to(np.uint32(SlotStatus.PUBLISHED), (n,)))
         self._pending += n
         return indices
 
@@ -293,8 +299,8 @@ class Megakernel:
         self._head = (first + n) % self.slots
         self._epoch = (base_epoch + n) & U32_MASK
         self._sequence += n
-        self._status[slots] = output.statuses
-        self._outputs[slots] = output.outputs
+        put_at_ring(self._status, first, output.statuses)
+        put_at_ring(self._outputs, first, output.outputs)
         faults = self._faults(words, slots, sequences, output)
         result = PumpResult(base_epoch, words, slots, sequences, output, faults)
         if self._keep_history:

@@ -11,7 +11,7 @@ from typing import Final
 
 import numpy as np
 
-from pytest_replay.megakernel.backend import BurstOutput, RingDevice, U32Array
+from pytest_replay.megakernel.backend import BurstOutput, RingDevice, U32Array, put_at_ring
 from pytest_replay.megakernel.model import (
     ARG_WORDS,
     ARGS_OFFSET,
@@ -138,22 +138,25 @@ class _NumpyRing:
     def run_burst(self, words: U32Array, first: int, base_epoch: int) -> BurstOutput:
         slots = len(self.ring)
         n = len(words)
-        index = np.arange(first, first + n, dtype=np.int64)
-        index %= slots
-        self.ring[index] = words
         statuses, codes, outputs = execute_slots(words)
         if self.mode == "ordered":
-            ranks = np.arange(n, dtype=np.uint64)
+            # uint32 arithmetic wraps mod 2**32, as the EPOCH word does.
+            epochs = np.arange(n, dtype=np.uint32)
+            epochs += np.uint32(base_epoch & U32_MASK)
         else:
-            order = (
-                np.argsort(index, kind="stable") if self.rng is None else self.rng.permutation(n)
-            )
+            if self.rng is None:
+                index = np.arange(first, first + n, dtype=np.int64)
+                index %= slots
+                order = np.argsort(index, kind="stable")
+            else:
+                order = self.rng.permutation(n)
             ranks = np.empty(n, dtype=np.uint64)
             ranks[order] = np.arange(n, dtype=np.uint64)
-        epochs = ((ranks + np.uint64(base_epoch)) & np.uint64(U32_MASK)).astype(np.uint32)
-        self.outputs[index] = outputs
-        self.slot_epochs[index] = epochs
-        self.fault_codes[index] = codes
-        self.ring[index, STATUS_WORD] = statuses
+            epochs = ((ranks + np.uint64(base_epoch)) & np.uint64(U32_MASK)).astype(np.uint32)
+        put_at_ring(self.ring, first, words)
+        put_at_ring(self.ring[:, STATUS_WORD], first, statuses)
+        put_at_ring(self.outputs, first, outputs)
+        put_at_ring(self.slot_epochs, first, epochs)
+        put_at_ring(self.fault_codes, first, codes)
         self.epoch_word = (base_epoch + n) & U32_MASK
         return BurstOutput(epochs, statuses, codes, outputs)

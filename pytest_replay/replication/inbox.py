@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Final
 
 from pytest_replay.replication.messages import (
     NodeId,
@@ -69,8 +70,13 @@ class Shutdown:
 Inbound = InboundHeartbeat | InboundSyncRequest | InboundSyncResponse | InboundSyncNack | Shutdown
 
 
+# A tuple, not a union: isinstance checks a tuple several times faster (every
+# delivered message is classified once).
+_PRIORITY_TYPES: Final = (Shutdown, InboundSyncResponse, InboundSyncNack)
+
+
 def is_priority_event(event: Inbound) -> bool:
-    return isinstance(event, Shutdown | InboundSyncResponse | InboundSyncNack)
+    return isinstance(event, _PRIORITY_TYPES)
 
 
 def _take(lane: deque[Inbound], waiting: deque[Inbound]) -> Inbound | None:

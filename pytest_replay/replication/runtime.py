@@ -314,8 +314,10 @@ class ReplicationRuntime:
     def run_pending(self) -> int:
         """Handle everything due now; returns how many events and ticks ran."""
         handled = 0
+        # Bound once: the simulator calls this before every delivery.
+        pop_priority, pop_normal = self._inbox.pop_priority, self._inbox.pop_normal
         while self._running:
-            event = self._inbox.pop_priority()
+            event = pop_priority()
             if event is not None:
                 handled += 1
                 self._handle(event)
@@ -329,7 +331,7 @@ class ReplicationRuntime:
                 handled += 1
                 self.on_tick()
                 continue
-            event = self._inbox.pop_normal()
+            event = pop_normal()
             if event is not None:
                 handled += 1
                 self._handle(event)

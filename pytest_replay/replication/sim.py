@@ -28,7 +28,7 @@ import heapq
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from pytest_replay.diff import Divergence
 from pytest_replay.replication.budget import BandwidthBudget
@@ -167,13 +167,17 @@ class _SimDispatcher:
         self._sim._send(self._node, target, msg)
 
 
+# Enum ``.name`` is a descriptor call; every message sent reads one or two of them.
+_ROLE_NAMES: Final = {role: role.name for role in ReplicaRole}
+
+
 def _summary(wire: int, msg: Message, now: int) -> dict[str, ObservedValue]:
     if isinstance(msg, SyncHeartbeat):
         return {
             "wire": wire,
             "type": "heartbeat",
             "sent": now,
-            "role": msg.role.name,
+            "role": _ROLE_NAMES[msg.role],
             "tail": msg.tail_seq,
         }
     if isinstance(msg, SyncRequest):
@@ -421,7 +425,7 @@ class Simulation:
             summary["forged"] = 1
         else:
             role = self.nodes[source].role
-            summary["sender_role"] = "DOWN" if role is None else role.name
+            summary["sender_role"] = "DOWN" if role is None else _ROLE_NAMES[role]
         if dest not in self._members and not forged:
             raise DispatchError(
                 f"node {source:#x}: peer {dest:#x} is unknown to the network. "
