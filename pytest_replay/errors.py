@@ -1,8 +1,8 @@
-"""The root of every error pytest_replay raises on purpose."""
+"""The root of every error pytest_replay raises on purpose, and of its format warnings."""
 
 from __future__ import annotations
 
-__all__ = ["ReplayError"]
+__all__ = ["ReplayError", "UnclosedFormatWarning"]
 
 
 class ReplayError(Exception):
@@ -10,4 +10,12 @@ class ReplayError(Exception):
 
     Messages name the file, offset, record or sequence number involved and end
     with a ``Fix:`` hint.
+    """
+
+
+class UnclosedFormatWarning(UserWarning):
+    """A file written before end frames existed was read.
+
+    Its frames are all checked, but a copy cut exactly at a frame boundary cannot be told
+    from a complete one: the file carries no frame count or stream digest.
     """

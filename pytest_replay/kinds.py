@@ -21,6 +21,7 @@ from typing import Any, NoReturn, Protocol
 import msgpack
 import numpy as np
 
+from pytest_replay._msgpack import MAX_DEPTH, unpack_bounded
 from pytest_replay.diff import (
     Divergence,
     _ignored_words,
@@ -302,7 +303,7 @@ def _pack(value: Any, what: str) -> bytes:
 
 def _unpack(data: bytes, what: str) -> Any:
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return unpack_bounded(data, strict_map_key=False, max_depth=MAX_DEPTH)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise ReplayUsageError(
             f"{what} is not valid msgpack: {exc}. Fix: re-record it (pytest --replay-record)."

@@ -495,7 +495,7 @@ def _journal_image(entries: Sequence[JournalEntry | bytes], batch_size: int) -> 
 
 def _journal_info(entries: Sequence[JournalEntry], batch_size: int) -> _JournalInfo:
     data = _journal_image(entries, batch_size)
-    frames, _end, _torn = scan_frames(data, JOURNAL_MAGIC, "<strategy>", allow_torn_tail=False)
+    frames = scan_frames(data, JOURNAL_MAGIC, "<strategy>").frames
     ranges = tuple((offset, offset + FRAME_HEADER_BYTES + len(body)) for offset, body in frames)
     return _JournalInfo(data, tuple(entries), batch_size, ranges)
 

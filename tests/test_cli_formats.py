@@ -35,6 +35,7 @@ from pytest_replay.journal import (
     result_to_msgpack,
     write_journal_records,
 )
+from pytest_replay.journal.frames import END_FRAME_BYTES
 
 
 def cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -340,7 +341,7 @@ def test_reduce_errors_are_one_line(tmp_path: Path) -> None:
     write_journal_records(path, records())
     data = path.read_bytes()
     torn = tmp_path / "torn.jrecs"
-    torn.write_bytes(data[:-5])
+    torn.write_bytes(data[: -(END_FRAME_BYTES + 5)])
     one_line_error(cli("reduce", torn), "corrupted at byte offset", "record #4")
     journal = tmp_path / "cmds.jrnl"
     journal.write_bytes(encode_journal(entries(1)))

@@ -38,6 +38,7 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
+from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.fleet.errors import FleetLogError
 from pytest_replay.fleet.records import (
     MAX_CODE,
@@ -217,7 +218,7 @@ def iter_frames(
 
 def _unpack(path: Path, offset: int, payload: bytes | memoryview) -> Any:
     try:
-        return msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        return unpack_bounded(payload)
     except Exception as exc:  # msgpack raises several unrelated types on bad input
         raise FleetLogError(path, offset, f"section payload is not valid msgpack ({exc})") from None
 

@@ -21,6 +21,7 @@ from typing import Final
 
 import msgpack
 
+from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.journal.errors import (
     DuplicateSequenceNr,
     JournalCorrupted,
@@ -276,7 +277,7 @@ class SqliteJournal(StoreBase):
 
     def _tags(self, blob: bytes, seq: int) -> tuple[str, ...]:
         try:
-            tags = msgpack.unpackb(blob, raw=False)
+            tags = unpack_bounded(blob)
         except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
             tags = None
         if type(tags) is not list or not all(type(tag) is str for tag in tags):

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import msgpack
 
+from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.replication.errors import ScheduleError, TraceFormatError
 from pytest_replay.replication.schedule import (
     NetworkSchedule,
@@ -190,7 +191,7 @@ def decode_trace(data: bytes, source: str = "trace") -> DecodedTrace:
             _REFIX,
         )
     try:
-        header = msgpack.unpackb(data[_HEADER.size : body_start], raw=False)
+        header = unpack_bounded(data[_HEADER.size : body_start])
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise _fail(source, _HEADER.size, f"header is not msgpack ({exc})", _REFIX) from exc
     if not isinstance(header, dict) or not isinstance(header.get("schedule"), dict):
