@@ -30,10 +30,12 @@ from hypothesis import strategies as st
 from pytest_replay.errors import ReplayError
 from pytest_replay.fleet.errors import FleetLogError
 from pytest_replay.fleet.logformat import (
+    END_FRAME_BYTES,
     FLAG_FINAL,
     FRAME_HEADER,
     SLAB_HEADER,
     SectionType,
+    encode_end_frame,
     encode_frame,
 )
 from pytest_replay.journal.codec import DEFAULT_PERSISTENCE_ID, encode_entry, entry_to_repr
@@ -856,15 +858,23 @@ def _with_slab(case: FleetLogCase, index: int, data: bytes | None) -> list[bytes
 
 
 def _frame_ranges(slab: bytes) -> list[tuple[int, int, int]]:
-    """(start, end, section type) of every frame of a valid slab."""
+    """(start, end, section type) of every data frame of a valid slab (not its end frame)."""
     out = []
     offset = SLAB_HEADER.size
-    while offset < len(slab):
+    stop = len(slab) - END_FRAME_BYTES
+    while offset < stop:
         kind, _reserved, length, _crc = FRAME_HEADER.unpack_from(slab, offset)
         end = offset + FRAME_HEADER.size + length
         out.append((offset, end, kind))
         offset = end
     return out
+
+
+def _reclosed(slab: bytes) -> bytes:
+    """``slab`` (data frames changed, old end frame still last) with a matching end frame:
+    damage made with valid checksums throughout, as a writer bug would leave it."""
+    body = slab[:-END_FRAME_BYTES]
+    return body + encode_end_frame(body[SLAB_HEADER.size :], len(_frame_ranges(slab)))
 
 
 def _draw_frame(draw: st.DrawFn, case: FleetLogCase) -> tuple[int, int, int, int]:
@@ -903,17 +913,52 @@ def _f_truncate_mid_frame(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
 
 
 def _f_truncate_frame_boundary(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    # Only the last slab: a keyframe frame in a later slab would name a dropped step.
-    slab = len(case.slabs) - 1
-    start, _end, _kind = draw(st.sampled_from(_frame_ranges(case.slabs[slab])))
+    # Any boundary of any slab, the one before the end frame included: the slab's end
+    # frame is gone either way, so the reader reports the slab as truncated.
+    slab = draw(st.integers(0, len(case.slabs) - 1))
+    data = case.slabs[slab]
+    start = draw(st.sampled_from([start for start, _end, _kind in _frame_ranges(data)]))
+    cut = draw(st.sampled_from([start, len(data) - END_FRAME_BYTES]))
     return _fleet(
         case,
-        _with_slab(case, slab, case.slabs[slab][:start]),
+        _with_slab(case, slab, data[:cut]),
         slab,
         "truncate_frame_boundary",
-        start,
-        f"last slab {slab} cut at a frame boundary (frames dropped)",
-        None,
+        cut,
+        f"slab {slab} cut at a frame boundary (its end frame and later frames dropped)",
+        FleetLogError,
+    )
+
+
+def _f_frame_after_end(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
+    slab, start, end, _kind = _draw_frame(draw, case)
+    data = case.slabs[slab]
+    return _fleet(
+        case,
+        _with_slab(case, slab, data + data[start:end]),
+        slab,
+        "frame_after_end",
+        len(data),
+        f"a copy of a valid frame appended after the end frame of slab {slab}",
+        FleetLogError,
+    )
+
+
+def _f_end_frame_mismatch(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
+    slab = draw(st.integers(0, len(case.slabs) - 1))
+    data = case.slabs[slab]
+    count = len(_frame_ranges(data))
+    wrong = (count + draw(st.integers(1, _U64))) % 2**64  # never equal to count
+    at = len(data) - END_FRAME_BYTES
+    end = encode_end_frame(data[SLAB_HEADER.size : at], wrong)
+    return _fleet(
+        case,
+        _with_slab(case, slab, data[:at] + end),
+        slab,
+        "end_frame_mismatch",
+        at,
+        f"end frame of slab {slab} counts {wrong} frames (valid CRC), the slab holds {count}",
+        FleetLogError,
     )
 
 
@@ -933,7 +978,7 @@ def _f_wrong_magic(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
 
 def _f_wrong_version(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
     slab = draw(st.integers(0, len(case.slabs) - 1))
-    version = draw(st.integers(0, 0xFFFF).map(lambda v: v if v != 1 else 0))
+    version = draw(st.integers(0, 0xFFFF).map(lambda v: v if v not in (1, 2) else 0))
     data = _put(case.slabs[slab], 8, struct.pack("<H", version))
     return _fleet(
         case,
@@ -1010,7 +1055,7 @@ def _f_frame_header_damage(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
 
 def _f_unknown_section(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
     slab, start, _end, _kind = _draw_frame(draw, case)
-    section = draw(st.integers(4, 0xFFFF))
+    section = draw(st.integers(5, 0xFFFF))  # 4 is the end frame
     payload = draw(st.binary(max_size=16))
     head = struct.pack("<HHI", section, 0, len(payload))
     frame = head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
@@ -1119,7 +1164,7 @@ def _f_rewritten_step(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
     stamps[index] ^= np.uint64(1 + draw(st.integers(0, 62)))
     fields[5] = stamps.tobytes()
     frame = encode_frame(SectionType.STEPS, _packb(fields))
-    data = case.slabs[slab][:start] + frame + case.slabs[slab][end:]
+    data = _reclosed(case.slabs[slab][:start] + frame + case.slabs[slab][end:])
     return _fleet(
         case,
         _with_slab(case, slab, data),
@@ -1135,6 +1180,8 @@ _FLEET_KINDS: Final = (
     _Kind("truncate_header", lambda c: True, _f_truncate_header),
     _Kind("truncate_mid_frame", lambda c: True, _f_truncate_mid_frame),
     _Kind("truncate_frame_boundary", lambda c: True, _f_truncate_frame_boundary),
+    _Kind("frame_after_end", lambda c: True, _f_frame_after_end),
+    _Kind("end_frame_mismatch", lambda c: True, _f_end_frame_mismatch),
     _Kind("wrong_file_magic", lambda c: True, _f_wrong_magic),
     _Kind("wrong_version", lambda c: True, _f_wrong_version),
     _Kind("unknown_flags", lambda c: True, _f_unknown_flags),

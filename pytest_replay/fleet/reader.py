@@ -18,14 +18,18 @@ import numpy.typing as npt
 from pytest_replay import _fs
 from pytest_replay.fleet.errors import FleetLogError
 from pytest_replay.fleet.logformat import (
+    FLAG_FINAL,
     FRAME_HEADER,
+    LEGACY_VERSION,
     ORIGIN_DTYPE,
+    SLAB_HEADER,
+    SLAB_MAGIC,
     SectionType,
     StepSection,
     decode_keyframes,
     decode_lifecycle,
     decode_steps,
-    encode_slab_header,
+    encode_empty_slab,
     iter_frames,
     parse_slab_header,
 )
@@ -138,9 +142,10 @@ def _read_slab(path: Path) -> bytes | None:
 def _is_rotation_leftover(path: Path, index: int) -> bool:
     """Whether ``path`` is an empty FINAL slab: a writer stopped while rotating wrote it
     before taking the FINAL flag off the slab before it, and it holds nothing."""
-    leftover = encode_slab_header(index, final=True)
+    legacy = SLAB_HEADER.pack(SLAB_MAGIC, LEGACY_VERSION, FLAG_FINAL, index)
+    leftovers = (encode_empty_slab(index, final=True), legacy)
     try:
-        return os.path.getsize(path) == len(leftover) and _read_slab(path) == leftover
+        return os.path.getsize(path) <= len(leftovers[0]) and _read_slab(path) in leftovers
     except (OSError, FleetLogError):
         return False
 
