@@ -19,19 +19,20 @@ class NotRegularFile(OSError):
         self.is_dir = is_dir
 
 
-def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
-    """``path`` opened for binary reading, or :class:`NotRegularFile`.
+def open_regular(path: str | os.PathLike[str], *, writable: bool = False) -> BinaryIO:
+    """``path`` opened for binary reading (and writing), or :class:`NotRegularFile`.
 
     A device or FIFO reports size 0, so a size bound alone would let it through and
     the read would never end. ``O_NONBLOCK`` keeps ``open`` itself from waiting for a
-    FIFO's writer before the check can run.
+    FIFO's writer before the check can run (it has no effect on regular files).
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    access = os.O_RDWR if writable else os.O_RDONLY
+    fd = os.open(path, access | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFile(path, stat.S_ISDIR(mode))
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "r+b" if writable else "rb")
     except BaseException:
         os.close(fd)
         raise

@@ -44,6 +44,18 @@ from pytest_replay.journal.persistent import (
 
 __all__ = ["SCHEMA_VERSION", "SqliteJournal"]
 
+
+def _read_error(source: str, what: str, exc: sqlite3.Error) -> JournalDecodeError | JournalIoError:
+    """A failed read: damage when SQLite says a stored text is not UTF-8, else an I/O error."""
+    if isinstance(exc, sqlite3.OperationalError) and "decode" in str(exc):
+        return JournalDecodeError(
+            source,
+            f"{what} hold a text column that is not UTF-8 ({exc})",
+            fix="restore the database from a backup; it was damaged or written by another tool",
+        )
+    return JournalIoError("read", source, exc)
+
+
 #: Stored in ``PRAGMA user_version``.
 SCHEMA_VERSION: Final = 1
 
@@ -228,7 +240,7 @@ class SqliteJournal(StoreBase):
                     _SELECT_RANGE, (persistence_id, low, high, -1 if limit is None else limit)
                 ).fetchall()
             except sqlite3.Error as exc:
-                raise JournalIoError("replay", self.path, exc) from exc
+                raise _read_error(self._source, f"messages of {persistence_id!r}", exc) from exc
         # The loop below is stored_repr() inlined: one Python call less per row.
         new, cls = object.__new__, PersistentRepr
         set_pid, set_seq, set_payload, set_manifest, set_writer, set_deleted, set_tags = (
@@ -272,7 +284,7 @@ class SqliteJournal(StoreBase):
             try:
                 self._writers = self._load_writers()
             except sqlite3.Error as exc:
-                raise JournalIoError("read", self.path, exc) from exc
+                raise _read_error(self._source, "the writers table", exc) from exc
             return self._writers
 
     def _tags(self, blob: bytes, seq: int) -> tuple[str, ...]:
