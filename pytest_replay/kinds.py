@@ -30,6 +30,7 @@ from pytest_replay.diff import (
     record_fields,
 )
 from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
+from pytest_replay.ringdigest import AppendedDigest, digest_meta, overwritten_note
 from pytest_replay.ringlog import (
     _RECORD,
     RECORD_BYTES,
@@ -401,6 +402,7 @@ class RingRecorder:
         working.unlink(missing_ok=True)
         self._log = RingLog.open(working, capacity)
         self._appended = 0
+        self._digest = AppendedDigest(self._log.capacity, self._masked_words, self._log.records)
         self._expected: RecordArray | None = None
         self._expected_bytes = b""
         self._offset = 0
@@ -436,6 +438,8 @@ class RingRecorder:
 
     def append(self, slot: RecordedSlot) -> None:
         __tracebackhide__ = True
+        if self._appended >= self._digest.due:
+            self._digest.catch_up(self._appended)
         self._log.append(slot)
         if self._expected is not None:
             self._check_one(slot, None)
@@ -443,6 +447,8 @@ class RingRecorder:
 
     def append_with_failure(self, slot: RecordedSlot, failure: ReplayFailureEvidence) -> None:
         __tracebackhide__ = True
+        if self._appended >= self._digest.due:
+            self._digest.catch_up(self._appended)
         self._log.append_with_failure(slot, failure)
         if self._expected is not None:
             self._check_one(slot, failure)
@@ -451,7 +457,13 @@ class RingRecorder:
     def append_many(self, slots: SlotsLike) -> None:
         __tracebackhide__ = True
         array = records_to_array(slots)
-        self._log.append_many(array)
+        if self._appended + len(array) > self._digest.due:
+            # The batch overwrites records not hashed yet: read them first.
+            unhashed = self._digest.unhashed(self._appended)
+            self._log.append_many(array)
+            self._digest.add_batch(unhashed, array)
+        else:
+            self._log.append_many(array)
         if self._expected is not None:
             self._check_many(array)
         self._appended += len(array)
@@ -517,7 +529,17 @@ class RingRecorder:
             )
         position = start + found.index
         found = Divergence(self._offset + position, found.field, found.expected, found.actual)
-        self._target.fail(found, self._context(position), self._volatile)
+        self._target.fail(
+            found,
+            self._context(position),
+            self._volatile,
+            detail=overwritten_note(
+                self._digest,
+                self._target.expected_meta,
+                self._offset,
+                self._appended + len(array),
+            ),
+        )
 
     def _context(self, position: int) -> list[str]:
         assert self._expected is not None
@@ -529,13 +551,41 @@ class RingRecorder:
 
     def check_complete(self) -> None:
         __tracebackhide__ = True
-        if self._expected is not None and self._appended < self._stored_appended:
+        if self._expected is None:
+            return
+        if self._appended < self._stored_appended:
             self._target.fail(
                 Divergence(
                     self._appended, "length", self._stored_appended, self._appended, "length"
                 ),
                 self._context(self._appended - self._offset),
                 self._volatile,
+            )
+        # Every record still in the stored ring matched as it was appended; what the ring
+        # overwrote is known only by its digest (recordings made before it have none).
+        note = overwritten_note(
+            self._digest, self._target.expected_meta, self._offset, self._appended
+        )
+        if note:
+            self._target.fail(
+                Divergence(
+                    None,
+                    "overwritten records",
+                    self._target.expected_meta["overwritten_digest"],
+                    self._digest.digest_at(self._offset, self._appended),
+                ),
+                (),
+                self._volatile,
+                detail=note,
+            )
+        stored = self._target.expected_meta.get("appended_digest")
+        live = self._digest.digest_at(self._appended, self._appended)
+        if isinstance(stored, str) and live != stored:
+            self._target.fail(
+                Divergence(None, "appended records", stored, live),
+                (),
+                self._volatile,
+                detail=f"the digest of all {self._appended} appended records differs",
             )
 
     def finish(self) -> FinishedRecording:
@@ -548,6 +598,8 @@ class RingRecorder:
             "capacity": self._log.capacity,
             "appended": self._appended,
             "volatile": list(self._volatile),
+            # Verify checks, by digest, what the image no longer holds.
+            **digest_meta(self._digest, self._appended, len(records)),
         }
         return FinishedRecording(data, len(records), meta)
 

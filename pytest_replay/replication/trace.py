@@ -211,8 +211,9 @@ def decode_trace(data: bytes, source: str = "trace") -> DecodedTrace:
     if count > (size - body_start) // _MIN_EVENT_BYTES:
         raise _fail(
             source,
-            16,
-            f"event count {count} cannot fit in the {size - body_start} bytes that follow",
+            size,
+            f"truncated: the event count {count} (byte 16) cannot fit in the "
+            f"{size - body_start} bytes after the header",
             _REFIX,
         )
     try:

@@ -1,0 +1,138 @@
+"""The running digest of every record appended to a ring, the overwritten ones included.
+
+A ring recording keeps only the records still in the ring; a change in a record the ring
+overwrote would pass verify unseen. :class:`AppendedDigest` hashes (BLAKE3) every record
+in publish order with the volatile words zeroed, so the recording's meta can keep the
+digest of all appended records and of the overwritten prefix, and verify can compare.
+
+Records are hashed from the ring just before they would be overwritten (a whole ring at
+a time, so a single append costs one integer comparison) and from the caller's array
+for batches. The hasher state before the last update and the last ``capacity`` records
+of that update are kept, so the digest at any split point a ring can still report (the
+first record it holds) is available without hashing anything twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import blake3
+import numpy as np
+
+from pytest_replay.ringlog import RECORD_BYTES, RecordArray
+
+__all__ = ["AppendedDigest", "digest_meta", "overwritten_note"]
+
+_WORDS = RECORD_BYTES // 4
+
+
+class AppendedDigest:
+    """BLAKE3 over the masked records ``0 .. n-1`` of a ring's publish order, for any
+    ``n`` from the first record still in the ring up to the last appended.
+
+    ``live_records()`` returns the records in the ring, oldest first (a copy). The
+    owner reads :meth:`unhashed` before appending an array and hands it with the array
+    to :meth:`add_batch` once the append succeeded, and calls :meth:`catch_up` before a
+    single append once :attr:`due` appends are reached.
+    """
+
+    __slots__ = ("_capacity", "_hasher", "_live", "_masked", "_snap", "_tail", "due", "hashed")
+
+    def __init__(
+        self,
+        capacity: int,
+        masked_words: Sequence[int],
+        live_records: Callable[[], RecordArray],
+    ) -> None:
+        self._capacity = capacity
+        self._masked = list(masked_words)
+        self._live = live_records
+        self._hasher = blake3.blake3()
+        #: Records hashed so far: every record before this index.
+        self.hashed = 0
+        #: A single append at this count would overwrite a record not yet hashed.
+        self.due = capacity
+        # The hasher before the kept tail of the last update, and that tail's bytes.
+        self._snap = (0, self._hasher.copy())
+        self._tail = b""
+
+    def _masked_bytes(self, records: RecordArray) -> bytes:
+        if not len(records):
+            return b""
+        words = np.ascontiguousarray(records).view("<u4").reshape(len(records), _WORDS).copy()
+        words[:, self._masked] = 0
+        return bytes(words.data)
+
+    def _pending(self, in_ring: int, upto: int) -> RecordArray:
+        """Records ``hashed .. upto-1``, read from the ring holding ``in_ring`` appends."""
+        live = self._live()
+        first = in_ring - len(live)
+        assert first <= self.hashed, "a record was overwritten before it was hashed"
+        return live[self.hashed - first : upto - first]
+
+    def _update(self, data: bytes) -> None:
+        keep = self._capacity * RECORD_BYTES
+        if len(data) > keep:
+            self._hasher.update(data[:-keep])
+            self.hashed += (len(data) - keep) // RECORD_BYTES
+            data = data[-keep:]
+        self._snap = (self.hashed, self._hasher.copy())
+        self._tail = data
+        self._hasher.update(data)
+        self.hashed += len(data) // RECORD_BYTES
+        self.due = self.hashed + self._capacity
+
+    def catch_up(self, appended: int) -> None:
+        """Hash every record appended so far (all still in the ring)."""
+        if appended > self.hashed:
+            self._update(self._masked_bytes(self._pending(appended, appended)))
+
+    def unhashed(self, appended: int) -> bytes:
+        """The masked bytes of the records appended but not hashed yet: read them before
+        a batch that may overwrite them, and pass them to :meth:`add_batch` after it."""
+        return self._masked_bytes(self._pending(appended, appended))
+
+    def add_batch(self, unhashed: bytes, batch: RecordArray) -> None:
+        """Hash ``unhashed`` (from :meth:`unhashed`) and the batch just appended."""
+        self._update(unhashed + self._masked_bytes(batch))
+
+    def digest_at(self, count: int, in_ring: int) -> str | None:
+        """Hex digest of records ``0 .. count-1``, or ``None`` when the ring no longer
+        holds what that needs (``in_ring``: records appended to the ring so far)."""
+        if count >= self.hashed:
+            hasher = self._hasher.copy()
+            hasher.update(self._masked_bytes(self._pending(in_ring, count)))
+            return str(hasher.hexdigest())
+        start, snap = self._snap
+        if count < start:
+            return None
+        hasher = snap.copy()
+        hasher.update(self._tail[: (count - start) * RECORD_BYTES])
+        return str(hasher.hexdigest())
+
+
+def digest_meta(digest: AppendedDigest, appended: int, retained: int) -> dict[str, str | None]:
+    """The recording meta of a ring that took ``appended`` records and kept ``retained``."""
+    return {
+        "appended_digest": digest.digest_at(appended, appended),
+        "overwritten_digest": digest.digest_at(appended - retained, appended),
+    }
+
+
+def overwritten_note(
+    digest: AppendedDigest, meta: Mapping[str, Any], overwritten: int, in_ring: int
+) -> str:
+    """What verify says when the stored ring overwrote ``overwritten`` records whose digest
+    (kept in ``meta``) differs from this run's first ``overwritten`` records; ``""`` when
+    it matches, the ring never wrapped, or this run cannot tell (yet)."""
+    stored = meta.get("overwritten_digest")
+    if not overwritten or not isinstance(stored, str) or in_ring < overwritten:
+        return ""
+    live = digest.digest_at(overwritten, in_ring)
+    if live is None or live == stored:
+        return ""
+    return (
+        f"records 0..{overwritten - 1} were overwritten in the ring; their digest differs "
+        f"(stored {stored[:16]}, this run {live[:16]})"
+    )
