@@ -7,6 +7,7 @@ included) and checks the exact outcome: error type, file, byte offset, ``Fix:``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import warnings
@@ -116,7 +117,7 @@ def test_a_record_file_cut_at_any_frame_boundary_is_truncated(tmp_path: Path) ->
 
 def test_a_record_file_cut_inside_any_frame_is_an_error_at_that_frame(tmp_path: Path) -> None:
     path, data, bounds = record_file(tmp_path)
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         for cut in sorted({start + 1, start + FRAME_HEADER_BYTES, end - 1}):
             path.write_bytes(data[:cut])
             with pytest.raises(JournalCorrupted, match="ends inside a frame") as info:
@@ -126,7 +127,7 @@ def test_a_record_file_cut_inside_any_frame_is_an_error_at_that_frame(tmp_path: 
 
 def test_a_bit_flip_in_any_frame_is_corruption(tmp_path: Path) -> None:
     path, data, bounds = record_file(tmp_path)
-    for number, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for number, (start, end) in enumerate(itertools.pairwise(bounds)):
         for offset in (start + 2, start + 9, end - 1):  # length, header CRC, body
             path.write_bytes(flip(data, offset))
             with pytest.raises(JournalCorrupted, match="checksum mismatch") as info:
@@ -308,7 +309,7 @@ def test_a_slab_cut_at_any_frame_boundary_is_truncated(tmp_path: Path) -> None:
 
 def test_a_bit_flip_in_any_slab_frame_is_an_error_at_that_frame(tmp_path: Path) -> None:
     base, slab, data, bounds = fleet_log(tmp_path)
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         slab.write_bytes(flip(data, end - 1))
         with pytest.raises(FleetLogError, match="CRC32 mismatch") as info:
             FleetLogReader(base)
