@@ -12,8 +12,10 @@ stored row is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -115,6 +117,13 @@ class SqliteJournal(StoreBase):
         self._lock = threading.Lock()
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(os.stat(self.path).st_mode):
+                # SQLite would fail with "disk I/O error" on a FIFO or device: say why.
+                raise JournalUsageError(
+                    f"'{self._source}' is a folder, FIFO or device, not an SQLite journal",
+                    "pass the path of a database file (or of one to create)",
+                )
         try:
             self._conn = sqlite3.connect(
                 self._source, timeout=timeout, isolation_level=None, check_same_thread=False
