@@ -1,7 +1,8 @@
 """Damaged log files, each labelled with what was done and how a correct reader reacts.
 
 :func:`corrupted_logs` draws a valid log of one format (VRRL ring log, journal
-recording, fleet log), damages it in exactly one way, and returns a
+recording, fleet log, journal record file, replication trace), damages it in exactly
+one way, and returns a
 :class:`Corrupted`: the damaged bytes, a :class:`Corruption` saying what was
 done (kind, file, byte offset, detail) and ``expected_error``, the exception
 type a correct reader must raise. ``expected_error is None`` marks damage the
@@ -40,7 +41,12 @@ from pytest_replay.fleet.logformat import (
 )
 from pytest_replay.journal.codec import DEFAULT_PERSISTENCE_ID, encode_entry, entry_to_repr
 from pytest_replay.journal.entries import BatchSize, JournalEntry, RngSeed
-from pytest_replay.journal.errors import JournalCorrupted, JournalDecodeError, UnknownEntryTag
+from pytest_replay.journal.errors import (
+    JournalCorrupted,
+    JournalDecodeError,
+    JournalTruncated,
+    UnknownEntryTag,
+)
 from pytest_replay.journal.file_journal import encode_journal_image
 from pytest_replay.journal.frames import (
     FILE_HEADER_BYTES,
@@ -49,8 +55,16 @@ from pytest_replay.journal.frames import (
     scan_frames,
 )
 from pytest_replay.journal.frames import (
+    encode_end_frame as encode_records_end_frame,
+)
+from pytest_replay.journal.frames import (
     encode_frame as encode_journal_frame,
 )
+from pytest_replay.journal.record_file import encode_journal_records, encode_record
+from pytest_replay.journal.records import JournalRecord
+from pytest_replay.replication.errors import TraceFormatError
+from pytest_replay.replication.schedule import NetworkSchedule
+from pytest_replay.replication.trace import encode_trace
 from pytest_replay.ringlog import (
     HEADER_BYTES,
     LOG_MAGIC,
@@ -70,7 +84,7 @@ from pytest_replay.ringlog import (
 )
 from pytest_replay.strategies.errors import StrategyArgumentError
 from pytest_replay.strategies.fleet import FleetLogCase, fleet_log_cases, slab_name
-from pytest_replay.strategies.journal import journal_entries
+from pytest_replay.strategies.journal import journal_entries, journal_records
 from pytest_replay.strategies.ring import replay_records, ring_logs
 
 __all__ = [
@@ -84,7 +98,7 @@ __all__ = [
     "corrupted_logs",
 ]
 
-LogFormat = Literal["ring", "journal", "fleet"]
+LogFormat = Literal["ring", "journal", "fleet", "records", "trace"]
 
 _U32: Final = 2**32 - 1
 _U64: Final = 2**64 - 1
@@ -1219,6 +1233,232 @@ def _fleet_corrupted(draw: st.DrawFn, allowed: frozenset[str]) -> Corrupted:
     return _draw_kind(draw, _FLEET_KINDS, draw(fleet_log_cases(slab_size=slab_size)), allowed)
 
 
+# --------------------------------------------------------------------------- closed files
+
+# Journal record files and replication traces are written whole and closed by an end
+# frame, so every cut is detectable; both get the same kinds, built over their units
+# (record frames / msgpack events) and end frame.
+
+
+@dataclass(frozen=True, slots=True)
+class _ClosedInfo:
+    format: LogFormat
+    file: str
+    data: bytes
+    items: tuple[Any, ...]
+    units: tuple[tuple[int, int], ...]  # (start, end) of every unit, in file order
+    end: tuple[int, int]  # the end frame's byte range
+    corrupt: type[ReplayError]
+    truncated: type[ReplayError]
+    rebuild: Callable[[Sequence[Any]], bytes]
+    #: The file's bytes with the end frame claiming ``count`` units (all else valid).
+    recount: Callable[[int], bytes]
+    other_item: st.SearchStrategy[Any]
+    #: A valid item that differs from the given one.
+    changed: Callable[[Any], Any]
+
+
+def _closed(
+    info: _ClosedInfo,
+    data: bytes,
+    kind: str,
+    offset: int,
+    detail: str,
+    error: type[ReplayError] | None,
+) -> Corrupted:
+    return Corrupted(
+        info.format,
+        data,
+        Corruption(kind, info.file, offset, detail),
+        error,
+        info.items,
+        ((info.file, data),),
+        info.file,
+    )
+
+
+def _all_frames(info: _ClosedInfo) -> list[tuple[int, int]]:
+    return [*info.units, info.end]
+
+
+def _c_truncate_header(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    cut = draw(st.integers(0, (info.units[0][0] if info.units else info.end[0]) - 1))
+    return _closed(
+        info, info.data[:cut], "truncate_header", cut, f"cut to {cut} bytes", info.corrupt
+    )
+
+
+def _c_truncate_frame_boundary(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    cut = draw(st.sampled_from([start for start, _end in _all_frames(info)]))
+    return _closed(
+        info,
+        info.data[:cut],
+        "truncate_frame_boundary",
+        cut,
+        "cut at a frame boundary: the end frame (and any frame after the cut) dropped",
+        info.truncated,
+    )
+
+
+def _c_truncate_mid_frame(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    start, end = draw(st.sampled_from([r for r in _all_frames(info) if r[1] - r[0] > 1]))
+    cut = draw(st.integers(start + 1, end - 1))
+    return _closed(
+        info,
+        info.data[:cut],
+        "truncate_mid_frame",
+        cut,
+        f"cut {cut - start} bytes into the frame at byte {start}",
+        info.corrupt,
+    )
+
+
+def _c_bit_flip(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    start, end = draw(st.sampled_from(_all_frames(info)))
+    offset = draw(st.integers(start, end - 1))
+    bit = draw(st.integers(0, 7))
+    return _closed(
+        info,
+        _flip_bit(info.data, offset, bit),
+        "bit_flip",
+        offset,
+        f"bit {bit} flipped in the frame at byte {start}",
+        info.corrupt,
+    )
+
+
+def _c_frame_after_end(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    start, end = draw(st.sampled_from(_all_frames(info)))
+    return _closed(
+        info,
+        info.data + info.data[start:end],
+        "frame_after_end",
+        len(info.data),
+        f"a copy of the frame at byte {start} appended after the end frame",
+        info.corrupt,
+    )
+
+
+def _c_end_frame_mismatch(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    count = len(info.units)
+    wrong = (count + draw(st.integers(1, _U32))) % 2**32  # never equal to count
+    return _closed(
+        info,
+        info.recount(wrong),
+        "end_frame_mismatch",
+        info.end[0],
+        f"end frame counts {wrong} frames (valid checksum), the file holds {count}",
+        info.corrupt,
+    )
+
+
+def _c_rewritten(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    index = draw(st.integers(0, len(info.items) - 1))
+    item = draw(info.other_item)
+    if item == info.items[index]:
+        item = info.changed(item)
+    items = list(info.items)
+    items[index] = item
+    return _closed(
+        info,
+        info.rebuild(items),
+        "rewritten_frame",
+        info.units[index][0],
+        f"item #{index} replaced by a valid one, checksums and end frame rewritten to match",
+        None,
+    )
+
+
+_CLOSED_KINDS: Final = (
+    _Kind("truncate_header", lambda i: True, _c_truncate_header),
+    _Kind("truncate_frame_boundary", lambda i: True, _c_truncate_frame_boundary),
+    _Kind("truncate_mid_frame", lambda i: True, _c_truncate_mid_frame),
+    _Kind("bit_flip", lambda i: True, _c_bit_flip),
+    _Kind("frame_after_end", lambda i: True, _c_frame_after_end),
+    _Kind("end_frame_mismatch", lambda i: True, _c_end_frame_mismatch),
+    _Kind("rewritten_frame", lambda i: bool(i.items), _c_rewritten, 1),
+)
+
+
+def _records_info(records: Sequence[JournalRecord]) -> _ClosedInfo:
+    data = encode_journal_records(records)
+    units, offset = [], FILE_HEADER_BYTES
+    for record in records:
+        end = offset + FRAME_HEADER_BYTES + len(encode_record(record))
+        units.append((offset, end))
+        offset = end
+
+    def recount(count: int) -> bytes:
+        frames = data[FILE_HEADER_BYTES:offset]
+        return data[:offset] + encode_records_end_frame(frames, count)
+
+    return _ClosedInfo(
+        "records",
+        "run.jrecs",
+        data,
+        tuple(records),
+        tuple(units),
+        (offset, len(data)),
+        JournalCorrupted,
+        JournalTruncated,
+        encode_journal_records,
+        recount,
+        journal_records(),
+        lambda record: replace(record, record_id=record.record_id + "'"),
+    )
+
+
+@st.composite
+def _records_corrupted(draw: st.DrawFn, allowed: frozenset[str]) -> Corrupted:
+    need = _need(_CLOSED_KINDS, allowed)
+    records = draw(st.lists(journal_records(), min_size=need, max_size=6))
+    return _draw_kind(draw, _CLOSED_KINDS, _records_info(records), allowed)
+
+
+_TRACE_SCHEDULE: Final = NetworkSchedule(1, (1, 2), 100)
+_TRACE_EVENT: Final = st.tuples(
+    st.integers(0, 100),
+    st.sampled_from(["deliver", "drop", "role"]),
+    st.integers(-1, 2),
+    st.integers(-1, 2),
+    st.dictionaries(st.sampled_from(["seq", "term"]), st.integers(0, 2**32)),
+).map(list)
+
+
+def _trace_info(events: Sequence[list[Any]]) -> _ClosedInfo:
+    data = encode_trace(_TRACE_SCHEDULE, events)
+    offset = 20 + struct.unpack_from("<I", data, 12)[0]
+    units = []
+    for event in events:
+        units.append((offset, offset + len(_packb(event))))
+        offset = units[-1][1]
+
+    def recount(count: int) -> bytes:
+        return _put(data, offset + 8, struct.pack("<I", count))  # the digest then differs too
+
+    return _ClosedInfo(
+        "trace",
+        "run.rpltrace",
+        data,
+        tuple(events),
+        tuple(units),
+        (offset, len(data)),
+        TraceFormatError,
+        TraceFormatError,
+        lambda items: encode_trace(_TRACE_SCHEDULE, items),
+        recount,
+        _TRACE_EVENT,
+        lambda event: [event[0] + 1, *event[1:]],
+    )
+
+
+@st.composite
+def _trace_corrupted(draw: st.DrawFn, allowed: frozenset[str]) -> Corrupted:
+    need = _need(_CLOSED_KINDS, allowed)
+    events = draw(st.lists(_TRACE_EVENT, min_size=need, max_size=6))
+    return _draw_kind(draw, _CLOSED_KINDS, _trace_info(events), allowed)
+
+
 # --------------------------------------------------------------------------- entry point
 
 #: Every corruption kind of every format, in the order generation prefers them.
@@ -1226,12 +1466,16 @@ CORRUPTION_KINDS: Final[dict[str, tuple[str, ...]]] = {
     "ring": tuple(kind.name for kind in _RING_KINDS),
     "journal": tuple(kind.name for kind in _JOURNAL_KINDS),
     "fleet": tuple(kind.name for kind in _FLEET_KINDS),
+    "records": tuple(kind.name for kind in _CLOSED_KINDS),
+    "trace": tuple(kind.name for kind in _CLOSED_KINDS),
 }
 
 _BUILDERS: Final[dict[str, Callable[[frozenset[str]], st.SearchStrategy[Corrupted]]]] = {
     "ring": _ring_corrupted,
     "journal": _journal_corrupted,
     "fleet": _fleet_corrupted,
+    "records": _records_corrupted,
+    "trace": _trace_corrupted,
 }
 
 
