@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import Phase, find, given, settings
+from hypothesis import Phase, event, find, given, settings
 
 from pytest_replay import strategies as rst
 from pytest_replay.diff import first_divergence
@@ -96,6 +96,11 @@ def _check(case: rst.Corrupted, folder: Path) -> None:
                 )
                 assert "Fix:" in str(exc)
                 replayed = None
+                outcome = type(exc).__name__
+            else:
+                outcome = "replayed, differs"
+        # Counted per kind in --hypothesis-show-statistics (docs/formats.md quotes a run).
+        event(f"{case.corruption.kind} -> {outcome}")
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
