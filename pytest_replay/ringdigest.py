@@ -55,14 +55,13 @@ class AppendedDigest:
         self.due = capacity
         # The hasher before the kept tail of the last update, and that tail's bytes.
         self._snap = (0, self._hasher.copy())
-        self._tail = b""
+        self._tail = memoryview(b"")
 
-    def _masked_bytes(self, records: RecordArray) -> bytes:
-        if not len(records):
-            return b""
-        words = np.ascontiguousarray(records).view("<u4").reshape(len(records), _WORDS).copy()
+    def _zeroed(self, records: RecordArray) -> memoryview:
+        """The records' bytes with the volatile words zeroed (a fresh buffer)."""
+        words = np.array(records, copy=True, order="C").view("<u4").reshape(-1, _WORDS)
         words[:, self._masked] = 0
-        return bytes(words.data)
+        return words.reshape(-1).view(np.uint8).data
 
     def _pending(self, in_ring: int, upto: int) -> RecordArray:
         """Records ``hashed .. upto-1``, read from the ring holding ``in_ring`` appends."""
@@ -71,7 +70,7 @@ class AppendedDigest:
         assert first <= self.hashed, "a record was overwritten before it was hashed"
         return live[self.hashed - first : upto - first]
 
-    def _update(self, data: bytes) -> None:
+    def _update(self, data: memoryview) -> None:
         keep = self._capacity * RECORD_BYTES
         if len(data) > keep:
             self._hasher.update(data[:-keep])
@@ -86,23 +85,24 @@ class AppendedDigest:
     def catch_up(self, appended: int) -> None:
         """Hash every record appended so far (all still in the ring)."""
         if appended > self.hashed:
-            self._update(self._masked_bytes(self._pending(appended, appended)))
+            self._update(self._zeroed(self._pending(appended, appended)))
 
-    def unhashed(self, appended: int) -> bytes:
-        """The masked bytes of the records appended but not hashed yet: read them before
-        a batch that may overwrite them, and pass them to :meth:`add_batch` after it."""
-        return self._masked_bytes(self._pending(appended, appended))
+    def unhashed(self, appended: int) -> RecordArray | None:
+        """The records appended but not hashed yet (``None`` when there are none): read
+        them before a batch that may overwrite them, and pass them to :meth:`add_batch`."""
+        return self._pending(appended, appended) if appended > self.hashed else None
 
-    def add_batch(self, unhashed: bytes, batch: RecordArray) -> None:
+    def add_batch(self, unhashed: RecordArray | None, batch: RecordArray) -> None:
         """Hash ``unhashed`` (from :meth:`unhashed`) and the batch just appended."""
-        self._update(unhashed + self._masked_bytes(batch))
+        both = batch if unhashed is None else np.concatenate((unhashed, batch))
+        self._update(self._zeroed(both))
 
     def digest_at(self, count: int, in_ring: int) -> str | None:
         """Hex digest of records ``0 .. count-1``, or ``None`` when the ring no longer
         holds what that needs (``in_ring``: records appended to the ring so far)."""
         if count >= self.hashed:
             hasher = self._hasher.copy()
-            hasher.update(self._masked_bytes(self._pending(in_ring, count)))
+            hasher.update(self._zeroed(self._pending(in_ring, count)))
             return str(hasher.hexdigest())
         start, snap = self._snap
         if count < start:

@@ -220,8 +220,9 @@ def scan_frames(
                 elif crc32(view[start:end]) != body_crc:
                     # The frame is complete, so this is damage, not an interrupted write.
                     return damage(offset, "frame body checksum mismatch")
-                elif view[start : start + 4].tobytes() == _END_MARKER:
-                    problem = _end_frame_problem(view, offset, start, end, len(frames), has_end)
+                elif body_len == _END_BODY.size and view[start] == _END_MARKER[0]:
+                    # 0xc1 never starts msgpack: this can only be an end frame.
+                    problem = _end_frame_problem(view, offset, start, len(frames), has_end)
                     if problem is not None:
                         return damage(offset, problem, end_frame=True)
                     closed = True
@@ -247,13 +248,13 @@ def scan_frames(
 
 
 def _end_frame_problem(
-    view: memoryview, offset: int, start: int, end: int, count: int, has_end: bool
+    view: memoryview, offset: int, start: int, count: int, has_end: bool
 ) -> str | None:
     if not has_end:
         return "an end frame in a file whose header does not announce one"
-    if end - start != _END_BODY.size:
-        return f"end frame body is {end - start} bytes, expected {_END_BODY.size}"
-    _marker, said_count, digest = _END_BODY.unpack_from(view, start)
+    marker, said_count, digest = _END_BODY.unpack_from(view, start)
+    if marker != _END_MARKER:
+        return f"frame body starts with {marker!r}: neither msgpack nor an end frame"
     if said_count != count:
         return f"end frame counts {said_count} frames, the file holds {count}"
     if blake3.blake3(view[FILE_HEADER_BYTES:offset]).digest() != digest:
