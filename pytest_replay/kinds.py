@@ -30,7 +30,12 @@ from pytest_replay.diff import (
     record_fields,
 )
 from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
-from pytest_replay.ringdigest import AppendedDigest, digest_meta, overwritten_note
+from pytest_replay.ringdigest import (
+    AppendedDigest,
+    append_hashed,
+    digest_meta,
+    overwritten_note,
+)
 from pytest_replay.ringlog import (
     _RECORD,
     RECORD_BYTES,
@@ -457,13 +462,7 @@ class RingRecorder:
     def append_many(self, slots: SlotsLike) -> None:
         __tracebackhide__ = True
         array = records_to_array(slots)
-        if self._appended + len(array) > self._digest.due:
-            # The batch overwrites records not hashed yet: read them first.
-            unhashed = self._digest.unhashed(self._appended)
-            self._log.append_many(array)
-            self._digest.add_batch(unhashed, array)
-        else:
-            self._log.append_many(array)
+        append_hashed(self._log, self._digest, self._appended, array)
         if self._expected is not None:
             self._check_many(array)
         self._appended += len(array)

@@ -20,9 +20,9 @@ from typing import Any
 import blake3
 import numpy as np
 
-from pytest_replay.ringlog import RECORD_BYTES, RecordArray
+from pytest_replay.ringlog import RECORD_BYTES, RecordArray, RingLog
 
-__all__ = ["AppendedDigest", "digest_meta", "overwritten_note"]
+__all__ = ["AppendedDigest", "append_hashed", "digest_meta", "overwritten_note"]
 
 _WORDS = RECORD_BYTES // 4
 
@@ -110,6 +110,19 @@ class AppendedDigest:
         hasher = snap.copy()
         hasher.update(self._tail[: (count - start) * RECORD_BYTES])
         return str(hasher.hexdigest())
+
+
+def append_hashed(
+    log: RingLog, digest: AppendedDigest, appended: int, records: RecordArray
+) -> None:
+    """``log.append_many(records)`` on a ring holding ``appended`` appends, hashing first
+    the records the batch overwrites before they were hashed."""
+    if appended + len(records) > digest.due:
+        unhashed = digest.unhashed(appended)
+        log.append_many(records)
+        digest.add_batch(unhashed, records)
+    else:
+        log.append_many(records)
 
 
 def digest_meta(digest: AppendedDigest, appended: int, retained: int) -> dict[str, str | None]:

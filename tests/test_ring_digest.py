@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pytest_replay.kinds import RING_KIND, FinishedRecording, RecordingTarget, RingRecorder
 from pytest_replay.report import ReplayDivergence
-from pytest_replay.ringdigest import AppendedDigest
+from pytest_replay.ringdigest import AppendedDigest, append_hashed
 from pytest_replay.ringlog import RecordedSlot, RingLog, records_to_array
 
 _targets = itertools.count()
@@ -116,12 +116,8 @@ def test_the_digest_at_every_split_a_ring_can_report_is_exact(
                 if len(written) >= digest.due:
                     digest.catch_up(len(written))
                 log.append(batch[0])
-            elif len(written) + len(batch) > digest.due:
-                unhashed = digest.unhashed(len(written))
-                log.append_many(records_to_array(batch))
-                digest.add_batch(unhashed, records_to_array(batch))
             else:
-                log.append_many(records_to_array(batch))
+                append_hashed(log, digest, len(written), records_to_array(batch))
             written += batch
             words = records_to_array(written).view("<u4").reshape(len(written), 16).copy()
             words[:, 1] = 0

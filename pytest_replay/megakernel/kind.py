@@ -33,7 +33,12 @@ from pytest_replay.megakernel.kernel import Megakernel, PumpResult
 from pytest_replay.megakernel.model import EpochMode
 from pytest_replay.megakernel.replay import ReplayReport, StreamEntry, replay_capture
 from pytest_replay.megakernel.stream import ObservedStream
-from pytest_replay.ringdigest import AppendedDigest, digest_meta, overwritten_note
+from pytest_replay.ringdigest import (
+    AppendedDigest,
+    append_hashed,
+    digest_meta,
+    overwritten_note,
+)
 from pytest_replay.ringlog import (
     RecordArray,
     RingImage,
@@ -308,13 +313,7 @@ class MegakernelRecorder:
 
     def _append(self, records: RecordArray) -> None:
         __tracebackhide__ = True
-        if self._appended + len(records) > self._digest.due:
-            # The burst overwrites records not hashed yet: read them first.
-            unhashed = self._digest.unhashed(self._appended)
-            self._log.append_many(records)
-            self._digest.add_batch(unhashed, records)
-        else:
-            self._log.append_many(records)
+        append_hashed(self._log, self._digest, self._appended, records)
         if self._expected is not None:
             self._check(records)
         self._appended += len(records)
