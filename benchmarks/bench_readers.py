@@ -1,7 +1,7 @@
 """What closing files and verifying wrapped rings cost on the paths users call.
 
-Each figure is the median of ``--repeat`` runs (GC on) taken in this process, next to its
-baseline measured the same way:
+Each figure is the median of ``--repeat`` runs (GC on) taken in this process, interleaved
+with the same number of runs of its baseline:
 
 * ring recorder appends (single and batched, wrapping a 1,024-record ring), ours with the
   overwritten-records digest, baseline the same recorder with the digest switched off;
@@ -12,7 +12,7 @@ baseline measured the same way:
 
 Prints one ``PASS/FAIL measure ours baseline ratio target`` line per target.
 
-    python benchmarks/bench_readers.py [--repeat 5] [--records 200000]
+    python benchmarks/bench_readers.py [--repeat 11] [--records 200000]
 """
 
 from __future__ import annotations
@@ -43,13 +43,17 @@ from pytest_replay.kinds import RING_KIND, RecordingTarget, RingRecorder
 from pytest_replay.ringlog import RecordedSlot
 
 
-def median_seconds(run: Callable[[], object], repeat: int) -> float:
-    times = []
+def medians(
+    ours: Callable[[], object], baseline: Callable[[], object], repeat: int
+) -> tuple[float, float]:
+    """Median seconds of each, runs interleaved so that machine load drifts hit both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for run, out in ((ours, times[0]), (baseline, times[1])):
+            start = time.perf_counter()
+            run()
+            out.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def verdict(measure: str, ours: float, baseline: float, target: float) -> None:
@@ -92,7 +96,7 @@ def fleet_log(root: Path, steps: int) -> tuple[Path, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--records", type=int, default=200_000)
     args = parser.parse_args()
     warnings.simplefilter("ignore", UnclosedFormatWarning)
@@ -100,11 +104,10 @@ def main() -> None:
         root = Path(folder)
         slots = [RecordedSlot(i, i % 64, 0, 1, (i, 0, 0, 0), 0) for i in range(args.records)]
         for batch, target in ((1, 1.15), (1000, 1.15)):
-            ours = median_seconds(
-                functools.partial(ring_appends, root, slots, batch, True), args.repeat
-            )
-            base = median_seconds(
-                functools.partial(ring_appends, root, slots, batch, False), args.repeat
+            ours, base = medians(
+                functools.partial(ring_appends, root, slots, batch, True),
+                functools.partial(ring_appends, root, slots, batch, False),
+                args.repeat,
             )
             verdict(f"ring_recorder_append_batch{batch}", ours, base, target)
 
@@ -117,13 +120,13 @@ def main() -> None:
         data = closed.read_bytes()
         legacy = root / "legacy.jrecs"
         legacy.write_bytes(encode_file_header(RECORDS_MAGIC) + data[16:-END_FRAME_BYTES])
-        ours = median_seconds(lambda: load_journal_records(closed), args.repeat)
-        base = median_seconds(lambda: load_journal_records(legacy), args.repeat)
+        ours, base = medians(
+            lambda: load_journal_records(closed), lambda: load_journal_records(legacy), args.repeat
+        )
         verdict("load_journal_records", ours, base, 1.10)
 
         v2, v1 = fleet_log(root, args.records)
-        ours = median_seconds(lambda: FleetLogReader(v2), args.repeat)
-        base = median_seconds(lambda: FleetLogReader(v1), args.repeat)
+        ours, base = medians(lambda: FleetLogReader(v2), lambda: FleetLogReader(v1), args.repeat)
         verdict("fleet_log_reader_open", ours, base, 1.10)
 
 
