@@ -378,3 +378,16 @@ def test_inspect_and_diff_record_files_and_results(tmp_path: Path) -> None:
     different = cli("diff", ra, rb)
     assert different.returncode == 1
     assert "first divergence: status: A has 'complete', B has 'repair_needed'" in different.stdout
+
+
+def test_an_old_record_file_reduces_with_a_one_line_warning(tmp_path: Path) -> None:
+    path = tmp_path / "run.jrecs"
+    write_journal_records(path, records())
+    data = path.read_bytes()
+    old = tmp_path / "old.jrecs"
+    old.write_bytes(data[:12] + bytes(4) + data[16:-END_FRAME_BYTES])  # flag clear, no end
+    result = cli("reduce", old)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pytest-replay: warning: "), lines
+    assert "cannot be detected" in lines[0] and str(old) in lines[0]
