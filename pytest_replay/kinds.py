@@ -407,7 +407,7 @@ class RingRecorder:
         working.unlink(missing_ok=True)
         self._log = RingLog.open(working, capacity)
         self._appended = 0
-        self._digest = AppendedDigest(self._log.capacity, self._masked_words, self._log.records)
+        self._digest = AppendedDigest(self._log.capacity, self._masked_words, self._log.slot_view)
         self._expected: RecordArray | None = None
         self._expected_bytes = b""
         self._offset = 0

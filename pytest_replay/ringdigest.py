@@ -19,35 +19,38 @@ from typing import Any
 
 import blake3
 import numpy as np
+import numpy.typing as npt
 
 from pytest_replay.ringlog import RECORD_BYTES, RecordArray, RingLog
 
 __all__ = ["AppendedDigest", "append_hashed", "digest_meta", "overwritten_note"]
 
 _WORDS = RECORD_BYTES // 4
+Words = npt.NDArray[np.uint32]
 
 
 class AppendedDigest:
     """BLAKE3 over the masked records ``0 .. n-1`` of a ring's publish order, for any
     ``n`` from the first record still in the ring up to the last appended.
 
-    ``live_records()`` returns the records in the ring, oldest first (a copy). The
-    owner reads :meth:`unhashed` before appending an array and hands it with the array
-    to :meth:`add_batch` once the append succeeded, and calls :meth:`catch_up` before a
-    single append once :attr:`due` appends are reached.
+    ``slot_view()`` returns the ring's slots in slot order (:meth:`RingLog.slot_view`) of
+    a log that started empty, so record ``i`` sits in slot ``i % capacity``. The owner
+    takes :meth:`unhashed` before appending an array and hands it with the array to
+    :meth:`add_batch` once the append succeeded (see :func:`append_hashed`), and calls
+    :meth:`catch_up` before a single append once :attr:`due` appends are reached.
     """
 
-    __slots__ = ("_capacity", "_hasher", "_live", "_masked", "_snap", "_tail", "due", "hashed")
+    __slots__ = ("_capacity", "_hasher", "_masked", "_slots", "_snap", "_tail", "due", "hashed")
 
     def __init__(
         self,
         capacity: int,
         masked_words: Sequence[int],
-        live_records: Callable[[], RecordArray],
+        slot_view: Callable[[], RecordArray],
     ) -> None:
         self._capacity = capacity
         self._masked = list(masked_words)
-        self._live = live_records
+        self._slots = slot_view
         self._hasher = blake3.blake3()
         #: Records hashed so far: every record before this index.
         self.hashed = 0
@@ -57,20 +60,26 @@ class AppendedDigest:
         self._snap = (0, self._hasher.copy())
         self._tail = memoryview(b"")
 
-    def _zeroed(self, records: RecordArray) -> memoryview:
-        """The records' bytes with the volatile words zeroed (a fresh buffer)."""
-        words = np.array(records, copy=True, order="C").view("<u4").reshape(-1, _WORDS)
+    def _zeroed(self, *parts: RecordArray) -> Words:
+        """The records as words with the volatile ones zeroed, in one fresh array."""
+        # Plain words, not the structured dtype: numpy copies and joins those far faster.
+        views = [np.ascontiguousarray(part).view("<u4").reshape(-1, _WORDS) for part in parts]
+        words = np.concatenate(views) if len(views) != 1 else views[0].copy()
         words[:, self._masked] = 0
-        return words.reshape(-1).view(np.uint8).data
+        return words
 
-    def _pending(self, in_ring: int, upto: int) -> RecordArray:
-        """Records ``hashed .. upto-1``, read from the ring holding ``in_ring`` appends."""
-        live = self._live()
-        first = in_ring - len(live)
-        assert first <= self.hashed, "a record was overwritten before it was hashed"
-        return live[self.hashed - first : upto - first]
+    def _pending(self, upto: int) -> Words:
+        """Records ``hashed .. upto-1`` (all still in the ring), masked, in a fresh array."""
+        count = upto - self.hashed
+        assert 0 <= count <= self._capacity, "a record was overwritten before it was hashed"
+        body = self._slots()
+        start = self.hashed % self._capacity
+        if start + count <= self._capacity:
+            return self._zeroed(body[start : start + count])
+        return self._zeroed(body[start:], body[: start + count - self._capacity])
 
-    def _update(self, data: memoryview) -> None:
+    def _update(self, words: Words) -> None:
+        data = words.reshape(-1).view(np.uint8).data
         keep = self._capacity * RECORD_BYTES
         if len(data) > keep:
             self._hasher.update(data[:-keep])
@@ -85,24 +94,25 @@ class AppendedDigest:
     def catch_up(self, appended: int) -> None:
         """Hash every record appended so far (all still in the ring)."""
         if appended > self.hashed:
-            self._update(self._zeroed(self._pending(appended, appended)))
+            self._update(self._pending(appended))
 
-    def unhashed(self, appended: int) -> RecordArray | None:
-        """The records appended but not hashed yet (``None`` when there are none): read
+    def unhashed(self, appended: int) -> Words | None:
+        """The records appended but not hashed yet (``None`` when there are none): take
         them before a batch that may overwrite them, and pass them to :meth:`add_batch`."""
-        return self._pending(appended, appended) if appended > self.hashed else None
+        return self._pending(appended) if appended > self.hashed else None
 
-    def add_batch(self, unhashed: RecordArray | None, batch: RecordArray) -> None:
+    def add_batch(self, unhashed: Words | None, batch: RecordArray) -> None:
         """Hash ``unhashed`` (from :meth:`unhashed`) and the batch just appended."""
-        both = batch if unhashed is None else np.concatenate((unhashed, batch))
-        self._update(self._zeroed(both))
+        words = self._zeroed(batch)
+        self._update(words if unhashed is None else np.concatenate((unhashed, words)))
 
-    def digest_at(self, count: int, in_ring: int) -> str | None:
-        """Hex digest of records ``0 .. count-1``, or ``None`` when the ring no longer
-        holds what that needs (``in_ring``: records appended to the ring so far)."""
+    def digest_at(self, count: int, appended: int) -> str | None:
+        """Hex digest of records ``0 .. count-1`` of ``appended``, or ``None`` when the ring
+        no longer holds what that needs."""
         if count >= self.hashed:
+            assert count <= appended
             hasher = self._hasher.copy()
-            hasher.update(self._zeroed(self._pending(in_ring, count)))
+            hasher.update(self._pending(count).reshape(-1).view(np.uint8).data)
             return str(hasher.hexdigest())
         start, snap = self._snap
         if count < start:

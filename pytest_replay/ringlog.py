@@ -829,6 +829,15 @@ class RingLog:
         assert self._body is not None
         return _live_records(self._body, self._cursor, str(self._path))
 
+    def slot_view(self) -> RecordArray:
+        """Every record slot in slot order, as a read-only view of the mapped file (no copy,
+        no check). Copy what you keep: the view dies with the log and sees later appends."""
+        self._live_map()
+        assert self._body is not None
+        view = self._body[:]
+        view.flags.writeable = False
+        return view
+
     def replay_records(self) -> list[ReplayRecord]:
         """Live records in publish order, with their failure evidence."""
         return records_from_array(self.records())

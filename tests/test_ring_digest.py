@@ -107,7 +107,7 @@ def test_the_digest_at_every_split_a_ring_can_report_is_exact(
     """0: one single append, n > 0: a batch of n - 1 records; checked after every call."""
     path = tmp_path_factory.mktemp("digest") / "r.vrrl"
     log = RingLog.open(path, capacity)
-    digest = AppendedDigest(capacity, [1], log.records)  # word 1: low timestamp word
+    digest = AppendedDigest(capacity, [1], log.slot_view)  # word 1: low timestamp word
     written: list[RecordedSlot] = []
     try:
         for n in appends:

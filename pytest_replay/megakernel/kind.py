@@ -124,7 +124,7 @@ class MegakernelRecorder:
         self._capture = MegakernelCapture(megakernel, _Sink(self))
         self._appended = 0
         self._digest = AppendedDigest(
-            self._log.capacity, _ignored_words(VOLATILE), self._log.records
+            self._log.capacity, _ignored_words(VOLATILE), self._log.slot_view
         )
         self._closed_digests: dict[str, str | None] = {}
         self._snapshot: RecordArray | None = None
