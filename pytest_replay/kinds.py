@@ -33,6 +33,7 @@ from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
 from pytest_replay.ringdigest import (
     AppendedDigest,
     append_hashed,
+    check_overwritten,
     digest_meta,
     overwritten_note,
 )
@@ -562,21 +563,14 @@ class RingRecorder:
             )
         # Every record still in the stored ring matched as it was appended; what the ring
         # overwrote is known only by its digest (recordings made before it have none).
-        note = overwritten_note(
-            self._digest, self._target.expected_meta, self._offset, self._appended
+        check_overwritten(
+            self._digest,
+            self._target.expected_meta,
+            self._offset,
+            self._appended,
+            self._target.fail,
+            self._volatile,
         )
-        if note:
-            self._target.fail(
-                Divergence(
-                    None,
-                    "overwritten records",
-                    self._target.expected_meta["overwritten_digest"],
-                    self._digest.digest_at(self._offset, self._appended),
-                ),
-                (),
-                self._volatile,
-                detail=note,
-            )
         stored = self._target.expected_meta.get("appended_digest")
         live = self._digest.digest_at(self._appended, self._appended)
         if isinstance(stored, str) and live != stored:

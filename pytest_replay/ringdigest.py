@@ -15,15 +15,22 @@ first record it holds) is available without hashing anything twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import blake3
 import numpy as np
 import numpy.typing as npt
 
+from pytest_replay.diff import Divergence
 from pytest_replay.ringlog import RECORD_BYTES, RecordArray, RingLog
 
-__all__ = ["AppendedDigest", "append_hashed", "digest_meta", "overwritten_note"]
+__all__ = [
+    "AppendedDigest",
+    "append_hashed",
+    "check_overwritten",
+    "digest_meta",
+    "overwritten_note",
+]
 
 _WORDS = RECORD_BYTES // 4
 Words = npt.NDArray[np.uint32]
@@ -159,3 +166,20 @@ def overwritten_note(
         f"records 0..{overwritten - 1} were overwritten in the ring; their digest differs "
         f"(stored {stored[:16]}, this run {live[:16]})"
     )
+
+
+def check_overwritten(
+    digest: AppendedDigest,
+    meta: Mapping[str, Any],
+    overwritten: int,
+    appended: int,
+    fail: Callable[..., NoReturn],
+    volatile: Sequence[str],
+) -> None:
+    """At the end of a verified run: ``fail`` (a ``RecordingTarget.fail``) when the records
+    the stored ring overwrote differ from this run's, by their digest."""
+    note = overwritten_note(digest, meta, overwritten, appended)
+    if note:
+        live = digest.digest_at(overwritten, appended)
+        found = Divergence(None, "overwritten records", meta["overwritten_digest"], live)
+        fail(found, (), volatile, detail=note)

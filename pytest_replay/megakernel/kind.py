@@ -36,8 +36,8 @@ from pytest_replay.megakernel.stream import ObservedStream
 from pytest_replay.ringdigest import (
     AppendedDigest,
     append_hashed,
+    check_overwritten,
     digest_meta,
-    overwritten_note,
 )
 from pytest_replay.ringlog import (
     RecordArray,
@@ -217,20 +217,14 @@ class MegakernelRecorder:
                     f"{self._stored_appended}"
                 ),
             )
-        note = overwritten_note(
-            self._digest, self._target.expected_meta, self._offset, self._appended
-        )
-        if self._expected is not None and note:
-            self._target.fail(
-                Divergence(
-                    None,
-                    "overwritten records",
-                    self._target.expected_meta["overwritten_digest"],
-                    self._digest.digest_at(self._offset, self._appended),
-                ),
-                (),
+        if self._expected is not None:
+            check_overwritten(
+                self._digest,
+                self._target.expected_meta,
+                self._offset,
+                self._appended,
+                self._target.fail,
                 VOLATILE,
-                detail=note,
             )
 
     def finish(self) -> FinishedRecording:
