@@ -9,6 +9,7 @@ refusal is a :class:`ValueError`, which is what readers already turn into their 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgpack
@@ -24,7 +25,11 @@ class UnpackRefused(ValueError):
 
 
 def unpack_bounded(
-    data: bytes | bytearray | memoryview, *, strict_map_key: bool = True, max_depth: int = 0
+    data: bytes | bytearray | memoryview,
+    *,
+    strict_map_key: bool = True,
+    max_depth: int = 0,
+    ext_hook: Callable[[int, bytes], Any] | None = None,
 ) -> Any:
     """``msgpack.unpackb(data)`` with every ``max_*_len`` set to the input size.
 
@@ -33,11 +38,13 @@ def unpack_bounded(
     refuses containers nested deeper than that.
     """
     size = len(data)
+    hooks = {} if ext_hook is None else {"ext_hook": ext_hook}
     try:
         value = msgpack.unpackb(
             data,
             raw=False,
             strict_map_key=strict_map_key,
+            **hooks,
             max_str_len=size,
             max_bin_len=size,
             max_array_len=size,
@@ -45,6 +52,8 @@ def unpack_bounded(
             max_ext_len=size,
         )
     except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise  # from an ext_hook: the caller's to explain
         raise UnpackRefused(f"a map key is a map or a list ({exc})") from None
     if max_depth and _depth_over(value, max_depth):
         raise UnpackRefused(f"containers are nested deeper than {max_depth} levels")

@@ -32,10 +32,19 @@ from pytest_replay.kinds import DATA_KIND
 from pytest_replay.replication import decode_trace
 from pytest_replay.report import ReplayUsageError
 from pytest_replay.ringlog import ReplayLogIoError, RingLog
+from pytest_replay.values import EXT_TUPLE, decode_value, encode_value
+from pytest_replay.values import MAX_DEPTH as MAX_VALUE_DEPTH
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and /dev/zero")
 
 # --------------------------------------------------------------------------- msgpack
+
+
+def _nested_ext(levels: int) -> bytes:
+    payload = msgpack.packb([])
+    for _ in range(levels):
+        payload = msgpack.packb(msgpack.ExtType(EXT_TUPLE, payload))
+    return payload
 
 
 @pytest.mark.parametrize(
@@ -43,19 +52,24 @@ posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs a
     [
         (b"\x81\x81\x00\x00\x00", "a map key is a map or a list"),
         (b"\x81\x91\x00\x00", "a map key is a map or a list"),
-        (b"\x91" * (MAX_DEPTH + 1) + b"\x00", "nested deeper than 512"),
         (b"\xdd\xff\xff\xff\xff", "exceeds max_array_len"),
         (b"\xdf\x7f\xff\xff\xff", "exceeds max_map_len"),
         (b"\xc6\xff\xff\xff\xff", "incomplete input"),
-        (b"\x91" * 3000 + b"\x00", ""),
+        (b"\x91" * 3000 + b"\x00", "StackError"),
+        (_nested_ext(MAX_VALUE_DEPTH + 1), f"nested more than {MAX_VALUE_DEPTH} levels"),
     ],
 )
-def test_a_stored_data_value_that_is_not_a_value_is_a_usage_error(
-    data: bytes, message: str
-) -> None:
-    with pytest.raises(ReplayUsageError, match="not valid msgpack") as info:
-        DATA_KIND.diff(data, msgpack.packb(1), {})
+def test_a_stored_data_value_that_is_not_a_value_is_our_error(data: bytes, message: str) -> None:
+    with pytest.raises(ReplayUsageError, match="stored value") as info:
+        DATA_KIND.diff(data, encode_value(1), {})
     assert message in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_a_deep_but_legal_ext_value_decodes() -> None:
+    value: Any = ()
+    for _ in range(MAX_VALUE_DEPTH - 1):
+        value = (value,)
+    assert decode_value(encode_value(value)) == value
 
 
 def test_bounded_unpacking_reads_back_what_msgpack_writes_at_its_limit() -> None:
