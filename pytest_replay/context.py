@@ -33,7 +33,7 @@ from pytest_replay.store import (
     ManifestEntry,
     ReplayStore,
     StoreCorrupted,
-    safe_component,
+    part_name,
 )
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ class ReplayContext:
 
     @staticmethod
     def _file_name(name: str, kind: RecordingKind) -> str:
-        return safe_component(name) + kind.extension
+        return part_name(name, kind.extension)
 
     def _load_manifest(self) -> Manifest | None:
         if not self._manifest_loaded:
@@ -287,7 +287,7 @@ class ReplayContext:
             )
             self._on_mismatch(mismatch)
             raise ReplayDivergence(mismatch)
-        return entry, self._store.read_checked(self._folder, entry)
+        return entry, self._store.read_checked(self._folder, entry, kind.count)
 
     def _on_mismatch(self, mismatch: Mismatch) -> None:
         self._session.tally.add("diverged", mismatch.stored_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ReplayError", "UnclosedFormatWarning"]
+__all__ = ["ReplayError", "StoreError", "UnclosedFormatWarning"]
 
 
 class ReplayError(Exception):
@@ -11,6 +11,11 @@ class ReplayError(Exception):
     Messages name the file, offset, record or sequence number involved and end
     with a ``Fix:`` hint.
     """
+
+
+class StoreError(ReplayError):
+    """The recording store refused an operation (a reserved name, a file it did not write,
+    a lock another run holds); see :mod:`pytest_replay.store`."""
 
 
 class UnclosedFormatWarning(UserWarning):

@@ -119,7 +119,7 @@ def test_fifos_devices_and_folders_are_refused_before_any_read(tmp_path: Path) -
 def test_a_ring_log_fifo_names_the_problem(tmp_path: Path) -> None:
     fifo = tmp_path / "run.vrrl"
     os.mkfifo(fifo)
-    with pytest.raises(ReplayLogIoError, match=r"not a regular file.*FIFO or device"):
+    with pytest.raises(ReplayLogIoError, match=r"is a FIFO.*Fix: pass the path of a VRRL file"):
         RingLog.open(fifo)
 
 

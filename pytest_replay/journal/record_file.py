@@ -161,8 +161,7 @@ def load_journal_records(path: str | os.PathLike[str]) -> list[JournalRecord]:
             data = fh.read()
     except NotRegularFile as exc:
         raise JournalUsageError(
-            f"'{os.fspath(path)}' is {'a folder' if exc.is_dir else 'not a regular file'}, "
-            "not a journal record file",
+            f"'{os.fspath(path)}' is {exc.what}, not a journal record file",
             "pass the path of a file written by write_journal_records",
         ) from None
     except OSError as exc:
