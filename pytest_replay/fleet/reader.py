@@ -509,13 +509,17 @@ def _index_batch(bases: list[Path]) -> list[_LogIndex]:
     for base in bases:
         try:
             scans.append(_scan(base))
-        except FleetLogError:
-            # Report what a reader opening the logs one by one would: a deferred column
-            # check of an earlier log first, then the first problem of this one in file
-            # order (the scan met this one but defers the column checks).
-            _raise_first_bad(scans)
-            _index_precisely(base)
-            raise
+            continue
+        except FleetLogError as exc:
+            # Dropping the traceback frees the scan's frames and the slab bytes they hold
+            # before the log is read again: decode memory stays one file plus a constant.
+            error = exc.with_traceback(None)
+        # Report what a reader opening the logs one by one would: a deferred column
+        # check of an earlier log first, then the first problem of this one in file
+        # order (the scan met this one but defers the column checks).
+        _raise_first_bad(scans)
+        _index_precisely(base)
+        raise error
     _raise_first_bad(scans)
     return _assemble(scans)
 
