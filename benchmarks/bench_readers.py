@@ -12,7 +12,7 @@ with the same number of runs of its baseline:
 
 Prints one ``PASS/FAIL measure ours baseline ratio target`` line per target.
 
-    python benchmarks/bench_readers.py [--repeat 11] [--records 200000]
+    python benchmarks/bench_readers.py [--repeat 11] [--records 200000] [--quick]
 """
 
 from __future__ import annotations
@@ -98,7 +98,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--quick", action="store_true", help="20,000 records, 5 repeats")
     args = parser.parse_args()
+    if args.quick:
+        args.records, args.repeat = 20_000, 5
     warnings.simplefilter("ignore", UnclosedFormatWarning)
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
