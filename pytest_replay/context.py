@@ -31,9 +31,16 @@ from pytest_replay.store import (
 
 if TYPE_CHECKING:
     from pytest_replay.kinds import RingRecorder
-    from pytest_replay.session import Mode, ReplaySession
+    from pytest_replay.policy import Mode
+    from pytest_replay.session import ReplaySession
 
-__all__ = ["OpenRecording", "ReplayContext", "derive_seed", "nondeterminism"]
+__all__ = [
+    "OpenRecording",
+    "ReplayContext",
+    "derive_seed",
+    "nondeterminism",
+    "refuse_hypothesis_test",
+]
 
 
 def derive_seed(base: int, nodeid: str) -> int:
@@ -160,7 +167,6 @@ class ReplayContext:
     def record(self, kind: str, name: str, *args: Any, **options: Any) -> Any:
         """Open a recorder of the registered ``kind`` under ``name`` (unique in this test)."""
         __tracebackhide__ = True
-        self._refuse_inside_hypothesis()
         if not isinstance(name, str) or not name:
             raise ReplayUsageError(
                 f"recording name must be a non-empty string, got {name!r}. "
@@ -211,11 +217,7 @@ class ReplayContext:
 
     @property
     def _compares_with_store(self) -> bool:
-        """Verify, and record in ``new`` mode: stored recordings are checked, not rewritten."""
-        session = self._session
-        return session.mode == "verify" or (
-            session.mode == "record" and session.record_mode == "new"
-        )
+        return self._session.policy.compares_with_store
 
     @staticmethod
     def _file_name(name: str, kind: RecordingKind) -> str:
@@ -226,15 +228,6 @@ class ReplayContext:
             self._manifest = self._store.load_manifest(self._folder)
             self._manifest_loaded = True
         return self._manifest
-
-    def _refuse_inside_hypothesis(self) -> None:
-        if getattr(getattr(self._item, "obj", None), "is_hypothesis_test", False):
-            raise ReplayUsageError(
-                f"{self.nodeid} is a Hypothesis @given test: every generated example would "
-                "overwrite the same recording, so it cannot be recorded or verified faithfully. "
-                "Fix: record a fixed case in a plain test (use replay.seed for inputs), or pin "
-                "examples with @example in a separate parametrized test."
-            )
 
     def _expected_for(
         self, name: str, kind: RecordingKind, stored_path: Path
@@ -248,7 +241,7 @@ class ReplayContext:
         manifest = self._load_manifest()
         entry = manifest.recordings.get(name) if manifest is not None else None
         if entry is None:
-            if session.mode == "verify":
+            if session.mode == "verify" and session.policy.strict:
                 mismatch = Mismatch(self.nodeid, name, kind.name, stored_path, "missing")
                 session.tally.add("missing", stored_path)
                 self._notify(mismatch)
@@ -342,6 +335,20 @@ class ReplayContext:
     def close(self) -> None:
         for opened in self._open.values():
             opened.recorder.close()
+
+
+def refuse_hypothesis_test(item: pytest.Item) -> None:
+    """Refuse the ``replay`` fixture in a Hypothesis ``@given`` test, before Hypothesis's
+    function-scoped-fixture health check could report it less helpfully."""
+    if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        raise ReplayUsageError(
+            f"{item.nodeid}: the replay fixture cannot be used in a Hypothesis @given test: "
+            "every generated example would overwrite the same recording, so none could be "
+            "recorded or verified faithfully (and Hypothesis runs all examples with one "
+            "function-scoped fixture). Fix: record a fixed case in a plain test (derive inputs "
+            "from replay.seed), or pin examples with @pytest.mark.parametrize in a test that "
+            "uses replay, and keep @given for tests that do not record."
+        )
 
 
 def nondeterminism(

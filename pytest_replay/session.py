@@ -14,10 +14,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
+from pytest_replay.policy import Mode, RunPolicy
 from pytest_replay.store import ReplayStore
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
     from pytest_replay.kinds import KindRegistry
 
 __all__ = ["CONTEXT_KEY", "COUNT_ORDER", "Mode", "ReplaySession", "UsageTally"]
-
-Mode = Literal["off", "record", "verify"]
 
 # The order of the terminal summary line.
 COUNT_ORDER: Final = (
@@ -37,6 +36,7 @@ COUNT_ORDER: Final = (
     "corrupted",
     "unused",
     "pruned",
+    "not recorded",
     "not recorded (test failed)",
     "not recorded (store failed)",
 )
@@ -87,19 +87,37 @@ def _module_of(nodeid: str) -> str:
     return nodeid.partition("::")[0]
 
 
+# pytest-repeat's parameter: its repetitions of a test are attempts of one test, which
+# share one recording (verified by every attempt), not tests of their own.
+_REPEAT_PARAM: Final = "__pytest_repeat_step_number"
+
+
+def _without_repeat_step(item: pytest.Item, rest: str) -> str:
+    """``rest`` (the node id after the file) without pytest-repeat's ``[2-5]`` id part."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or _REPEAT_PARAM not in callspec.params or not rest.endswith("]"):
+        return rest
+    name, _, ids = rest[:-1].partition("[")
+    # pytest-repeat parametrizes last, so its "<step>-<count>" is the last part of the id.
+    step = f"{callspec.params[_REPEAT_PARAM] + 1}-"
+    head, sep, count = ids.rpartition(step)
+    if not sep or not count.isdigit() or (head and not head.endswith("-")):
+        return rest
+    head = head[:-1]
+    return f"{name}[{head}]" if head else name
+
+
 class ReplaySession:
     """Run-wide state; created in ``pytest_configure`` and registered as a plugin."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, policy: RunPolicy) -> None:
         self.config = config
-        record = config.getoption("replay_record")
-        self.record_mode: str | None = record
-        self.mode: Mode = (
-            "record" if record else "verify" if config.getoption("replay_verify") else "off"
-        )
+        self.policy = policy
+        self.mode: Mode = policy.mode
+        self.record_mode: str | None = policy.record_mode
         self.base_seed: int = config.getoption("replay_seed")
-        self.prune: bool = config.getoption("replay_prune")
-        self.fail_on_unused: bool = bool(config.getini("replay_fail_on_unused"))
+        self.prune: bool = policy.prune
+        self.fail_on_unused: bool = policy.fail_on_unused
         self.dump_dir: str | None = config.getoption("replay_dump_run")
         option_dir = config.getoption("replay_dir")
         if option_dir:
@@ -142,6 +160,7 @@ class ReplaySession:
             root = Path(os.path.normpath(Path(self.config.rootpath, chosen)))
             store = self._stores.setdefault(root, ReplayStore(root))
         path, sep, rest = item.nodeid.partition("::")
+        rest = _without_repeat_step(item, rest)
         # A test outside the store's project folder keeps its rootdir-relative path.
         with contextlib.suppress(ValueError):
             path = Path(item.path).resolve().relative_to(store.root.parent.resolve()).as_posix()
@@ -239,6 +258,11 @@ class ReplaySession:
             summary = ", ".join(parts) if parts else "nothing recorded or verified"
             terminalreporter.write_line(
                 f"replay: {summary} (store: {self.store_label()})", **markup
+            )
+        terminalreporter.write_line(f"replay: mode {self.policy.label} ({self.policy.reason})")
+        if counts["not recorded"]:
+            terminalreporter.write_line(
+                f"replay: {counts['not recorded']} not recorded: pytest --replay-record=new"
             )
         if terminalreporter.config.getoption("verbose") > 0:
             for status, path in sorted(self.tally.paths):
