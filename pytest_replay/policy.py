@@ -18,10 +18,11 @@ from typing import Final, Literal
 
 import pytest
 
-__all__ = ["MODE_INI", "Mode", "RunPolicy", "run_policy"]
+__all__ = ["MODE_INI", "WORKER_INPUT_KEY", "Mode", "RunPolicy", "run_policy"]
 
 Mode = Literal["off", "record", "verify"]
 MODE_INI: Final = "replay_mode"
+WORKER_INPUT_KEY: Final = "pytest_replay_policy"
 _RECORD: Final = "--replay-record"
 _VERIFY: Final = "--replay-verify"
 
@@ -46,6 +47,14 @@ class RunPolicy:
     def compares_with_store(self) -> bool:
         """Verify, and record in ``new`` mode: stored recordings are checked, not rewritten."""
         return self.mode == "verify" or (self.mode == "record" and self.record_mode == "new")
+
+    def to_json(self) -> dict[str, object]:
+        """For xdist workers (``workerinput``): they run with the controller's policy."""
+        return {field: getattr(self, field) for field in self.__slots__}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> RunPolicy:
+        return cls(**data)  # type: ignore[arg-type]
 
     @property
     def label(self) -> str:
@@ -81,7 +90,13 @@ def _sources(config: pytest.Config) -> list[tuple[str, set[str]]]:
 
 
 def run_policy(config: pytest.Config) -> RunPolicy:
-    """The policy of this run; a :class:`pytest.UsageError` for contradictory flags."""
+    """The policy of this run; a :class:`pytest.UsageError` for contradictory flags.
+
+    An xdist worker takes the controller's (its command line is not the user's).
+    """
+    sent = getattr(config, "workerinput", {}).get(WORKER_INPUT_KEY)
+    if sent is not None:
+        return RunPolicy.from_json(sent)
     record = config.getoption("replay_record")
     verify = bool(config.getoption("replay_verify"))
     mode: Mode

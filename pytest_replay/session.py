@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from pytest_replay.policy import Mode, RunPolicy
+from pytest_replay.policy import WORKER_INPUT_KEY, Mode, RunPolicy
 from pytest_replay.store import ReplayStore
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class ReplaySession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: Sequence[pytest.Item]) -> None:
         # tryfirst: see every collected item, before -k/-m/--lf deselect some of them.
-        if self.mode == "off":
+        if self.mode == "off" or not self._may_hold_recordings():
             return
         partial = set(self._partially_selected_modules())
         for item in items:
@@ -191,6 +191,12 @@ class ReplaySession:
             self.tally.test_folders.add(str(folder))
             if _module_of(item.nodeid) not in partial:
                 self.tally.module_folders.add(str(folder.parent))
+
+    def _may_hold_recordings(self) -> bool:
+        """False when no store folder exists and no conftest names another one: nothing can
+        be unused then, and a suite without recordings pays nothing per collected test."""
+        hook = self.config.pluginmanager.hook.pytest_replay_store_dir
+        return self.store.root.exists() or bool(hook.get_hookimpls())
 
     def _partially_selected_modules(self) -> Iterable[str]:
         """Modules named with ``::`` on the command line: only some of their tests ran."""
@@ -205,6 +211,10 @@ class ReplaySession:
                 continue
 
     # -- the end of the run
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKER_INPUT_KEY] = self.policy.to_json()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -268,10 +278,15 @@ class ReplaySession:
             for status, path in sorted(self.tally.paths):
                 terminalreporter.write_line(f"  {status}: {path}")
         if self.unused and not self.prune:
+            because = (
+                "--replay-verify is strict"
+                if self.policy.strict
+                else ("replay_fail_on_unused = true")
+            )
             hint = (
                 "delete them with: pytest --replay-record --replay-prune"
                 if not self.fail_on_unused
-                else "the run fails because replay_fail_on_unused = true; "
+                else f"the run fails because {because}; "
                 "delete them with: pytest --replay-record --replay-prune"
             )
             terminalreporter.write_line(

@@ -204,3 +204,12 @@ def test_given_with_replay_is_refused_before_the_health_check(
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*cannot be used in a Hypothesis @given test*Fix:*"])
     assert "function_scoped_fixture" not in result.stdout.str()
+
+
+def test_xdist_workers_run_with_the_controllers_policy(pytester: pytest.Pytester) -> None:
+    # A worker's own command line is not the user's: it must not pick addopts' mode.
+    pytester.makepyfile(test_value=VALUE_TEST)
+    pytester.makeini("[pytest]\naddopts = --replay-verify\n")
+    recorded = pytester.runpytest("-n", "2", "--replay-record")
+    recorded.assert_outcomes(passed=1)
+    assert replay_lines(recorded)[0] == "replay: 1 recorded (store: .replay)"
