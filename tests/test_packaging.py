@@ -8,6 +8,7 @@ not only the source tree.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -36,12 +37,25 @@ print(json.dumps({
 """
 
 
-def _build(kind: str, out: Path) -> Path:
+# What a build would otherwise leave in the checkout (build/, *.egg-info) and what it must not copy.
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"
+)
+
+
+def _source_copy(tmp_path: Path) -> Path:
+    """A copy of the checkout to build from, so that building leaves nothing behind in it."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=_NOT_SOURCE, symlinks=True)
+    return src
+
+
+def _build(kind: str, out: Path, src: Path) -> Path:
     hook = "build_wheel" if kind == "wheel" else "build_editable"
     script = f"import sys, setuptools.build_meta as b; print(b.{hook}(sys.argv[1]))"
     done = subprocess.run(
         [sys.executable, "-c", script, str(out)],
-        cwd=ROOT,
+        cwd=src,
         capture_output=True,
         text=True,
         check=False,
@@ -88,7 +102,7 @@ def _install_and_check(wheel: Path, folder: Path) -> dict[str, object]:
 
 
 def test_regular_install(tmp_path: Path) -> None:
-    wheel = _build("wheel", tmp_path)
+    wheel = _build("wheel", tmp_path, _source_copy(tmp_path))
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
@@ -104,10 +118,11 @@ def test_regular_install(tmp_path: Path) -> None:
 
 
 def test_editable_install(tmp_path: Path) -> None:
-    wheel = _build("editable", tmp_path)
+    src = _source_copy(tmp_path)
+    wheel = _build("editable", tmp_path, src)
     found = _install_and_check(wheel, tmp_path)
-    assert found["strategies"] == str(ROOT / "strategies" / "__init__.py")
-    assert found["fixtures"] == str(ROOT / "fixtures" / "__init__.py")
+    assert found["strategies"] == str(src / "strategies" / "__init__.py")
+    assert found["fixtures"] == str(src / "fixtures" / "__init__.py")
     assert found["entry_points"] == ["pytest_replay.plugin"]
 
 

@@ -238,7 +238,8 @@ def test_verify_trace_replays_and_finds_tampering() -> None:
 
 def test_derive_seed_is_stable() -> None:
     assert derive_seed(1, "network") == derive_seed(1, "network") != derive_seed(2, "network")
-    assert derive_seed(0, "start", 3) == 0xA3E5C6A8262D4B7B or derive_seed(0, "start", 3) >= 0
+    # Pinned: BLAKE2b of "0:start:3", so a seed never changes between releases or hosts.
+    assert derive_seed(0, "start", 3) == 0xB4B81BFC7F0E1D66
 
 
 # ---------------------------------------------------------------- trace format

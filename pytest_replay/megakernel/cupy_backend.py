@@ -8,6 +8,9 @@ any ``cupy-cudaXX`` wheel works.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -28,7 +31,17 @@ from pytest_replay.megakernel.model import (
 )
 from pytest_replay.megakernel.numpy_backend import FNV_OFFSET, FNV_PRIME
 
-__all__ = ["KERNEL_NAME", "KERNEL_SOURCE", "CupyBackend", "probe_cupy"]
+__all__ = [
+    "KERNEL_NAME",
+    "KERNEL_SOURCE",
+    "CupyBackend",
+    "KernelBuffers",
+    "KernelLaunch",
+    "KernelRing",
+    "kernel_buffers",
+    "kernel_launch",
+    "probe_cupy",
+]
 
 KERNEL_NAME: Final = "megakernel_pump"
 
@@ -212,83 +225,155 @@ class CupyBackend:
         with cp.cuda.Device(self.device):
             if self._kernel is None:
                 self._kernel = cp.RawKernel(KERNEL_SOURCE, KERNEL_NAME)
-            return _CupyRing(cp, self._kernel, self.device, self.block_size, slots, mode)
+            return KernelRing(
+                cp,
+                self._kernel,
+                slots=slots,
+                mode=mode,
+                block_size=self.block_size,
+                to_host=cp.asnumpy,
+                scope=lambda: cp.cuda.Device(self.device),
+            )
 
     def __repr__(self) -> str:
         return f"CupyBackend(device={self.device}, block_size={self.block_size})"
 
 
-class _CupyRing:
-    __slots__ = (
-        "atomic",
-        "block_size",
-        "cp",
-        "device",
-        "epoch_word",
-        "fault_codes",
-        "kernel",
-        "outputs",
-        "ring",
-        "slot_epochs",
-        "slots",
+@dataclass(frozen=True, slots=True, eq=False)
+class KernelBuffers:
+    """The arrays one launch of :data:`KERNEL_SOURCE` works on, in the order it takes them.
+
+    They are arrays of one array module: CuPy device arrays for :class:`CupyBackend`,
+    NumPy arrays for the CPU harness in the test suite, which runs the same source.
+    """
+
+    ring: Any  # (slots, SLOT_WORDS) u32
+    outputs: Any  # (slots, OUTPUT_WORDS) u32
+    slot_epochs: Any  # (slots,) u32
+    fault_codes: Any  # (slots,) u32
+    epoch_word: Any  # (1,) u32, the EPOCH word atomic mode counts with
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class KernelLaunch:
+    """One launch as ``cupy.RawKernel`` takes it: ``kernel(grid, block, args)``.
+
+    ``args`` follow the kernel's parameter list: the five :class:`KernelBuffers`
+    arrays, then ``slots``, ``first`` and ``base_epoch`` as ``np.uint32`` and
+    ``atomic_mode`` as ``np.int32`` (CuPy passes a scalar by its NumPy dtype, so the
+    dtypes are part of the contract).
+    """
+
+    grid: tuple[int]
+    block: tuple[int]
+    args: tuple[Any, ...]
+
+
+def kernel_buffers(xp: Any, slots: int) -> KernelBuffers:
+    """Zeroed buffers for a ring of ``slots`` slots, allocated with array module ``xp``."""
+    return KernelBuffers(
+        ring=xp.zeros((slots, SLOT_WORDS), dtype=xp.uint32),
+        outputs=xp.zeros((slots, OUTPUT_WORDS), dtype=xp.uint32),
+        slot_epochs=xp.zeros(slots, dtype=xp.uint32),
+        fault_codes=xp.zeros(slots, dtype=xp.uint32),
+        epoch_word=xp.zeros(1, dtype=xp.uint32),
     )
 
+
+def kernel_launch(
+    buffers: KernelBuffers, *, first: int, base_epoch: int, atomic: bool, block_size: int
+) -> KernelLaunch:
+    """The grid, block and arguments of the launch that runs one burst over ``buffers``.
+
+    One thread per ring slot, rounded up to whole blocks; threads past the ring return.
+    """
+    slots = len(buffers.ring)
+    grid = (slots + block_size - 1) // block_size
+    return KernelLaunch(
+        grid=(grid,),
+        block=(block_size,),
+        args=(
+            buffers.ring,
+            buffers.outputs,
+            buffers.slot_epochs,
+            buffers.fault_codes,
+            buffers.epoch_word,
+            np.uint32(slots),
+            np.uint32(first),
+            np.uint32(base_epoch),
+            np.int32(1 if atomic else 0),
+        ),
+    )
+
+
+KernelCall = Callable[[tuple[int], tuple[int], tuple[Any, ...]], object]
+
+
+class KernelRing:
+    """A ring whose bursts run :data:`KERNEL_SOURCE`: the launch contract in one place.
+
+    ``xp`` is the array module the buffers live in, ``kernel`` is called as
+    ``kernel(grid, block, args)`` (a ``cupy.RawKernel``, or the CPU harness's
+    compiled kernel), ``to_host`` copies an ``xp`` array into a new NumPy array,
+    and ``scope`` is entered around each burst (CuPy's device context).
+    """
+
+    __slots__ = ("atomic", "block_size", "buffers", "kernel", "scope", "to_host", "xp")
+
     def __init__(
-        self, cp: Any, kernel: Any, device: int, block_size: int, slots: int, mode: EpochMode
+        self,
+        xp: Any,
+        kernel: KernelCall,
+        *,
+        slots: int,
+        mode: EpochMode,
+        block_size: int,
+        to_host: Callable[[Any], U32Array],
+        scope: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
-        self.cp = cp
+        self.xp = xp
         self.kernel = kernel
-        self.device = device
         self.block_size = block_size
-        self.slots = slots
         self.atomic = mode == "atomic"
-        self.ring = cp.zeros((slots, SLOT_WORDS), dtype=cp.uint32)
-        self.outputs = cp.zeros((slots, OUTPUT_WORDS), dtype=cp.uint32)
-        self.slot_epochs = cp.zeros(slots, dtype=cp.uint32)
-        self.fault_codes = cp.zeros(slots, dtype=cp.uint32)
-        self.epoch_word = cp.zeros(1, dtype=cp.uint32)
+        self.to_host = to_host
+        self.scope = scope
+        with scope():
+            self.buffers = kernel_buffers(xp, slots)
 
     def _spans(self, first: int, n: int) -> list[tuple[int, int]]:
+        slots = len(self.buffers.ring)
         end = first + n
-        if end <= self.slots:
+        if end <= slots:
             return [(first, end)]
-        return [(first, self.slots), (0, end - self.slots)]
+        return [(first, slots), (0, end - slots)]
 
     def _download(self, array: Any, spans: list[tuple[int, int]]) -> U32Array:
-        parts = [array[start:stop].get() for start, stop in spans]
+        parts = [self.to_host(array[start:stop]) for start, stop in spans]
         result: U32Array = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return result
 
     def run_burst(self, words: U32Array, first: int, base_epoch: int) -> BurstOutput:
-        cp = self.cp
+        buffers = self.buffers
         spans = self._spans(first, len(words))
-        with cp.cuda.Device(self.device):
+        with self.scope():
             taken = 0
             for start, stop in spans:
                 count = stop - start
-                self.ring[start:stop] = cp.asarray(words[taken : taken + count])
+                buffers.ring[start:stop] = self.xp.asarray(words[taken : taken + count])
                 taken += count
-            self.epoch_word.fill(np.uint32(base_epoch))
-            grid = (self.slots + self.block_size - 1) // self.block_size
-            self.kernel(
-                (grid,),
-                (self.block_size,),
-                (
-                    self.ring,
-                    self.outputs,
-                    self.slot_epochs,
-                    self.fault_codes,
-                    self.epoch_word,
-                    np.uint32(self.slots),
-                    np.uint32(first),
-                    np.uint32(base_epoch),
-                    np.int32(1 if self.atomic else 0),
-                ),
+            buffers.epoch_word.fill(np.uint32(base_epoch))
+            launch = kernel_launch(
+                buffers,
+                first=first,
+                base_epoch=base_epoch,
+                atomic=self.atomic,
+                block_size=self.block_size,
             )
-            statuses = self._download(self.ring[:, STATUS_WORD], spans)
+            self.kernel(launch.grid, launch.block, launch.args)
+            statuses = self._download(buffers.ring[:, STATUS_WORD], spans)
             return BurstOutput(
-                epochs=self._download(self.slot_epochs, spans),
+                epochs=self._download(buffers.slot_epochs, spans),
                 statuses=np.ascontiguousarray(statuses),
-                fault_codes=self._download(self.fault_codes, spans),
-                outputs=self._download(self.outputs, spans),
+                fault_codes=self._download(buffers.fault_codes, spans),
+                outputs=self._download(buffers.outputs, spans),
             )
