@@ -245,7 +245,9 @@ def _exposed_by(
             later = in_process(candidate)
         except Exception:  # the body failed under it: that is no attribution
             continue
-        if any(name not in later or later[name][1].data != first[name][1].data for name in first):
+        if later.keys() != first.keys() or any(
+            later[name][1].data != first[name][1].data for name in first
+        ):
             if candidate is None:
                 return (
                     "exposed without any perturbation: unseeded randomness, id(), or state "
