@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,8 +38,8 @@ __all__ = [
     "OpenRecording",
     "ReplayContext",
     "derive_seed",
+    "hypothesis_settings_for_replay",
     "nondeterminism",
-    "refuse_hypothesis_test",
 ]
 
 
@@ -84,6 +84,11 @@ class ReplayContext:
         self._open: dict[str, OpenRecording] = {}
         self._checking = session.mode != "off" and session.dump_dir is None
         self._run = 1
+        # A Hypothesis @given test records inside `with replay.example():` only; the index of
+        # the example running now (None outside one) and how many have run.
+        self._given = bool(getattr(getattr(item, "obj", None), "is_hypothesis_test", False))
+        self._example: int | None = None
+        self._examples = 0
         self.finished: dict[str, tuple[RecordingKind, FinishedRecording]] | None = None
         self.checked: frozenset[str] = frozenset()
         self.mismatches: list[Mismatch] = []
@@ -172,6 +177,7 @@ class ReplayContext:
                 f"recording name must be a non-empty string, got {name!r}. "
                 "Fix: pass a name such as 'ring' or 'journal'."
             )
+        name = self._example_name(name)
         if name in self._open:
             raise ReplayUsageError(
                 f"recording name {name!r} is used twice in {self.nodeid}. "
@@ -200,6 +206,51 @@ class ReplayContext:
         recorder = recording_kind.open(target, *args, **options)
         self._open[name] = OpenRecording(recording_kind, recorder, target, entry)
         return recorder
+
+    @contextlib.contextmanager
+    def example(self) -> Iterator[None]:
+        """Scope the recordings of one example of a Hypothesis ``@given`` test: recording
+        ``name`` of the k-th example is stored as ``name[k]``. The plugin runs such a test
+        derandomized and without the example database, so the examples, and so the stored
+        recordings, are the same on every run (with the same Hypothesis version)."""
+        __tracebackhide__ = True
+        if not self._given:
+            raise ReplayUsageError(
+                f"{self.nodeid}: replay.example() scopes the examples of a Hypothesis @given "
+                "test, and this test is not one. Fix: record directly (replay.data(...))."
+            )
+        if self._example is not None:
+            raise ReplayUsageError(
+                f"{self.nodeid}: replay.example() is already open. "
+                "Fix: open it once per example, around the recordings of that example."
+            )
+        self._example = self._examples
+        before = set(self._open)
+        try:
+            yield
+        except BaseException:
+            # Hypothesis replays a failing example, then shrinks it: those runs take the same
+            # index, so they fail at the same place (not as a "flaky" test), and the failed
+            # run's recorders are dropped.
+            for name in set(self._open) - before:
+                self._open.pop(name).recorder.close()
+            raise
+        else:
+            self._examples += 1
+        finally:
+            self._example = None
+
+    def _example_name(self, name: str) -> str:
+        __tracebackhide__ = True
+        if not self._given:
+            return name
+        if self._example is None:
+            raise ReplayUsageError(
+                f"{self.nodeid} is a Hypothesis @given test: record inside `with "
+                "replay.example():` so that each generated example has its own recordings. "
+                "Fix: wrap the body of the test in `with replay.example():`."
+            )
+        return f"{name}[{self._example}]"
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         # Only reached for attributes the class does not define: registered kind names.
@@ -337,18 +388,34 @@ class ReplayContext:
             opened.recorder.close()
 
 
-def refuse_hypothesis_test(item: pytest.Item) -> None:
-    """Refuse the ``replay`` fixture in a Hypothesis ``@given`` test, before Hypothesis's
-    function-scoped-fixture health check could report it less helpfully."""
-    if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
-        raise ReplayUsageError(
-            f"{item.nodeid}: the replay fixture cannot be used in a Hypothesis @given test: "
-            "every generated example would overwrite the same recording, so none could be "
-            "recorded or verified faithfully (and Hypothesis runs all examples with one "
-            "function-scoped fixture). Fix: record a fixed case in a plain test (derive inputs "
-            "from replay.seed), or pin examples with @pytest.mark.parametrize in a test that "
-            "uses replay, and keep @given for tests that do not record."
-        )
+@contextlib.contextmanager
+def hypothesis_settings_for_replay(item: pytest.Item) -> Iterator[None]:
+    """While ``item`` (a ``@given`` test using ``replay``) runs: derandomized, no example
+    database, and its function-scoped-fixture health check off, for this test only.
+
+    ``replay`` is function-scoped on purpose: the examples of one test share it, and
+    ``replay.example()`` gives each one its own recordings.
+    """
+    function: Any = getattr(item, "obj", None)
+    if not getattr(function, "is_hypothesis_test", False):
+        yield
+        return
+    from hypothesis import HealthCheck, settings
+
+    target: Any = getattr(function, "__func__", function)  # a method: set it on the function
+    previous = getattr(target, "_hypothesis_internal_use_settings", None)
+    parent: settings = previous if previous is not None else settings()
+    checks = {*parent.suppress_health_check, HealthCheck.function_scoped_fixture}
+    target._hypothesis_internal_use_settings = settings(
+        parent,
+        derandomize=True,
+        database=None,
+        suppress_health_check=sorted(checks, key=lambda check: check.value),
+    )
+    try:
+        yield
+    finally:
+        target._hypothesis_internal_use_settings = previous
 
 
 def nondeterminism(

@@ -481,8 +481,8 @@ def test_replay_inside_hypothesis_given_is_refused(pytester: pytest.Pytester) ->
         """
     )
     result = pytester.runpytest("--replay-record")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*cannot be used in a Hypothesis @given test*Fix:*"])
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*is a Hypothesis @given test: record inside*Fix:*"])
     assert not (pytester.path / ".replay").exists()
 
 

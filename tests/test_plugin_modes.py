@@ -188,21 +188,67 @@ def test_repeated_tests_share_one_recording(pytester: pytest.Pytester) -> None:
     assert replay_lines(verified)[0] == "replay: 6 verified (store: .replay)"
 
 
-def test_given_with_replay_is_refused_before_the_health_check(
-    pytester: pytest.Pytester,
+GIVEN_TEST = """
+import os
+
+from hypothesis import given, settings, strategies as st
+
+@settings(max_examples=8)
+@given(st.integers(0, 1000))
+def test_square(replay, n):
+    with replay.example():
+        replay.data("square", {"n": n, "square": n * n + int(os.environ.get("BUMP", "0"))})
+
+class TestText:
+    @given(st.text(max_size=4))
+    def test_text(self, replay, text):
+        with replay.example():
+            replay.data("text", text)
+"""
+
+
+def test_given_records_each_example_and_verifies_them(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    pytester.makepyfile(test_given=GIVEN_TEST)
+    # No health-check suppression anywhere: the plugin scopes it to these tests.
+    recorded = pytester.runpytest("--replay-record")
+    recorded.assert_outcomes(passed=2)
+    store = pytester.path / ".replay" / "test_given.py"
+    squares = sorted(p.name for p in (store / "test_square").glob("*.msgpack"))
+    assert squares == sorted(f"square[{k}].msgpack" for k in range(8))
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    # Derandomized, no example database: the same examples, so the same bytes, every run.
+    pytester.runpytest("--replay-record").assert_outcomes(passed=2)
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
+    pytester.runpytest("--replay-verify").assert_outcomes(passed=2)
+    monkeypatch.setenv("BUMP", "1")
+    diverged = pytester.runpytest("--replay-verify", "-k", "square")
+    diverged.assert_outcomes(failed=1)
+    diverged.stdout.fnmatch_lines(
+        ["*replay diverged: test_given.py::test_square*", "*square[[]0]*"]
+    )
+    assert "FlakyFailure" not in diverged.stdout.str()
+
+
+def test_given_must_record_inside_an_example(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         from hypothesis import given, strategies as st
 
         @given(st.integers())
-        def test_prop(replay, n):
+        def test_outside(replay, n):
             replay.data("n", n)
+
+        def test_not_given(replay):
+            with replay.example():
+                pass
         """
     )
     result = pytester.runpytest()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*cannot be used in a Hypothesis @given test*Fix:*"])
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*record inside `with replay.example():`*Fix:*"])
+    result.stdout.fnmatch_lines(["*this test is not one. Fix:*"])
     assert "function_scoped_fixture" not in result.stdout.str()
 
 
