@@ -40,7 +40,13 @@ PROJECT = {
             replay.data("schedule", sorted(rng.sample(range(100), 5)))
         """,
     "test_props": """
-        from hypothesis import given, strategies as st
+        from hypothesis import given, settings, strategies as st
+
+        @settings(max_examples=5)
+        @given(st.integers(0, 50))
+        def test_recorded_property(replay, n):
+            with replay.example():
+                replay.data("v", n * 3)
 
         @given(st.lists(st.integers()))
         def test_sorted_is_idempotent(xs):
@@ -80,7 +86,7 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> dict[
     """The project, recorded once by a plain run; returns the recordings."""
     monkeypatch.delenv("PYTEST_ADDOPTS")  # let pytest-randomly load where a variant asks
     pytester.makepyfile(**PROJECT)
-    pytester.runpytest("-p", "no:randomly", "--replay-record").assert_outcomes(passed=10)
+    pytester.runpytest("-p", "no:randomly", "--replay-record").assert_outcomes(passed=11)
     return stored(pytester.path / ".replay")
 
 
@@ -134,7 +140,7 @@ def test_last_failed_after_a_failure_verifies_only_what_failed(
         test_flip="import os\ndef test_flip():\n    assert not os.environ.get('FLIP')\n"
     )
     monkeypatch.setenv("FLIP", "1")
-    pytester.runpytest("-p", "no:randomly", "--replay-verify").assert_outcomes(passed=10, failed=1)
+    pytester.runpytest("-p", "no:randomly", "--replay-verify").assert_outcomes(passed=11, failed=1)
     monkeypatch.delenv("FLIP")
     for flag in ("--lf", "--sw"):
         rerun = pytester.runpytest("-p", "no:randomly", "--replay-verify", flag)
