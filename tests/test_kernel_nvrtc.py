@@ -75,13 +75,16 @@ def compile_to_ptx(nvrtc: Any, source: str, architecture: str) -> Compiled:
         options = [f"--gpu-architecture={architecture}".encode()]
         (result,) = nvrtc.nvrtcCompileProgram(program, len(options), options)
         (log_size,) = checked(nvrtc.nvrtcGetProgramLogSize(program))
-        log = b" " * log_size
+        # NVRTC writes into the buffer: it must be a fresh mutable one. `b" " * 1` is CPython's
+        # cached one-byte object, and writing its NUL there turned every " " the process
+        # encoded afterwards into "\0".
+        log = bytearray(log_size)
         checked(nvrtc.nvrtcGetProgramLog(program, log))
         ok = result == nvrtc.nvrtcResult.NVRTC_SUCCESS
-        ptx = b""
+        ptx = bytearray()
         if ok:
             (ptx_size,) = checked(nvrtc.nvrtcGetPTXSize(program))
-            ptx = b" " * ptx_size
+            ptx = bytearray(ptx_size)
             checked(nvrtc.nvrtcGetPTX(program, ptx))
     finally:
         checked(nvrtc.nvrtcDestroyProgram(program))
