@@ -294,8 +294,9 @@ class ReplayContext:
         if entry is None:
             if session.mode == "verify" and session.policy.strict:
                 mismatch = Mismatch(self.nodeid, name, kind.name, stored_path, "missing")
-                session.tally.add("missing", stored_path)
-                self._notify(mismatch)
+                if not any(m.stored_path == stored_path for m in self.mismatches):
+                    session.tally.add("missing", stored_path)
+                    self._notify(mismatch)
                 raise ReplayDivergence(mismatch)
             return None, None
         if entry.kind != kind.name or entry.version != kind.version:
@@ -315,8 +316,11 @@ class ReplayContext:
         return entry, self._store.read_checked(self._folder, entry)
 
     def _on_mismatch(self, mismatch: Mismatch) -> None:
-        self._session.tally.add("diverged", mismatch.stored_path)
-        self._notify(mismatch)
+        # Hypothesis replays and shrinks a diverging example under the same index: the
+        # recording is counted, and the hook told, once.
+        if not any(m.stored_path == mismatch.stored_path for m in self.mismatches):
+            self._session.tally.add("diverged", mismatch.stored_path)
+            self._notify(mismatch)
 
     def _notify(self, mismatch: Mismatch) -> None:
         self.mismatches.append(mismatch)

@@ -229,6 +229,8 @@ def test_given_records_each_example_and_verifies_them(
         ["*replay diverged: test_given.py::test_square*", "*square[[]0]*"]
     )
     assert "FlakyFailure" not in diverged.stdout.str()
+    # Shrinking replays the diverging example many times: it is counted once.
+    assert replay_lines(diverged)[0] == "replay: 1 diverged (store: .replay)"
 
 
 def test_given_must_record_inside_an_example(pytester: pytest.Pytester) -> None:
