@@ -75,6 +75,9 @@ class NoopSession:
     def reset(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 def stress_sessions(instances: int, steps: int) -> list[NoopSession]:
     """The stress fleet's step tables, as the reader would hand them over (flat arrays)."""

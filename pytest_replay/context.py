@@ -9,6 +9,7 @@ checks and hands the finished recordings to the plugin for storing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,13 @@ import pytest
 
 from pytest_replay.kinds import DataRecorder, FinishedRecording, Recorder, RecordingKind
 from pytest_replay.kinds import RecordingTarget as _Target
-from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
+from pytest_replay.report import (
+    REPORT_DIR,
+    Mismatch,
+    ReplayDivergence,
+    ReplayUsageError,
+    write_diff_report,
+)
 from pytest_replay.store import (
     Manifest,
     ManifestEntry,
@@ -62,6 +69,9 @@ class OpenRecording:
     recorder: Recorder
     target: _Target
     entry: ManifestEntry | None
+    #: ``--replay-diff=full``: the stored bytes, compared whole at the end of the test
+    #: (the recorder itself was opened without them, so the test runs to its end).
+    deferred: bytes | None = None
 
 
 class ReplayContext:
@@ -202,9 +212,14 @@ class ReplayContext:
             expected=expected,
             expected_meta=dict(entry.meta) if entry is not None and expected is not None else {},
             on_mismatch=self._on_mismatch,
+            summarizable=recording_kind.summarize is not None,
         )
+        deferred = None
+        if expected is not None and recording_kind.summarize is not None and self._full_diff:
+            deferred = expected
+            target = dataclasses.replace(target, expected=None)
         recorder = recording_kind.open(target, *args, **options)
-        self._open[name] = OpenRecording(recording_kind, recorder, target, entry)
+        self._open[name] = OpenRecording(recording_kind, recorder, target, entry, deferred)
         return recorder
 
     @contextlib.contextmanager
@@ -265,6 +280,10 @@ class ReplayContext:
         return functools.partial(self.record, name)
 
     # -- internals
+
+    @property
+    def _full_diff(self) -> bool:
+        return bool(self._item.config.getoption("replay_diff", "first") == "full")
 
     @property
     def _compares_with_store(self) -> bool:
@@ -353,6 +372,7 @@ class ReplayContext:
                     self._on_mismatch(mismatch)
                     raise ReplayDivergence(mismatch)
         finished = {name: (o.kind, o.recorder.finish()) for name, o in self._open.items()}
+        self._report_deferred(finished)
         for name, (kind, result) in finished.items():
             target = self._open[name].target
             if target.expected is not None and result.data != target.expected:
@@ -362,13 +382,56 @@ class ReplayContext:
                     target.fail(found[0], found[1], kind.ignored(target.expected_meta))
         return finished
 
+    def _report_deferred(
+        self, finished: Mapping[str, tuple[RecordingKind, FinishedRecording]]
+    ) -> None:
+        """``--replay-diff=full``: compare every deferred recording whole, write the complete
+        diff of each that differs, and fail with the first of them and its summary."""
+        __tracebackhide__ = True
+        failures: list[Mismatch] = []
+        for name, opened in sorted(self._open.items()):
+            expected = opened.deferred
+            data = finished[name][1].data
+            if expected is None or expected == data:
+                continue
+            kind = opened.kind
+            assert kind.summarize is not None
+            meta = dict(opened.entry.meta) if opened.entry is not None else {}
+            summary = kind.summarize(expected, data, meta)
+            first = summary.first()
+            if first is None:
+                continue
+            context = kind.diff(expected, data, meta)
+            header = {"test": self.nodeid, "recording": name, "kind": kind.name}
+            folder = self._item.config.rootpath / REPORT_DIR / safe_component(self.test_id)
+            report = write_diff_report(folder, safe_component(name), header, summary)
+            failures.append(
+                Mismatch(
+                    self.nodeid, name, kind.name, opened.target.stored_path, "diverged", first,
+                    () if context is None else tuple(context[1]), kind.ignored(meta),
+                    summary=summary, report_file=report,
+                )
+            )  # fmt: skip
+        if failures:
+            first_failure = failures[0]
+            if len(failures) > 1:
+                others = ", ".join(repr(m.recording) for m in failures[1:])
+                first_failure = dataclasses.replace(
+                    first_failure, detail=f"also differ (see their reports): {others}"
+                )
+            for mismatch in failures:
+                self._on_mismatch(mismatch)
+            raise ReplayDivergence(first_failure)
+
     def complete_once(self) -> dict[str, tuple[RecordingKind, FinishedRecording]]:
         """:meth:`complete` for the first run, remembered (the plugin stores this)."""
         __tracebackhide__ = True
         if self.finished is None:
             self.finished = self.complete()
             self.checked = frozenset(
-                name for name, o in self._open.items() if o.target.expected is not None
+                name
+                for name, o in self._open.items()
+                if o.target.expected is not None or o.deferred is not None
             )
         return self.finished
 

@@ -8,11 +8,12 @@ comparison per block and stops at the first block that differs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from pytest_replay.ringlog import (
     RING_RECORD_DTYPE,
@@ -24,10 +25,15 @@ from pytest_replay.ringlog import (
 
 __all__ = [
     "RECORD_FIELDS",
+    "DiffSummary",
     "Divergence",
+    "FieldDifference",
     "first_divergence",
     "first_value_difference",
     "record_fields",
+    "ring_summary",
+    "sequence_summary",
+    "value_differences",
 ]
 
 _WORDS_PER_RECORD: Final = RING_RECORD_DTYPE.itemsize // 4
@@ -123,6 +129,21 @@ def record_fields(record: np.void) -> dict[str, int]:
     return out
 
 
+def _compared_words(
+    expected: Records, actual: Records, ignore: Iterable[str]
+) -> tuple[list[int], RecordArray, RecordArray, np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The masked word columns, both record arrays, and their common prefix as u32 words."""
+    # The magic word marks a record live; it is not data (an array built by hand may hold 0).
+    masked = [_WORD_FIELDS.index("magic"), *_ignored_words(ignore)]
+    left, right = _as_array(expected), _as_array(actual)
+    common = min(len(left), len(right))
+
+    def words(records: RecordArray) -> np.ndarray[Any, Any]:
+        return np.ascontiguousarray(records[:common]).view("<u4").reshape(common, _WORDS_PER_RECORD)
+
+    return masked, left, right, words(left), words(right)
+
+
 def first_divergence(
     expected: Records, actual: Records, ignore: Iterable[str] = ("timestamp_ns",)
 ) -> Divergence | None:
@@ -137,14 +158,8 @@ def first_divergence(
     >>> first_divergence(a, b)
     Divergence(index=0, field='epoch', expected=10, actual=11, kind='value')
     """
-    # The magic word marks a record live; it is not data (an array built by hand may hold 0).
-    masked = [_WORD_FIELDS.index("magic"), *_ignored_words(ignore)]
-    left, right = _as_array(expected), _as_array(actual)
-    common = min(len(left), len(right))
-    words_left = np.ascontiguousarray(left[:common]).view("<u4").reshape(common, _WORDS_PER_RECORD)
-    words_right = (
-        np.ascontiguousarray(right[:common]).view("<u4").reshape(common, _WORDS_PER_RECORD)
-    )
+    masked, left, right, words_left, words_right = _compared_words(expected, actual, ignore)
+    common = len(words_left)
     for start in range(0, common, _BLOCK):
         differs = words_left[start : start + _BLOCK] != words_right[start : start + _BLOCK]
         differs[:, masked] = False
@@ -169,39 +184,263 @@ def _key_path(path: str, key: Any) -> str:
 def first_value_difference(
     expected: Any, actual: Any, path: str = ""
 ) -> tuple[str, Any, Any] | None:
-    """The first place two plain values differ: ``(path, expected, actual)`` or ``None``.
+    """The first place two decoded values differ: ``(path, expected, actual)`` or ``None``.
 
-    Values are what msgpack round-trips: dicts (keys in the expected value's
-    order, then the actual value's extra keys), lists/tuples (by index, then
-    length), and scalars compared by type and value (``1`` differs from
-    ``1.0`` and ``True``). A missing key or item is reported as ``<missing>``.
+    Dicts are compared key by key (the expected value's order, then the actual
+    value's extra keys), lists and tuples by index then length, dataclasses and
+    other recorded objects (:class:`pytest_replay.values.Tagged`) field by field
+    (``.field`` in the path), and scalars by type and value (``1`` differs from
+    ``1.0`` and ``True``, ``-0.0`` from ``0.0``). A missing key or item is
+    reported as ``<missing>``.
 
     >>> first_value_difference({"steps": [{"epoch": 1}]}, {"steps": [{"epoch": 2}]})
     ('["steps"][0]["epoch"]', 1, 2)
     """
+    return next(iter(value_differences(expected, actual, path)), None)
+
+
+# --------------------------------------------------------------------------- every difference
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDifference:
+    """One differing field of one record (``index`` is ``None`` for a single value)."""
+
+    index: int | None
+    field: str
+    expected: Any
+    actual: Any
+
+
+@dataclass(frozen=True, slots=True)
+class DiffSummary:
+    """Every difference between two recordings, and the counts a report shows.
+
+    ``differing`` counts the records of the common prefix that differ in at least
+    one field; ``fields`` is, per field, how many records differ in it (most first);
+    ``ranges`` are the ``[start, stop)`` runs of differing records; records past the
+    end of the shorter side are ``missing`` (only expected has them) or ``extra``.
+    """
+
+    expected_records: int
+    actual_records: int
+    differing: int
+    fields: tuple[tuple[str, int], ...]
+    ranges: tuple[tuple[int, int], ...]
+    differences: tuple[FieldDifference, ...]
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.expected_records - self.actual_records)
+
+    @property
+    def extra(self) -> int:
+        return max(0, self.actual_records - self.expected_records)
+
+    @property
+    def same(self) -> bool:
+        return not self.differences and self.expected_records == self.actual_records
+
+    def first(self) -> Divergence | None:
+        """The first divergence, as :func:`first_divergence` reports it."""
+        if self.differences:
+            found = self.differences[0]
+            return Divergence(found.index, found.field, found.expected, found.actual)
+        if self.expected_records != self.actual_records:
+            common = min(self.expected_records, self.actual_records)
+            return Divergence(
+                common, "length", self.expected_records, self.actual_records, "length"
+            )
+        return None
+
+
+def _ranges(indices: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    out: list[tuple[int, int]] = []
+    for index in indices:
+        if out and out[-1][1] == index:
+            out[-1] = (out[-1][0], index + 1)
+        else:
+            out.append((index, index + 1))
+    return tuple(out)
+
+
+def _field_counts(counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _field_column(records: RecordArray, field: str) -> list[int]:
+    if field.startswith("args["):
+        column: list[int] = records["args"][:, int(field[5])].tolist()
+        return column
+    values: list[int] = records[field].tolist()
+    return values
+
+
+def ring_summary(
+    expected: Records, actual: Records, ignore: Iterable[str] = ("timestamp_ns",)
+) -> DiffSummary:
+    """Every differing field of every record of two ring-record sequences (vectorised)."""
+    masked, left, right, words_left, words_right = _compared_words(expected, actual, ignore)
+    common = len(words_left)
+    # Each field once, in record order (timestamp_ns and output_digest span two words).
+    fields = list(dict.fromkeys(_WORD_FIELDS))
+    columns = {f: [w for w, name in enumerate(_WORD_FIELDS) if name == f] for f in fields}
+    counts: dict[str, int] = {}
+    indices: list[npt.NDArray[np.int64]] = []
+    differences: list[FieldDifference] = []
+    for start in range(0, common, _BLOCK):
+        differs = words_left[start : start + _BLOCK] != words_right[start : start + _BLOCK]
+        differs[:, masked] = False
+        rows = np.flatnonzero(differs.any(axis=1))
+        if not len(rows):
+            continue
+        hit = differs[rows]
+        at = rows + start
+        indices.append(at)
+        # One column per differing field, then one stable sort puts them in record order
+        # (index, then field order), without a Python loop per record.
+        index_parts, order_parts, want_parts, got_parts, names = [], [], [], [], []
+        for order, f in enumerate(fields):
+            flagged = hit[:, columns[f]].any(axis=1)
+            n = int(np.count_nonzero(flagged))
+            if not n:
+                continue
+            counts[f] = counts.get(f, 0) + n
+            chosen = at[flagged]
+            index_parts.append(chosen)
+            order_parts.append(np.full(n, order))
+            want_parts += _field_column(left[chosen], f)
+            got_parts += _field_column(right[chosen], f)
+            names += [f] * n
+        sequence = np.lexsort((np.concatenate(order_parts), np.concatenate(index_parts)))
+        index_list = np.concatenate(index_parts)[sequence].tolist()
+        positions = sequence.tolist()
+        differences += map(
+            FieldDifference,
+            index_list,
+            [names[k] for k in positions],
+            [want_parts[k] for k in positions],
+            [got_parts[k] for k in positions],
+        )
+    every = np.concatenate(indices) if indices else np.zeros(0, np.int64)
+    # Runs of consecutive indices: a run starts where the step from the previous one is not 1.
+    starts = np.flatnonzero(np.diff(every, prepend=-2) != 1)
+    ends = np.append(starts[1:], len(every))[: len(starts)] - 1
+    ranges = tuple(zip(every[starts].tolist(), (every[ends] + 1).tolist(), strict=True))
+    return DiffSummary(
+        len(left), len(right), len(every), _field_counts(counts), ranges, tuple(differences),
+    )  # fmt: skip
+
+
+def value_differences(expected: Any, actual: Any, path: str = "") -> Iterable[tuple[str, Any, Any]]:
+    """Every place two decoded values differ, as ``(path, expected, actual)``, in the
+    order :func:`first_value_difference` would find them."""
     if isinstance(expected, dict) and isinstance(actual, dict):
         for key, value in expected.items():
             where = _key_path(path, key)
             if key not in actual:
-                return where, value, "<missing>"
-            found = first_value_difference(value, actual[key], where)
-            if found is not None:
-                return found
+                yield where, value, "<missing>"
+            else:
+                yield from value_differences(value, actual[key], where)
         for key, value in actual.items():
             if key not in expected:
-                return _key_path(path, key), "<missing>", value
-        return None
-    if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
+                yield _key_path(path, key), "<missing>", value
+        return
+    if type(expected) is type(actual) and isinstance(expected, (list, tuple)):
         for index, (left, right) in enumerate(zip(expected, actual, strict=False)):
-            found = first_value_difference(left, right, f"{path}[{index}]")
-            if found is not None:
-                return found
-        if len(expected) != len(actual):
-            index = min(len(expected), len(actual))
+            yield from value_differences(left, right, f"{path}[{index}]")
+        for index in range(min(len(expected), len(actual)), max(len(expected), len(actual))):
             left = expected[index] if index < len(expected) else "<missing>"
             right = actual[index] if index < len(actual) else "<missing>"
-            return f"{path}[{index}]", left, right
-        return None
-    if type(expected) is not type(actual) or expected != actual:
-        return path or "<value>", expected, actual
+            yield f"{path}[{index}]", left, right
+        return
+    fields = _tagged_fields(expected, actual)
+    if fields is not None:
+        left_fields, right_fields = fields
+        for name in dict.fromkeys([*left_fields, *right_fields]):
+            yield from value_differences(
+                left_fields.get(name, "<missing>"),
+                right_fields.get(name, "<missing>"),
+                f"{path}.{name}",
+            )
+        return
+    if not _same_scalar(expected, actual):
+        yield path or "<value>", expected, actual
+
+
+def _tagged_fields(expected: Any, actual: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
+    """The fields of two Tagged values of one type (see :mod:`pytest_replay.values`)."""
+    from pytest_replay.values import Tagged
+
+    if (
+        isinstance(expected, Tagged)
+        and isinstance(actual, Tagged)
+        and (expected.type, expected.form) == (actual.type, actual.form)
+    ):
+        return dict(expected.fields), dict(actual.fields)
     return None
+
+
+def _same_scalar(expected: Any, actual: Any) -> bool:
+    """Equal in type and in every bit the encoding keeps (``-0.0`` is not ``0.0``,
+    ``Decimal("1.0")`` is not ``Decimal("1.00")``, a NaN equals the same NaN)."""
+    if type(expected) is not type(actual):
+        return False
+    if isinstance(expected, np.ndarray):
+        return bool(
+            expected.dtype == actual.dtype
+            and expected.shape == actual.shape
+            and expected.tobytes() == actual.tobytes()
+        )
+    if isinstance(expected, (float, np.generic)):
+        return _bits(expected) == _bits(actual)
+    if isinstance(expected, (set, frozenset)):
+        return expected == actual and repr(sorted(map(repr, expected))) == repr(
+            sorted(map(repr, actual))
+        )
+    import decimal
+
+    if isinstance(expected, decimal.Decimal):
+        return str(expected) == str(actual)
+    import datetime as dt
+
+    if isinstance(expected, (dt.datetime, dt.time)):
+        return (repr(expected), expected.fold) == (repr(actual), actual.fold)
+    try:
+        return bool(expected == actual)
+    except (TypeError, ValueError):
+        return repr(expected) == repr(actual)
+
+
+def _bits(value: Any) -> bytes:
+    if isinstance(value, np.generic):
+        return bytes(value.dtype.str, "ascii") + value.tobytes()
+    return bytes(np.float64(value).tobytes())
+
+
+def sequence_summary(
+    expected: Sequence[Any],
+    actual: Sequence[Any],
+    single: bool = False,
+    item_differences: Callable[[Any, Any], Iterable[tuple[str, Any, Any]]] = value_differences,
+) -> DiffSummary:
+    """Every difference between two lists of decoded items, as ``item_differences`` finds
+    them in each pair (``single``: two lists of one value each, the ``data`` kind, whose
+    differences carry no record index)."""
+    counts: dict[str, int] = {}
+    indices: list[int] = []
+    differences: list[FieldDifference] = []
+    for index, (want, got) in enumerate(zip(expected, actual, strict=False)):
+        found = list(item_differences(want, got))
+        if not found:
+            continue
+        indices.append(index)
+        for field in dict.fromkeys(path for path, _x, _y in found):
+            counts[field] = counts.get(field, 0) + 1
+        differences.extend(
+            FieldDifference(None if single else index, path, x, y) for path, x, y in found
+        )
+    return DiffSummary(
+        len(expected), len(actual), len(indices), _field_counts(counts),
+        () if single else _ranges(indices), tuple(differences),
+    )  # fmt: skip

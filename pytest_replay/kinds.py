@@ -22,11 +22,15 @@ import msgpack
 import numpy as np
 
 from pytest_replay.diff import (
+    DiffSummary,
     Divergence,
+    FieldDifference,
     _ignored_words,
     first_divergence,
     first_value_difference,
     record_fields,
+    ring_summary,
+    sequence_summary,
 )
 from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
 from pytest_replay.ringlog import (
@@ -44,6 +48,7 @@ from pytest_replay.ringlog import (
     read_ring_image,
     records_to_array,
 )
+from pytest_replay.values import ValueDecodeError, ValueEncodeError, decode_value, encode_value
 
 __all__ = [
     "DataRecorder",
@@ -88,6 +93,8 @@ class RecordingTarget:
     expected: bytes | None = None
     expected_meta: Mapping[str, Any] = field(default_factory=dict)
     on_mismatch: Callable[[Mismatch], None] = lambda mismatch: None
+    #: Whether ``--replay-diff=full`` can list every difference of this recording's kind.
+    summarizable: bool = False
 
     @property
     def checking(self) -> bool:
@@ -112,6 +119,7 @@ class RecordingTarget:
             context=tuple(context),
             ignored=tuple(ignored),
             detail=detail,
+            summarizable=self.summarizable,
         )
         self.on_mismatch(mismatch)
         raise ReplayDivergence(mismatch)
@@ -144,7 +152,11 @@ class RecordingKind:
     ``open(target, **options)`` returns a recorder; ``diff(expected, actual,
     meta)`` compares two stored recordings and returns the first divergence
     with its context lines (or ``None``); ``count(data)`` is the number of
-    records in stored bytes.
+    records in stored bytes. ``summarize(expected, actual, meta)``, when a kind has
+    it, lists every difference (``--replay-diff=full`` and ``pytest-replay diff``);
+    such a kind's recorder is then opened without the stored bytes under
+    ``--replay-diff=full`` and the whole recordings are compared at the end of the
+    test, so the test runs to its end.
     """
 
     name: str
@@ -154,6 +166,7 @@ class RecordingKind:
     diff: Callable[[bytes, bytes, Mapping[str, Any]], DiffResult | None]
     count: Callable[[bytes], int]
     ignored: Callable[[Mapping[str, Any]], tuple[str, ...]] = lambda meta: ()
+    summarize: Callable[[bytes, bytes, Mapping[str, Any]], DiffSummary] | None = None
 
     def __post_init__(self) -> None:
         if not self.extension.startswith(".") or "/" in self.extension:
@@ -226,10 +239,14 @@ class KindRegistry:
         try:
             return self._by_name[name]
         except KeyError:
+            import difflib
+
             known = ", ".join(sorted(self.names()))
+            close = difflib.get_close_matches(str(name), self.names(), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? Or " if close else ""
             raise ReplayUsageError(
                 f"unknown recording kind {name!r} (known: {known}). "
-                "Fix: register it in a pytest_replay_register_kinds hook."
+                f"Fix: {hint}register it in a pytest_replay_register_kinds hook."
             ) from None
 
     def names(self) -> list[str]:
@@ -313,8 +330,8 @@ def _unpack(data: bytes, what: str) -> Any:
 
 
 class DataRecorder:
-    """One msgpack-serialisable value, compared by structure (the path of the first
-    difference is reported, e.g. ``["steps"][3]["epoch"]``)."""
+    """One value in the :mod:`pytest_replay.values` encoding, compared by structure (the
+    key path of the first difference is reported, e.g. ``["steps"][3].epoch``)."""
 
     def __init__(self, target: RecordingTarget) -> None:
         self._target = target
@@ -326,7 +343,10 @@ class DataRecorder:
 
     def set(self, value: Any) -> None:
         __tracebackhide__ = True
-        packed = _pack(value, f"value of recording {self.name!r}")
+        try:
+            packed = encode_value(value, self.name)
+        except ValueEncodeError as exc:
+            raise ReplayUsageError(str(exc)) from None
         self._packed = packed
         expected = self._target.expected
         if expected is not None and packed != expected:
@@ -344,14 +364,32 @@ class DataRecorder:
         """Holds no resources."""
 
 
-def _diff_data(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffResult | None:
-    found = first_value_difference(
-        _unpack(expected, "stored value"), _unpack(actual, "recorded value")
+def _decoded(data: bytes, what: str) -> Any:
+    try:
+        return decode_value(data, what, resolve=False)
+    except ValueDecodeError as exc:
+        raise ReplayUsageError(str(exc)) from None
+
+
+def _summarize_data(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffSummary:
+    summary = sequence_summary(
+        [_decoded(expected, "stored value")], [_decoded(actual, "recorded value")], single=True
     )
-    if found is None:
-        return None
-    path, want, got = found
-    return Divergence(None, path, want, got), ()
+    if summary.same and expected != actual:
+        # Equal as decoded values yet not the same bytes: say so rather than "same".
+        difference = FieldDifference(None, "<encoding>", expected.hex(), actual.hex())
+        return DiffSummary(1, 1, 1, (("<encoding>", 1),), (), (difference,))
+    return summary
+
+
+def _diff_data(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffResult | None:
+    found = _summarize_data(expected, actual, meta).first()
+    return None if found is None else (found, ())
+
+
+def _count_data(data: bytes) -> int:
+    _decoded(data, "recording")  # a value is one record, once it decodes
+    return 1
 
 
 DATA_KIND = RecordingKind(
@@ -360,7 +398,8 @@ DATA_KIND = RecordingKind(
     version=1,
     open=DataRecorder,
     diff=_diff_data,
-    count=lambda data: 1,
+    count=_count_data,
+    summarize=_summarize_data,
 )
 
 
@@ -578,6 +617,11 @@ RING_KIND = RecordingKind(
     diff=_diff_ring,
     count=lambda data: len(read_ring_image(data, "recording").records),
     ignored=lambda meta: tuple(meta.get("volatile", ())),
+    summarize=lambda expected, actual, meta: ring_summary(
+        read_ring_image(expected, "expected").records,
+        read_ring_image(actual, "actual").records,
+        ignore=tuple(meta.get("volatile", ("timestamp_ns",))),
+    ),
 )
 assert RING_RECORD_DTYPE.itemsize == RECORD_BYTES
 
@@ -736,6 +780,15 @@ def sequence_kind(
             return Divergence(n, "length", len(left), len(right), "length"), ()
         return None
 
+    def summarize(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffSummary:
+        left, right = dec(expected, "expected"), dec(actual, "actual")
+        if item_diff is None:
+            return sequence_summary(left, right)
+        # A custom item_diff knows only the first difference of an item.
+        return sequence_summary(
+            left, right, item_differences=lambda want, got: filter(None, [differ(want, got)])
+        )
+
     return RecordingKind(
         name=name,
         extension=extension,
@@ -743,6 +796,7 @@ def sequence_kind(
         open=open_recorder,
         diff=diff,
         count=lambda data: len(dec(data, "recording")),
+        summarize=summarize,
     )
 
 

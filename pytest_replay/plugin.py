@@ -104,6 +104,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="base of every per-test seed (replay.seed); default 0.",
     )
     group.addoption(
+        "--replay-diff",
+        action="store",
+        choices=("first", "full"),
+        default="first",
+        dest="replay_diff",
+        help="first (default): fail at the line that produced the first difference. full: run "
+        "the test to its end, then report every difference (summary in the failure, complete "
+        "diff under .replay-report/).",
+    )
+    group.addoption(
         "--replay-prune",
         action="store_true",
         default=False,

@@ -31,6 +31,7 @@ from pytest_replay.strategies.corrupt import (
 from pytest_replay.strategies.errors import StrategyArgumentError
 from pytest_replay.strategies.fleet import (
     FAULTS,
+    PROVENANCE_GRAPH_NODE_LIMIT,
     FaultyFleet,
     FleetLogCase,
     FleetSpec,
@@ -69,6 +70,7 @@ from pytest_replay.strategies.ring import (
 __all__ = [
     "CORRUPTION_KINDS",
     "FAULTS",
+    "PROVENANCE_GRAPH_NODE_LIMIT",
     "REORDERINGS",
     "Corrupted",
     "Corruption",

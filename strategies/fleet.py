@@ -3,13 +3,13 @@ single fleet logs built in memory.
 
 :func:`provenance_graphs` draws a :class:`FleetSpec`: a topology, the steps every
 (instance, subsystem) session recorded, and the provenance origins of their
-messages. Nodes are generated in a hidden global order and every origin names
-a node generated earlier, so the graph is acyclic by construction and
-generation never rejects. The structure is read from one fixed-size byte
-string that shrinks towards "no origins, first session", so a failing example
-shrinks to a handful of nodes. :func:`materialize` writes the spec as real
-fleet logs and a topology file; :func:`faulty_provenance_graphs` injects
-exactly one labelled fault with the error replay must raise.
+messages. The graph is drawn as a list of nodes in a hidden global order, each
+with its parent choices among the nodes drawn before it, so the graph is acyclic
+by construction, generation never rejects, and Hypothesis shrinks a failure by
+deleting nodes (list elements): a bug that needs one node with two parents
+shrinks to three nodes. :func:`materialize` writes the spec as real fleet logs
+and a topology file; :func:`faulty_provenance_graphs` injects exactly one
+labelled fault with the error replay must raise.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from pytest_replay.strategies.errors import StrategyArgumentError
 
 __all__ = [
     "FAULTS",
+    "PROVENANCE_GRAPH_NODE_LIMIT",
     "FaultyFleet",
     "FleetLogCase",
     "FleetSpec",
@@ -210,16 +211,30 @@ def _subsystem_names(count: int) -> list[tuple[str, int]]:
     return [(f"sub{count - 1 - k}", 3 * k + 1) for k in range(count)]
 
 
-def _as_strategy(
-    value: int | st.SearchStrategy[int], name: str, low: int
-) -> st.SearchStrategy[int]:
-    if isinstance(value, int):
-        if value < low:
-            raise StrategyArgumentError(
-                f"{name}={value} must be >= {low}. Fix: pass a larger count."
-            )
-        return st.just(value)
+def _checked_count(value: int, name: str) -> int:
+    if value < 1:
+        raise StrategyArgumentError(f"{name}={value} must be >= 1. Fix: pass a larger count.")
     return value
+
+
+def _as_strategy(value: int | st.SearchStrategy[int], name: str) -> st.SearchStrategy[int]:
+    return st.just(_checked_count(value, name)) if isinstance(value, int) else value
+
+
+#: The most nodes a fixed-size graph (``steps`` an int) may have with the default
+#: ``max_origins=2`` under Hypothesis' default health checks: such a graph is drawn
+#: as one byte string of ``2 + max_origins`` bytes a node, and ``large_base_example``
+#: fails once the smallest example needs half of Hypothesis' 8 KiB budget, so the
+#: bound is about ``4_000 // (2 + max_origins)``. It also caps the drawn node list of
+#: a variable-size graph. The strategies tests check both ends of the bound.
+PROVENANCE_GRAPH_NODE_LIMIT: Final = 1_000
+
+
+def _parent_choices(word: int, max_origins: int) -> list[int]:
+    """The parent choices packed in ``word``, one byte each: an even byte is no parent
+    (so about half the bytes of a random word name one), an odd byte ``b`` names the
+    candidate at index ``b >> 1`` in drawing order (modulo the number of candidates)."""
+    return [byte >> 1 for k in range(max_origins) if (byte := word >> (8 * k) & 0xFF) & 1]
 
 
 @st.composite
@@ -227,7 +242,7 @@ def _provenance_graphs(
     draw: st.DrawFn,
     instances: st.SearchStrategy[int],
     subsystems: st.SearchStrategy[int],
-    steps_per_session: st.SearchStrategy[int],
+    steps_per_session: int | st.SearchStrategy[int],
     cross_instance: bool,
     max_origins: int,
 ) -> FleetSpec:
@@ -236,40 +251,63 @@ def _provenance_graphs(
     topology = _subsystem_names(subsystem_count)
     instance_ids = [1 + k for k in range(instance_count)]
     keys = [(i, s) for i in instance_ids for s in range(subsystem_count)]
-    counts = [max(1, draw(steps_per_session)) for _ in keys]
-    total = sum(counts)
-    width = 2 + max_origins
-    raw = draw(st.binary(min_size=total * width, max_size=total * width))
-
-    remaining = list(range(len(keys)))
-    left = list(counts)
+    # A node is one number: its session choice and step-id gap in the low 16 bits, its
+    # parent choices (indices into the nodes drawn before it) in the bytes above. The
+    # layout does not depend on the counts, so shrinking a count keeps every node's
+    # parents.
+    nodes: list[int]
+    if isinstance(steps_per_session, int):
+        # The size is the caller's: no node can be deleted, so one byte string (the
+        # cheapest draw, which keeps big graphs inside the health checks) holds them.
+        room = [steps_per_session] * len(keys)
+        fixed = True
+        width = 2 + max_origins
+        raw = draw(st.binary(min_size=sum(room) * width, max_size=sum(room) * width))
+        nodes = [int.from_bytes(raw[at : at + width], "little") for at in range(0, len(raw), width)]
+    else:
+        # A list with one number a node: the shrinker deletes a node by deleting its
+        # element. Drawn counts are each session's fewest steps, padded after the list.
+        nodes = draw(
+            st.lists(
+                st.integers(0, 2 ** (16 + 8 * max_origins) - 1),
+                max_size=PROVENANCE_GRAPH_NODE_LIMIT,
+            )
+        )
+        room = []
+        fixed = False
     next_id = [-1] * len(keys)
     built: list[list[Step]] = [[] for _ in keys]
     hidden: list[NodeKey] = []
-    by_instance: dict[int, list[int]] = {i: [] for i in instance_ids}
-    for position in range(total):
-        chunk = raw[position * width : (position + 1) * width]
-        session = remaining[chunk[0] % len(remaining)]
-        left[session] -= 1
-        if left[session] == 0:
-            remaining.remove(session)
-        meta = chunk[1]
+    by_instance: dict[int, list[NodeKey]] = {i: [] for i in instance_ids}
+
+    def add(session: int, gap: int, parents: list[int]) -> None:
         instance_id, sub = keys[session]
-        code = topology[sub][1]
-        step_id = next_id[session] + 1 + (meta & 3)
+        step_id = next_id[session] + 1 + gap
         next_id[session] = step_id
-        pool = hidden if cross_instance else [hidden[p] for p in by_instance[instance_id]]
-        made: list[Message] = []
-        if pool:
-            for k in range((meta >> 2) % (max_origins + 1)):
-                origin = pool[(chunk[2 + k] * len(pool)) >> 8]
-                made.append(Message(bytes([meta]), Origin(*origin)))
-        if not made:
-            made.append(Message(bytes([meta])))
-        built[session].append(Step(step_id, position, tuple(made)))
-        node = (instance_id, code, step_id)
-        by_instance[instance_id].append(position)
+        pool = hidden if cross_instance else by_instance[instance_id]
+        made = [
+            Message(bytes([k]), Origin(*pool[choice % len(pool)]))
+            for k, choice in enumerate(parents)
+            if pool
+        ]
+        built[session].append(Step(step_id, len(hidden), tuple(made) or (Message(b""),)))
+        node = (instance_id, topology[sub][1], step_id)
+        by_instance[instance_id].append(node)
         hidden.append(node)
+
+    for node in nodes:
+        session, gap = (node >> 2 & 0x3FFF) % len(keys), node & 3
+        if fixed:
+            while room[session] == 0:  # full: the next session (in order) with room
+                session = (session + 1) % len(keys)
+            room[session] -= 1
+        add(session, gap, _parent_choices(node >> 16, max_origins))
+    if not fixed:
+        # Counts are drawn after the nodes, so fewer sessions leave every node where it
+        # was in Hypothesis' choice sequence; padding steps have no provenance.
+        for session in range(len(keys)):
+            for _ in range(max(1, draw(steps_per_session)) - len(built[session])):
+                add(session, 0, [])
 
     sessions = []
     for (instance_id, sub), recorded in zip(keys, built, strict=True):
@@ -300,14 +338,24 @@ def provenance_graphs(
     cross_instance: bool = True,
     max_origins: int = 2,
 ) -> st.SearchStrategy[FleetSpec]:
-    """A fleet of ``instances`` x ``subsystems`` sessions of ``steps`` steps each, whose
-    provenance graph is acyclic by construction.
+    """A fleet of ``instances`` x ``subsystems`` sessions whose provenance graph is
+    acyclic by construction.
 
-    Each argument is a count or a strategy of counts (``steps`` is drawn per session).
-    Every step holds up to ``max_origins`` messages naming earlier-generated steps
-    (of any instance, or of its own instance when ``cross_instance`` is false) or one
-    message without provenance. One example costs ``(2 + max_origins)`` bytes of
-    Hypothesis' 8 KiB choice budget per node, so keep graphs under ~1,500 nodes::
+    ``instances`` and ``subsystems`` are counts or strategies of counts. The graph is
+    a list of nodes in a hidden global order; each node holds up to ``max_origins``
+    messages naming earlier nodes (of any instance, or of its own instance when
+    ``cross_instance`` is false) or one message without provenance.
+
+    ``steps`` as a strategy is drawn per session as the fewest steps it has: the
+    drawn node list (any length) goes first, and sessions with fewer steps are padded
+    with steps without provenance. Hypothesis deletes a node by deleting its list
+    element, so a failure shrinks to the nodes it needs (a bug that needs one node
+    with two parents shrinks to three nodes). ``steps`` as an int gives every session
+    exactly that many steps; nothing can then be deleted, and the nodes are drawn as
+    one byte string of ``2 + max_origins`` bytes a node, which Hypothesis' default
+    ``large_base_example`` health check accepts up to about
+    ``4_000 // (2 + max_origins)`` nodes (:data:`PROVENANCE_GRAPH_NODE_LIMIT`,
+    1,000, with the default ``max_origins``)::
 
         >>> spec = provenance_graphs(instances=2, subsystems=2, steps=3).example()
         >>> spec.total_nodes, len(spec.expected_order())
@@ -316,9 +364,9 @@ def provenance_graphs(
     if not 0 <= max_origins <= 4:
         raise StrategyArgumentError(f"max_origins={max_origins} is outside 0..4. Fix: use 0..4.")
     return _provenance_graphs(
-        _as_strategy(instances, "instances", 1),
-        _as_strategy(subsystems, "subsystems", 1),
-        _as_strategy(steps, "steps", 1),
+        _as_strategy(instances, "instances"),
+        _as_strategy(subsystems, "subsystems"),
+        _checked_count(steps, "steps") if isinstance(steps, int) else steps,
         cross_instance,
         max_origins,
     )

@@ -47,8 +47,11 @@ def cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProce
     )
 
 
-def one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 2, (result.stdout, result.stderr)
+def one_line_error(
+    result: subprocess.CompletedProcess[str], *needles: str, status: int = 2
+) -> None:
+    """One line on stderr; status 2 for a usage error, 1 for a recording that is corrupt."""
+    assert result.returncode == status, (result.stdout, result.stderr)
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0].startswith("pytest-replay: error: ") and "Fix:" in lines[0]
@@ -98,7 +101,8 @@ def test_inspect_fleet_log_by_base_and_slab_path(fleet: Path) -> None:
         assert line in lines, by_base.stdout
     assert (
         "  #1 step_id=1 timestamp_ns=1003 keyframe=False "
-        'messages=[{"bytes":3,"origin":[2,0,1]},{"bytes":3,"origin":[2,2,1]}]'
+        'messages=[{"bytes":3,"digest":"6437b3ac38465133","origin":[2,0,1]},'
+        '{"bytes":3,"digest":"6437b3ac38465133","origin":[2,2,1]}]'
     ) in lines
     reader = FleetLogReader(base)
     report = json.loads(cli("inspect", base, "--json", "-n", "5").stdout)
@@ -209,14 +213,16 @@ def test_corrupted_fleet_log(fleet: Path, tmp_path: Path) -> None:
     data = bytearray(slab.read_bytes())
     data[-3] ^= 0xFF  # inside the last frame's payload: its CRC no longer matches
     slab.write_bytes(bytes(data))
-    one_line_error(cli("inspect", logs / "instance_3" / "plan.flog"), "plan_0.flog", "at byte")
+    one_line_error(
+        cli("inspect", logs / "instance_3" / "plan.flog"), "plan_0.flog", "at byte", status=1
+    )
     folder = cli("inspect", logs, "--json")
     assert folder.returncode == 0
     failures = json.loads(folder.stdout)["summary"]["failures"]
     assert len(failures) == 1 and "plan_0.flog" in failures[0]
     truncated = logs / "instance_1" / "sense_0.flog"
     truncated.write_bytes(truncated.read_bytes()[:10])
-    one_line_error(cli("inspect", truncated), "shorter than its 16-byte header")
+    one_line_error(cli("inspect", truncated), "shorter than its 16-byte header", status=1)
 
 
 def test_diff_fleet_logs(fleet: Path) -> None:
@@ -274,8 +280,8 @@ def test_corrupted_journal_is_one_line(tmp_path: Path) -> None:
     data = bytearray(encode_journal(entries(42)))
     data[20] ^= 0xFF  # inside the first frame's header, with frames after it
     path.write_bytes(bytes(data))
-    one_line_error(cli("inspect", path), "corrupted at byte offset 16", str(path))
-    one_line_error(cli("diff", path, path), str(path))
+    one_line_error(cli("inspect", path), "corrupted at byte offset 16", str(path), status=1)
+    one_line_error(cli("diff", path, path), str(path), status=1)
 
 
 def test_diff_journal_files(tmp_path: Path) -> None:
@@ -341,13 +347,13 @@ def test_reduce_errors_are_one_line(tmp_path: Path) -> None:
     data = path.read_bytes()
     torn = tmp_path / "torn.jrecs"
     torn.write_bytes(data[:-5])
-    one_line_error(cli("reduce", torn), "corrupted at byte offset", "record #4")
+    one_line_error(cli("reduce", torn), "corrupted at byte offset", "record #4", status=1)
     journal = tmp_path / "cmds.jrnl"
     journal.write_bytes(encode_journal(entries(1)))
     one_line_error(cli("reduce", journal), "is a journal file, not a journal record file")
     broken = [*records(), JournalRecord("r9", 2, JournalRecordKind.RUN, RunLifecycle("x"))]
     write_journal_records(path, broken)
-    one_line_error(cli("reduce", path), "r9")
+    one_line_error(cli("reduce", path), "r9", status=1)
 
 
 def test_inspect_and_diff_record_files_and_results(tmp_path: Path) -> None:

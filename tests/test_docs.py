@@ -3,8 +3,9 @@
 Conventions the docs follow:
 
 - A ```python block whose first line is ``# <name>.py`` is a file of that doc's example
-  project (test modules, a ``conftest.py``); other ```python blocks are run on their own,
-  in a fresh folder, in the order they appear (later blocks see earlier blocks' names).
+  project (test modules, a ``conftest.py``); every other ```python block runs on its own,
+  with its own imports (a reader copies one block, not the page), in one fresh folder per
+  document, in the order they appear (a later block may read a file an earlier one wrote).
 - A ```console block holds commands after ``$ ``; ``pytest ...`` commands run in the example
   project (through pytester, in a subprocess) and must succeed, as must
   ``python -m pytest_replay ...`` / ``pytest-replay ...`` commands.
@@ -20,6 +21,7 @@ import shlex
 import sqlite3
 import subprocess
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,16 +78,21 @@ def test_doc_code_blocks_run(doc: Path, pytester: pytest.Pytester) -> None:
             assert block.lang in ("text", "json", "toml", "ini", ""), (
                 f"{doc_id(doc)}:{block.line}: unknown code block language {block.lang!r}"
             )
-    namespace: dict[str, object] = {"__name__": "__doc_example__"}
     workdir = pytester.mkdir("snippets")
     cwd = os.getcwd()
     os.chdir(workdir)
     try:
         for block in snippets:
+            # A real module, as a reader's script is: dataclasses and the value encoding
+            # look their classes' module up in sys.modules.
+            module = types.ModuleType("__doc_example__")
+            sys.modules[module.__name__] = module
             try:
-                exec(compile(block.text, f"{doc_id(doc)}:{block.line}", "exec"), namespace)
+                exec(compile(block.text, f"{doc_id(doc)}:{block.line}", "exec"), module.__dict__)
             except Exception as exc:  # report which block broke, then fail
                 pytest.fail(f"{doc_id(doc)}:{block.line}: python block raised {exc!r}")
+            finally:
+                del sys.modules[module.__name__]
     finally:
         os.chdir(cwd)
     for name, text in files.items():

@@ -353,3 +353,43 @@ def test_recording_replay_writes_output_logs(tmp_path: Path) -> None:
     assert list(replayed.iter_steps()) == list(original.iter_steps())
     assert replayed.keyframes == original.keyframes
     assert plan.start().output_log_path(2, "telemetry") is None
+
+
+# --------------------------------------------------------------------------- output logs
+
+
+def recording_engine(root: Path, out: Path) -> ReplayEngine:
+    topology = write_stress_fleet(root, 2, 6, section_steps=4)
+    builder = ReplayPlan.builder(topology).discover_logs_under(root / "logs")
+    for name, app in app_types(STRESS_SUBSYSTEMS, CallLogApp, []).items():
+        builder.register(name, app)
+    return builder.build().start(record_under=out)
+
+
+def output_bytes(out: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(out)): path.read_bytes()
+        for path in sorted(out.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_goto_backwards_and_reset_leave_output_logs_as_a_fresh_replay(tmp_path: Path) -> None:
+    # The reference rebuilds every output logger on reset: a log never keeps what an
+    # earlier pass wrote.
+    with recording_engine(tmp_path / "a", tmp_path / "a_out") as fresh:
+        fresh.goto(1, "plan", 2)
+    expected = output_bytes(tmp_path / "a_out")
+    assert "instance_1/plan_0.flog" in expected and "instance_2/plan_0.flog" not in expected
+
+    with recording_engine(tmp_path / "b", tmp_path / "b_out") as engine:
+        engine.run_all()
+        engine.goto(1, "plan", 2)  # backwards: reset and replay
+    assert output_bytes(tmp_path / "b_out") == expected
+
+    with recording_engine(tmp_path / "c", tmp_path / "c_out") as engine:
+        engine.run_all()
+        engine.reset()
+        assert output_bytes(tmp_path / "c_out") == {}
+        engine.goto(1, "plan", 2)
+    assert output_bytes(tmp_path / "c_out") == expected

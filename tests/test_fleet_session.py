@@ -166,14 +166,14 @@ def test_unknown_step_and_index(tmp_path: Path) -> None:
         session.goto_index(10)
 
 
-def test_reset_stops_the_app_and_the_next_seek_starts_a_new_one(tmp_path: Path) -> None:
-    session, calls = session_for(tmp_path, [Keyframe(0, 0)], output=tmp_path / "out/ping.flog")
+def test_reset_stops_the_app_and_removes_its_output_log(tmp_path: Path) -> None:
+    out = tmp_path / "out/ping.flog"
+    session, calls = session_for(tmp_path, [Keyframe(0, 0)], output=out)
     session.goto_step(20)
     session.reset()
     assert session.app is None and session.current_index is None
     assert names(calls)[-1] == ("stop", None)
-    replayed = FleetLogReader(tmp_path / "out/ping.flog")
-    assert [s.step_id for s in replayed.iter_steps()] == [0, 10, 20]
+    assert list(out.parent.glob("*")) == []
     session.goto_step(0)
     assert names(calls)[-4:] == [
         ("build", "cfg"),
@@ -181,9 +181,33 @@ def test_reset_stops_the_app_and_the_next_seek_starts_a_new_one(tmp_path: Path) 
         ("restore_keyframe", (0, 0)),
         ("replay_step", (0, 100, True)),
     ]
+    session.close()
+    session.close()  # idempotent
+    assert [s.step_id for s in FleetLogReader(out).iter_steps()] == [0]
     session.reset()
     session.reset()  # idempotent
-    assert [s.step_id for s in FleetLogReader(tmp_path / "out/ping.flog").iter_steps()] == [0]
+    assert list(out.parent.glob("*")) == []
+
+
+def test_rewind_with_an_output_log_writes_what_a_fresh_session_writes(tmp_path: Path) -> None:
+    keyframes = [Keyframe(0, 1, b"a"), Keyframe(30, 7, b"b")]
+    fresh, _ = session_for(tmp_path / "a", keyframes, output=tmp_path / "a_out/ping.flog")
+    fresh.goto_step(50)
+    fresh.close()
+    rewound, calls = session_for(tmp_path / "b", keyframes, output=tmp_path / "b_out/ping.flog")
+    rewound.goto_step(80)
+    del calls[:]
+    rewound.goto_step(50)
+    rewound.close()
+    assert names(calls)[:3] == [("stop", None), ("build", "cfg"), ("start", None)]
+    assert (tmp_path / "b_out/ping_0.flog").read_bytes() == (
+        tmp_path / "a_out/ping_0.flog"
+    ).read_bytes()
+    assert [s.step_id for s in FleetLogReader(tmp_path / "b_out/ping.flog").iter_steps()] == [
+        30,
+        40,
+        50,
+    ]
 
 
 def test_steps_across_many_sections_through_the_cache(tmp_path: Path) -> None:

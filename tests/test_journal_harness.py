@@ -324,6 +324,20 @@ def test_the_first_write_continues_after_a_writer_that_came_in_between() -> None
     assert [m.sequence_nr for m in store.replay_messages("p")] == [1, 2]
 
 
+def test_asking_the_next_sequence_nr_does_not_fix_it_before_the_first_write() -> None:
+    # Only the first write reads and fixes the numbering (the reference's lazy init), so
+    # a peek followed by another writer must still continue after that writer.
+    store = InMemoryJournal()
+    harness = ReplayHarness(ReplayMode.RECORD, store, "p")
+    assert harness.next_sequence_nr == 1
+    store.write_messages([PersistentRepr("p", 1, encode_entry(RngSeed("x", 0)))])
+    assert harness.next_sequence_nr == 2
+    harness.record(RngSeed("a", 1))
+    harness.close()
+    assert [m.sequence_nr for m in store.replay_messages("p")] == [1, 2]
+    assert harness.unpersisted_sequence_nrs == ()
+
+
 class FlakyHighest(InMemoryJournal):
     """A store whose highest_sequence_nr fails the first ``failures`` times."""
 

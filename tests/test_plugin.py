@@ -463,7 +463,7 @@ def test_duplicate_names_and_bad_values_are_usage_errors(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(
         [
             "*recording name 'x' is used twice*Fix:*",
-            "*is not msgpack-serialisable*Fix:*",
+            "*x: cannot record type builtins:object*Fix:*register_value_type*",
             "*unknown recording kind 'nope'*Fix:*",
         ]
     )

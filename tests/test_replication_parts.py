@@ -107,6 +107,16 @@ def test_log_append_trim_and_skip() -> None:
         log.skip_to(3)
 
 
+def test_log_skip_to_the_tail_keeps_the_retained_window() -> None:
+    log = filled(5)
+    log.trim_to(2)
+    log.skip_to(5)  # no gap to leave: nothing changes
+    assert (log.first_retained_seq, log.next_seq, log.bytes_used) == (2, 5, 6)
+    assert log.payloads(2, 5) == [b"e2", b"e3", b"e4"]
+    with pytest.raises(SkipRejectedError, match="persistent"):
+        SequencedLog("p", allow_skip=False).skip_to(0)
+
+
 def test_log_batch_must_start_at_the_tail_and_respects_capacity() -> None:
     log = SequencedLog("cap", capacity_bytes=4)
     with pytest.raises(LogSequenceError, match="next seq is 0"):
@@ -385,6 +395,21 @@ def test_inbox_lanes() -> None:
     assert inbox.pop_priority() is resp and inbox.pop_normal() is beat
     inbox.close()
     assert inbox.try_push(beat) is beat
+
+
+def test_inbox_push_waits_for_room_in_order() -> None:
+    inbox = TwoLaneInbox(capacity=1, priority_capacity=1)
+    beats = [InboundHeartbeat(2, SyncHeartbeat(CID, tail, R.REPLICA, 0)) for tail in range(3)]
+    assert all(inbox.push(beat) for beat in beats)
+    assert inbox.lengths() == (0, 1) and inbox.waiting() == (0, 2)
+    assert inbox.try_push(beats[0]) is beats[0]
+    assert [inbox.pop_normal() for _ in range(4)] == [*beats, None]
+    inbox.push(beats[0])
+    inbox.push(beats[1])
+    inbox.clear()
+    assert inbox.lengths() == inbox.waiting() == (0, 0)
+    inbox.close()
+    assert not inbox.push(beats[0]) and inbox.lengths() == (0, 0)
 
 
 # ---------------------------------------------------------------- schedules

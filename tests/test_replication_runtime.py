@@ -255,6 +255,31 @@ def test_try_dispatch_returns_event_on_full_buffer() -> None:
     h.runtime.cancel()
 
 
+def test_dispatch_on_a_full_lane_waits_and_keeps_dispatch_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The reference's dispatch is ``send(event).await``: a full lane delays the event,
+    # it never refuses it while the runtime lives.
+    h = build_harness(heartbeat_ms=60_000, role=R.REPLICA)
+    handled: list[object] = []
+    monkeypatch.setattr(h.runtime, "on_inbound", handled.append)
+    beats = [heartbeat(h, 0x20, R.REPLICA, i) for i in range(RUNTIME_INBOX_CAPACITY + 5)]
+    nacks = [nack(h, 0x20, SyncNackError.BACKPRESSURE, since=i) for i in range(130)]
+    for event in beats + nacks:
+        h.runtime.dispatch(event)
+    assert h.runtime.inbox.lengths() == (RUNTIME_PRIORITY_INBOX_CAPACITY, RUNTIME_INBOX_CAPACITY)
+    assert h.runtime.inbox.waiting() == (2, 5)
+    # While events wait for room the lane stays full: try_dispatch still hands back.
+    late = heartbeat(h, 0x20, R.REPLICA, 9_999)
+    assert h.runtime.try_dispatch(late) is late
+    assert h.runtime.run_pending() == len(beats) + len(nacks)
+    assert handled == nacks + beats  # each lane in dispatch order, priority first
+    assert h.runtime.inbox.waiting() == (0, 0)
+    h.runtime.cancel()
+    with pytest.raises(RuntimeStoppedError, match="has stopped"):
+        h.runtime.dispatch(late)
+
+
 def test_cancel_with_full_inbox_does_not_hang() -> None:
     h = build_harness(heartbeat_ms=60_000, role=R.REPLICA)
     for _ in range(RUNTIME_PRIORITY_INBOX_CAPACITY):
@@ -263,6 +288,24 @@ def test_cancel_with_full_inbox_does_not_hang() -> None:
     assert h.runtime.is_stopped()
     assert h.coordinator.role is R.REPLICA
     assert h.runtime.inbox.lengths() == (0, 0)
+
+
+def test_abort_stops_at_once_like_dropping_the_handle() -> None:
+    # The reference aborts the task when its handle is dropped without cancel(): no
+    # graceful Idle transition, and nothing queued is ever handled.
+    h = build_harness(heartbeat_ms=100, role=R.REPLICA)
+    h.runtime.dispatch(heartbeat(h, 0x20, R.LEADER, 99))
+    h.runtime.dispatch(response(h, 0x20, 0, [b"a"], token=1))
+    h.runtime.abort()
+    assert h.runtime.is_stopped() and h.coordinator.role is R.REPLICA
+    assert h.runtime.inbox.lengths() == h.runtime.inbox.waiting() == (0, 0)
+    assert h.runtime.run_pending() == 0
+    h.clock.set(1_000)  # ticks are due, but a stopped runtime runs nothing
+    assert h.runtime.run_pending() == 0
+    assert h.runtime.state.tracker.peer_state(0x20) is None
+    assert h.dispatcher.heartbeats == [] and h.dispatcher.sync_requests == []
+    with pytest.raises(RuntimeStoppedError):
+        h.runtime.dispatch(heartbeat(h, 0x20, R.LEADER, 99))
 
 
 def test_dispatch_after_cancel_errors() -> None:

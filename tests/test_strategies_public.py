@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import random
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import NonInteractiveExampleWarning
+from hypothesis.errors import FailedHealthCheck, NonInteractiveExampleWarning
 
 from pytest_replay import strategies as rst
 from pytest_replay.fleet import FleetLogReader, ReplayCatalog, Step, load_topology
@@ -53,7 +55,9 @@ HEALTH_STRATEGIES = {
     "reordered_journals": rst.reordered_journals(),
     "steps": rst.steps(),
     "provenance_graphs": rst.provenance_graphs(),
-    "provenance_graphs_1000": rst.provenance_graphs(instances=5, subsystems=4, steps=50),
+    "provenance_graphs_at_the_size_limit": rst.provenance_graphs(
+        instances=5, subsystems=4, steps=rst.PROVENANCE_GRAPH_NODE_LIMIT // 20
+    ),
     "journals_1000": rst.journals(min_records=1000, max_records=1000),
     "faulty_provenance_graphs": rst.faulty_provenance_graphs(),
     "fleet_log_cases": rst.fleet_log_cases(),
@@ -74,6 +78,42 @@ def test_no_health_check_fails_under_default_settings(name: str) -> None:
 
     run()
     assert seen
+
+
+def test_the_stated_graph_size_limit_is_where_the_health_check_starts_failing() -> None:
+    # Just past the limit the smallest example is too large for the default settings
+    # (the limit itself passes in test_no_health_check_fails_under_default_settings).
+    @DEFAULT
+    @given(rst.provenance_graphs(instances=1, subsystems=1, steps=1_025))
+    def run(spec: rst.FleetSpec) -> None:
+        pass
+
+    with pytest.raises(FailedHealthCheck, match="smallest natural input"):
+        run()
+
+
+def _has_a_node_with_two_parents(spec: rst.FleetSpec) -> bool:
+    return max(Counter(after for _before, after in spec.edges()).values(), default=0) >= 2
+
+
+@pytest.mark.parametrize("seed", [None, 0, 1, 2, 3], ids=lambda s: f"seed={s}")
+def test_a_bug_needing_two_parents_shrinks_to_three_nodes(seed: int | None) -> None:
+    # Nodes are list elements, so the shrinker deletes what the failure does not need:
+    # two nodes and one with both as parents (local order or provenance).
+    smallest = find(
+        rst.provenance_graphs(),
+        _has_a_node_with_two_parents,
+        settings=settings(
+            max_examples=1_000,
+            database=None,
+            derandomize=seed is None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+        random=None if seed is None else random.Random(seed),
+    )
+    assert smallest.total_nodes <= 4, smallest
+    if seed is None:
+        assert smallest.total_nodes == 3, smallest
 
 
 @given(case=rst.ring_logs())

@@ -3,9 +3,11 @@
 Commands: ``inspect``, ``diff``, ``fleet replay``, ``reduce`` and
 ``store list|prune|check``; ``pytest-replay COMMAND --help`` describes each.
 
-Every error is one line on stderr ending with a ``Fix:`` hint, with exit
-status 2; a traceback is shown only with ``--debug``. Exit status 1 means "the
-answer is no" (recordings differ, validation or integrity problems). Modules
+One rule for exit statuses: 0 ok; 1 "the answer is no" (recordings differ, a
+recording is corrupt, validation or integrity problems); 2 usage error (bad
+arguments, a path that does not exist or is not a recording). Every error is one
+line on stderr ending with a ``Fix:`` hint; a traceback is shown only with
+``--debug``. Modules
 of a format (numpy, the fleet engine, journals) are imported only by the
 command that needs them.
 """
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pytest_replay.cli.common import EXIT_ERROR, CliError, Run
+from pytest_replay.cli.common import EXIT_DIFFERENT, EXIT_ERROR, CliError, CorruptInput, Run
 
 __all__ = ["main"]
 
@@ -27,11 +29,42 @@ PROG = "pytest-replay"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line with a Fix hint (exit status 2)."""
+    """argparse, but a usage error is one line with a Fix hint (exit status 2), and an
+    unknown subcommand, choice or option gets a "did you mean"."""
 
     def error(self, message: str) -> NoReturn:
         # The hint names the (sub)command; the message itself need not repeat it.
-        raise CliError(message, f"see '{self.prog} --help'")
+        raise CliError(message + _suggestion(self, message), f"see '{self.prog} --help'")
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option of ``parser`` and of its subcommands, at any depth."""
+    found: list[str] = []
+    for action in parser._actions:
+        found += [o for o in action.option_strings if o.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _option_strings(sub)
+    return found
+
+
+def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
+    import re
+
+    from pytest_replay.cli.common import did_you_mean
+
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        return did_you_mean(choice.group(1), re.findall(r"'?([\w.-]+)'?", choice.group(2)))
+    unknown = re.match(r"unrecognized arguments: (.*)", message)
+    if unknown:
+        options = _option_strings(parser)
+        for word in unknown.group(1).split():
+            if word.startswith("--"):
+                hint = did_you_mean(word.partition("=")[0], options)
+                if hint:
+                    return hint
+    return ""
 
 
 class _Usage(Exception):
@@ -93,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="show records A..B-1 instead (Python slice bounds: 10:20, :5; a negative start "
         "needs '=': --records=-3:)",
     )
+    inspect.add_argument(
+        "--test", metavar="NODEID", help="of a store: only the recordings of this test"
+    )
 
     diff = commands.add_parser(
         "diff",
@@ -119,6 +155,50 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--strict", action="store_true", help="ignore nothing, not even the volatile defaults"
     )
+    diff.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write the complete diff as DIR/diff.diff.txt and DIR/diff.diff.json",
+    )
+
+    textconv = commands.add_parser(
+        "textconv",
+        parents=[common],
+        help="print a recording as stable text, one record a line (a git diff driver)",
+        description=(
+            "Print any recording file as text: a header of facts, then one record, entry, "
+            "step or value leaf a line, fields named. Depends on the file's bytes alone, so "
+            "git can use it as a diff driver (see git-setup)."
+        ),
+    )
+    textconv.add_argument("path", type=Path, metavar="FILE")
+    git_setup = commands.add_parser(
+        "git-setup",
+        parents=[common],
+        help="make git diff show recordings as text (.gitattributes, and the driver with --apply)",
+        description=(
+            "Write the .gitattributes lines that send the store's recordings through the "
+            "pytest-replay diff driver; with --apply also set diff.pytest-replay.textconv in "
+            "the repository's git config (otherwise print the command)."
+        ),
+    )
+    git_setup.add_argument("--apply", action="store_true", help="also set the git config")
+    git_setup.add_argument(
+        "--command",
+        dest="textconv_command",
+        metavar="CMD",
+        help="the textconv command git runs (default: 'pytest-replay textconv')",
+    )
+    git_setup.add_argument(
+        "--store",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="another store folder (replay_dir, a pytest_replay_store_dir hook); repeatable",
+    )
+    git_setup.add_argument("--json", action="store_true", help="machine-readable output")
 
     fleet = commands.add_parser(
         "fleet", parents=[common], help="fleet logs: validate and show the causal replay order"
@@ -134,11 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Validate the fleet logs found under PATHS against TOPOLOGY (exit status 1 with "
             "every problem listed), then show the causal order a replay runs the steps in, "
-            "the frontier at a --goto target, and the graph's node and edge counts."
+            "the frontier at a --goto target, and the graph's node and edge counts. A stored "
+            "fleet recording (.fleet, as the plugin writes it) holds its topology and logs: "
+            "pass it alone."
         ),
     )
-    replay.add_argument("topology", type=Path, metavar="TOPOLOGY")
-    replay.add_argument("paths", type=Path, nargs="+", metavar="PATHS")
+    replay.add_argument("topology", type=Path, metavar="TOPOLOGY|RECORDING")
+    replay.add_argument("paths", type=Path, nargs="*", metavar="PATHS")
     replay.add_argument("--json", action="store_true", help="machine-readable output")
     steps = replay.add_mutually_exclusive_group()
     steps.add_argument(
@@ -155,6 +237,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay up to this step and show the frontier there (e.g. 2:plan:17)",
     )
     replay.add_argument("--instances", metavar="IDS", help="replay only these instances (e.g. 1,3)")
+
+    graph = fleet_commands.add_parser(
+        "graph",
+        parents=[common],
+        help="the causal graph of a fleet recording as Graphviz DOT (SVG with -o x.svg)",
+        description=(
+            "Export the causal graph of a fleet (a .fleet recording, or TOPOLOGY and PATHS) as "
+            "Graphviz DOT: one node per recorded step, an edge for each step's successor in "
+            "its log and for each message's origin. --around limits it to the neighbourhood "
+            "of one step (a divergence). With -o FILE.svg the DOT is rendered by Graphviz "
+            "'dot' when it is installed."
+        ),
+    )
+    graph.add_argument("topology", type=Path, metavar="TOPOLOGY|RECORDING")
+    graph.add_argument("paths", type=Path, nargs="*", metavar="PATHS")
+    graph.add_argument(
+        "--around",
+        metavar="INSTANCE:SUBSYSTEM:STEP",
+        help="only the steps within --radius edges of this step (e.g. 2:plan:17)",
+    )
+    graph.add_argument(
+        "--radius", type=int, default=2, metavar="N", help="edges around --around (default 2)"
+    )
+    graph.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write to FILE (.dot or .svg)"
+    )
 
     from pytest_replay.cli.reduce import MODES, POLICIES
 
@@ -227,17 +335,30 @@ def _dispatch(args: argparse.Namespace, run: Run) -> int:
     if command == "inspect":
         from pytest_replay.cli.inspect import run_inspect
 
-        return run_inspect(run, args.path, args.limit, args.records)
+        return run_inspect(run, args.path, args.limit, args.records, args.test)
     if command == "diff":
         from pytest_replay.cli.diff import run_diff
 
         ignore = [] if args.strict else _ignore_list(args.ignore)
-        return run_diff(run, args.a, args.b, ignore)
-    if command == "fleet":
-        from pytest_replay.cli.fleet import run_fleet_replay
+        return run_diff(run, args.a, args.b, ignore, args.report)
+    if command == "textconv":
+        from pytest_replay.cli.textconv import run_textconv
 
-        steps = None if args.all else args.steps
-        return run_fleet_replay(run, args.topology, args.paths, steps, args.goto, args.instances)
+        return run_textconv(run, args.path)
+    if command == "git-setup":
+        from pytest_replay.cli.textconv import run_git_setup
+
+        return run_git_setup(run, args.apply, args.textconv_command, Path.cwd(), args.store)
+    if command == "fleet":
+        from pytest_replay.cli.fleet import fleet_inputs, run_fleet_graph, run_fleet_replay
+
+        with fleet_inputs(args.topology, args.paths) as (topology, paths, shown):
+            if args.fleet_command == "graph":
+                return run_fleet_graph(
+                    run, topology, paths, args.around, args.radius, args.output, shown
+                )
+            steps = None if args.all else args.steps
+            return run_fleet_replay(run, topology, paths, steps, args.goto, args.instances, shown)
     if command == "reduce":
         from pytest_replay.cli.reduce import run_reduce
 
@@ -259,15 +380,21 @@ def _dispatch(args: argparse.Namespace, run: Run) -> int:
     return store.run_store_check(run, args.dir, args.deep)
 
 
+def _named(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is of a class called ``*name`` (the packages' error families are
+    matched by name so that an error does not import the package that raised it again)."""
+    return any(cls.__name__.endswith(name) for cls in type(exc).__mro__)
+
+
 def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: int = EXIT_ERROR) -> int:
     sys.stdout.flush()
     sys.stderr.write(f"{PROG}: error: {_one_line(message)}\n")
     sys.stderr.flush()
-    return EXIT_ERROR
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -299,7 +426,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pytest_replay.errors import ReplayError
 
         if isinstance(exc, ReplayError):
-            return _fail(str(exc) if "Fix:" in str(exc) else f"{exc}. Fix: see --help")
+            from pytest_replay.report import ReplayUsageError
+
+            # A format's own error means the input does not decode: corruption, status 1;
+            # misuse (ours, a package's *UsageError, a bad topology file) is status 2.
+            misuse = (
+                isinstance(exc, (ReplayUsageError, CliError))
+                or _named(exc, "UsageError")
+                or _named(exc, "TopologyError")
+            ) and not isinstance(exc, CorruptInput)
+            text = str(exc) if "Fix:" in str(exc) else f"{exc}. Fix: see --help"
+            return _fail(text, EXIT_ERROR if misuse else EXIT_DIFFERENT)
         if isinstance(exc, OSError):
             where = f" '{exc.filename}'" if exc.filename else ""
             return _fail(

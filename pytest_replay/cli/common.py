@@ -7,6 +7,7 @@ import enum
 import json
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -20,7 +21,9 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_OK",
     "CliError",
+    "CorruptInput",
     "Run",
+    "did_you_mean",
     "jsonable",
     "open_regular",
     "parse_range",
@@ -44,6 +47,10 @@ class CliError(ReplayError):
         self.detail = detail
         self.fix = fix
         super().__init__(f"{detail}. Fix: {fix}.")
+
+
+class CorruptInput(CliError):
+    """A recording does not decode: the answer is "no" (exit status 1), not a usage error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +152,11 @@ def read_bounded(path: Path, what: str, limit: int = MAX_READ_BYTES) -> bytes:
             "wait until whatever writes it has finished, then run the command again",
         )
     return data
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pytest_replay.cli import detect as formats
 from pytest_replay.cli.common import (
@@ -25,6 +25,9 @@ from pytest_replay.cli.common import (
     jsonable,
     read_bounded,
 )
+
+if TYPE_CHECKING:
+    from pytest_replay.diff import DiffSummary
 
 __all__ = ["Outcome", "run_diff"]
 
@@ -67,6 +70,8 @@ class Outcome:
     context: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
     others: tuple[str, ...] = field(default=())
+    #: Every difference, for the formats whose kind can list them (as ``--replay-diff=full``).
+    summary: DiffSummary | None = None
 
 
 def _counted(count: int, unit: str) -> str:
@@ -74,7 +79,11 @@ def _counted(count: int, unit: str) -> str:
     return f"{count} {unit[:-1] if count == 1 and unit.endswith('s') else unit}"
 
 
-def run_diff(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> int:
+def run_diff(
+    run: Run, a: Path, b: Path, ignore: Sequence[str] | None, report: Path | None = None
+) -> int:
+    from pytest_replay.report import render_summary, summary_json, write_diff_report
+
     left, right = formats.detect(a), formats.detect(b)
     if left.format != right.format or left.kind != right.kind:
         raise CliError(
@@ -83,6 +92,15 @@ def run_diff(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> int:
         )
     outcome = diff_detected(run, left, right, ignore)
     same = outcome.found is None
+    written = None
+    if report is not None:
+        if outcome.summary is None:
+            raise CliError(
+                f"--report: a {left.label} is compared up to its first difference only",
+                "drop --report, or diff two ring logs or stored recordings",
+            )
+        header = {"a": str(left.path), "b": str(right.path), "kind": left.kind or left.format}
+        written = write_diff_report(report, "diff", header, outcome.summary)
     if run.json:
         run.emit_json(
             {
@@ -97,6 +115,8 @@ def run_diff(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> int:
                 "context": list(outcome.context),
                 "ignored": list(outcome.ignored),
                 "other_differences": list(outcome.others),
+                "summary": None if outcome.summary is None else summary_json(outcome.summary),
+                "report": None if written is None else str(written),
             }
         )
     elif outcome.found is None:
@@ -115,6 +135,10 @@ def run_diff(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> int:
                 run.print(f"    {line}")
         if outcome.ignored:
             run.print(f"  ignored fields: {', '.join(outcome.ignored)}")
+        for line in render_summary(outcome.summary) if outcome.summary is not None else ():
+            run.print(f"  {line}")
+        if written is not None:
+            run.print(f"  complete diff: {written} (and {written.with_suffix('.json')})")
         if outcome.others:
             run.print(f"  {len(outcome.others)} more differing recording(s):")
             for line in outcome.others:
@@ -185,6 +209,7 @@ def diff_with_kind(
         _check_record_fields(ignore)
     found = kind.diff(expected, actual, meta)
     ignored = tuple(kind.ignored(meta))
+    summary = None if kind.summarize is None else kind.summarize(expected, actual, meta)
     try:
         compared = kind.count(expected)
     except Exception:
@@ -201,6 +226,7 @@ def diff_with_kind(
         ),
         tuple(context),
         ignored,
+        summary=summary,
     )  # fmt: skip
 
 
@@ -209,7 +235,7 @@ def diff_with_kind(
 
 def diff_rings(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
     from pytest_replay.cli.inspect import record_line, ring_record
-    from pytest_replay.diff import first_divergence
+    from pytest_replay.diff import first_divergence, ring_summary
     from pytest_replay.ringlog import RingLog
 
     ignored = ("timestamp_ns",) if ignore is None else tuple(ignore)
@@ -238,7 +264,8 @@ def diff_rings(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Outc
         context = tuple(
             record_line(ring_record(i, left[i])) for i in range(lo, min(found.index, len(left)))
         )
-    return Outcome(len(left), "records", found, context, ignored)
+    summary = None if found is None else ring_summary(left, right, ignored)
+    return Outcome(len(left), "records", found, context, ignored, summary=summary)
 
 
 def _check_record_fields(ignore: Sequence[str]) -> None:
@@ -429,6 +456,7 @@ def diff_stores(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Out
                             ),
                             outcome.context,
                             outcome.ignored,
+                            summary=outcome.summary,
                         ),
                     )
                 )  # fmt: skip
@@ -436,4 +464,6 @@ def diff_stores(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Out
         return Outcome(len(keys), "recordings")
     first = differences[0][1]
     others = tuple(outcome.found.describe() for _label, outcome in differences[1:] if outcome.found)
-    return Outcome(len(keys), "recordings", first.found, first.context, first.ignored, others)
+    return Outcome(
+        len(keys), "recordings", first.found, first.context, first.ignored, others, first.summary
+    )

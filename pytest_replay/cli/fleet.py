@@ -1,5 +1,6 @@
-"""``pytest-replay fleet replay TOPOLOGY PATHS...``: validate a fleet's logs and show the
-causal order a replay would run them in.
+"""``pytest-replay fleet replay TOPOLOGY PATHS...`` (or ``RECORDING.fleet``): validate a
+fleet's logs and show the causal order a replay would run them in; ``fleet graph`` exports
+the causal graph (or the neighbourhood of one step) as Graphviz DOT or SVG.
 
 The logs are validated exactly as a replay plan validates them (every problem is
 listed, exit status 1). A valid fleet is scheduled by the causal engine over
@@ -9,7 +10,11 @@ the graph's node and edge counts depend on the recorded steps and provenance onl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +22,61 @@ from typing import TYPE_CHECKING, Any
 from pytest_replay.cli.common import EXIT_DIFFERENT, EXIT_OK, CliError, Run
 
 if TYPE_CHECKING:
-    from pytest_replay.fleet import FleetCursor, FleetLogReader, StepTable
+    from pytest_replay.fleet import FleetCursor, FleetLogReader, ReplayPlan, StepTable
 
-__all__ = ["Target", "parse_goto", "parse_instances", "run_fleet_replay"]
+__all__ = [
+    "Target",
+    "fleet_inputs",
+    "parse_goto",
+    "parse_instances",
+    "run_fleet_graph",
+    "run_fleet_replay",
+]
+
+
+def _is_recording(path: Path) -> bool:
+    from pytest_replay.cli import detect as formats
+
+    if not path.is_file():
+        return False
+    try:
+        return formats.detect(path).format == formats.FLEET_RECORDING
+    except CliError:
+        return False
+
+
+@contextlib.contextmanager
+def fleet_inputs(
+    topology: Path, paths: Sequence[Path]
+) -> Iterator[tuple[Path, Sequence[Path], str]]:
+    """(topology, log paths, what to call the fleet) from the command line: a stored
+    ``.fleet`` recording is unpacked into a temporary folder for the command's duration."""
+    stray = [path for path in paths if _is_recording(path)]
+    if stray:
+        raise CliError(
+            f"'{stray[0]}' is a fleet recording (.fleet), not a folder of fleet logs",
+            f"pass the recording alone: pytest-replay fleet replay {stray[0]}",
+        )
+    if not _is_recording(topology):
+        if not paths:
+            raise CliError(
+                f"no fleet logs given after topology '{topology}'",
+                "pass TOPOLOGY and the logs or folders that hold them, or a .fleet recording alone",
+            )
+        yield topology, paths, str(topology)
+        return
+    if paths:
+        raise CliError(
+            f"'{topology}' is a fleet recording, which holds its topology and logs; "
+            f"{len(paths)} more path(s) were given",
+            f"pass the recording alone: pytest-replay fleet replay {topology}",
+        )
+    from pytest_replay.fleet import load_fleet_recording
+
+    recording = load_fleet_recording(topology)
+    with tempfile.TemporaryDirectory(prefix="pytest-replay-fleet-") as folder:
+        topology_path, logs_root = recording.materialise(folder)
+        yield topology_path, [logs_root], f"{topology} ({recording.topology_name})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +133,9 @@ class _OrderSession:
     def reset(self) -> None:
         """Scheduling only: there is no app state to reset."""
 
+    def close(self) -> None:
+        """Scheduling only: there is no app or output log to close."""
+
 
 def _cursor(cursor: FleetCursor) -> dict[str, Any]:
     return {
@@ -94,26 +154,19 @@ def _line(position: int | None, cursor: FleetCursor) -> str:
     )
 
 
-def run_fleet_replay(
-    run: Run,
-    topology: Path,
-    paths: Sequence[Path],
-    steps: int | None,
-    goto: str | None,
-    instances: str | None,
-) -> int:
+def _plan(
+    run: Run, topology: Path, paths: Sequence[Path], instances: str | None, name: str
+) -> tuple[ReplayPlan, list[_OrderSession]] | None:
+    """The validated plan and a scheduling-only session per log, or ``None`` after printing
+    the validation problems (exit status 1)."""
     from pytest_replay.fleet import (
         FleetLogReader,
-        ReplayEngine,
         ReplayPlanBuilder,
         ReplayValidationError,
         Subsystem,
         recording_app_for,
     )
 
-    target = None if goto is None else parse_goto(goto)
-    if steps is not None and steps < 0:
-        raise CliError(f"--steps {steps} is negative", "pass 0 or more (or --all)")
     if not topology.is_file():
         raise CliError(f"topology '{topology}' is not a file", "pass the topology TOML file")
     builder = ReplayPlanBuilder(topology).discover_logs(paths)
@@ -126,12 +179,12 @@ def run_fleet_replay(
         plan = builder.build()
     except ReplayValidationError as exc:
         if run.json:
-            run.emit_json({"valid": False, "topology": str(topology), "problems": list(exc.issues)})
+            run.emit_json({"valid": False, "topology": name, "problems": list(exc.issues)})
         else:
             count = len(exc.issues)
             run.print(
                 f"fleet replay: {count} validation problem{'s' if count != 1 else ''} "
-                f"for topology '{topology}':"
+                f"for topology '{name}':"
             )
             for issue in exc.issues:
                 run.print(f"  - {issue}")
@@ -139,7 +192,7 @@ def run_fleet_replay(
                 "Fix: record the missing logs, remove stray or duplicate ones, and select "
                 "instances (--instances) whose logs agree with the topology."
             )
-        return EXIT_DIFFERENT
+        return None
     sessions = []
     with run.bar("indexing fleet logs", len(plan.assignments)) as bar:
         for assignment in plan.assignments:
@@ -153,11 +206,33 @@ def run_fleet_replay(
                 )
             )
             bar.advance()
+    return plan, sessions
+
+
+def run_fleet_replay(
+    run: Run,
+    topology: Path,
+    paths: Sequence[Path],
+    steps: int | None,
+    goto: str | None,
+    instances: str | None,
+    shown: str | None = None,
+) -> int:
+    from pytest_replay.fleet import ReplayEngine
+
+    target = None if goto is None else parse_goto(goto)
+    if steps is not None and steps < 0:
+        raise CliError(f"--steps {steps} is negative", "pass 0 or more (or --all)")
+    name = shown or str(topology)
+    planned = _plan(run, topology, paths, instances, name)
+    if planned is None:
+        return EXIT_DIFFERENT
+    plan, sessions = planned
     engine = ReplayEngine(sessions)
     total = engine.total_nodes
     report: dict[str, Any] = {
         "valid": True,
-        "topology": str(topology),
+        "topology": name,
         "instances": list(plan.selected_instances),
         "subsystems": {spec.id: spec.code for spec in plan.topology.subsystems},
         "mission": plan.mission,
@@ -203,14 +278,14 @@ def run_fleet_replay(
         run.emit_json(report)
         return EXIT_OK
     run.print(
-        f"fleet replay: topology '{topology}', {len(plan.selected_instances)} instance(s) x "
+        f"fleet replay: topology '{name}', {len(plan.selected_instances)} instance(s) x "
         f"{len(plan.topology.subsystems)} subsystem(s), {len(plan.assignments)} log(s)"
     )
     if plan.mission is not None:
         run.print(f"  mission: {plan.mission}")
     run.print(f"  nodes (steps): {total}")
     run.print(f"  edges: {report['edges']}")
-    shown = report["order_shown"]
+    count: int = report["order_shown"]
     if target is not None:
         run.print(
             f"  goto instance {target.instance_id} subsystem '{target.subsystem_id}' step "
@@ -219,11 +294,11 @@ def run_fleet_replay(
         run.print("  frontier (the latest executed step of each session):")
         for cursor in engine.current_frontier():
             run.print(f"    {_line(None, cursor)}")
-        if shown:
-            run.print(f"  causal order to the target (first {shown} of {len(order)}):")
-    elif shown:
-        run.print(f"  causal order ({'all' if shown == total else f'first {shown} of'} {total}):")
-    for position, cursor in enumerate(order[:shown]):
+        if count:
+            run.print(f"  causal order to the target (first {count} of {len(order)}):")
+    elif count:
+        run.print(f"  causal order ({'all' if count == total else f'first {count} of'} {total}):")
+    for position, cursor in enumerate(order[:count]):
         run.print(f"    {_line(position, cursor)}")
     return EXIT_OK
 
@@ -265,3 +340,130 @@ def _cursor_target(target: Target) -> dict[str, Any]:
         "subsystem_id": target.subsystem_id,
         "step_id": target.step_id,
     }
+
+
+# --------------------------------------------------------------------------- graph
+
+
+def _dot_text(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def fleet_dot(sessions: Sequence[_OrderSession], around: Target | None, radius: int) -> str:
+    """The causal graph as DOT: a cluster per session, a node per step (``instance:
+    subsystem:step``), solid edges for log order, dashed ones for message origins; with
+    ``around``, only the steps within ``radius`` edges of that step (which is filled)."""
+    from pytest_replay.fleet.graph import SessionNodes, build_causal_graph
+
+    graph = build_causal_graph(
+        [
+            SessionNodes(s.instance_id, s.subsystem_id, s.subsystem_code, s.step_table())
+            for s in sessions
+        ]
+    )
+    session_of = graph.node_session.tolist()
+    step_of = graph.node_step.tolist()
+    local_next = graph.local_next.tolist()
+    indptr, indices = graph.indptr.tolist(), graph.indices.tolist()
+    edges = [(n, local_next[n], "solid") for n in range(graph.total_nodes) if local_next[n] >= 0]
+    edges += [
+        (n, indices[k], "dashed")
+        for n in range(graph.total_nodes)
+        for k in range(indptr[n], indptr[n + 1])
+    ]
+    kept: set[int] | None = None
+    centre: int | None = None
+    if around is not None:
+        centre = _node_of(sessions, session_of, step_of, around)
+        neighbours: dict[int, list[int]] = {}
+        for a, b, _style in edges:
+            neighbours.setdefault(a, []).append(b)
+            neighbours.setdefault(b, []).append(a)
+        kept = {centre}
+        frontier = [centre]
+        for _ in range(max(0, radius)):
+            frontier = [m for n in frontier for m in neighbours.get(n, []) if m not in kept]
+            kept.update(frontier)
+    lines = [
+        "digraph fleet {",
+        "  rankdir=LR;",
+        '  node [shape=box, fontname="monospace"];',
+    ]
+    members_of: dict[int, list[int]] = {}
+    for n in range(graph.total_nodes):
+        if kept is None or n in kept:
+            members_of.setdefault(session_of[n], []).append(n)
+    for index, session in enumerate(sessions):
+        members = members_of.get(index, [])
+        if not members:
+            continue
+        label = f"instance {session.instance_id} / {session.subsystem_id}"
+        lines.append(f"  subgraph cluster_{index} {{")
+        lines.append(f"    label={_dot_text(label)};")
+        for n in members:
+            text = f"{session.instance_id}:{session.subsystem_id}:{step_of[n]}"
+            fill = ", style=filled, fillcolor=salmon" if n == centre else ""
+            lines.append(f"    n{n} [label={_dot_text(text)}{fill}];")
+        lines.append("  }")
+    for a, b, style in sorted(edges):
+        if kept is None or (a in kept and b in kept):
+            lines.append(f"  n{a} -> n{b}" + (" [style=dashed];" if style == "dashed" else ";"))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _node_of(
+    sessions: Sequence[_OrderSession], session_of: list[int], step_of: list[int], target: Target
+) -> int:
+    _check_target(sessions, target)
+    for node, (session, step) in enumerate(zip(session_of, step_of, strict=True)):
+        s = sessions[session]
+        if (s.instance_id, s.subsystem_id, step) == (
+            target.instance_id,
+            target.subsystem_id,
+            target.step_id,
+        ):
+            return node
+    raise AssertionError("unreachable: _check_target found the step")  # pragma: no cover
+
+
+def run_fleet_graph(
+    run: Run,
+    topology: Path,
+    paths: Sequence[Path],
+    around: str | None,
+    radius: int,
+    output: Path | None,
+    shown: str | None = None,
+) -> int:
+    from pytest_replay._atomic import atomic_write_bytes
+
+    target = None if around is None else parse_goto(around)
+    if radius < 0:
+        raise CliError(f"--radius {radius} is negative", "pass 0 or more")
+    planned = _plan(run, topology, paths, None, shown or str(topology))
+    if planned is None:
+        return EXIT_DIFFERENT
+    _plan_value, sessions = planned
+    dot = fleet_dot(sessions, target, radius)
+    if output is None:
+        run.out.write(dot)
+        return EXIT_OK
+    data = dot.encode()
+    if output.suffix == ".svg":
+        program = shutil.which("dot")
+        if program is None:
+            raise CliError(
+                "Graphviz 'dot' is not installed, so no SVG can be drawn",
+                f"install Graphviz, or write DOT: -o {output.with_suffix('.dot')}",
+            )
+        done = subprocess.run([program, "-Tsvg"], input=data, capture_output=True, check=False)
+        if done.returncode != 0:
+            raise CliError(
+                f"Graphviz 'dot' failed ({done.stderr.decode(errors='replace').strip()})",
+                "write DOT instead (-o graph.dot) and check it",
+            )
+        data = done.stdout
+    atomic_write_bytes(output, data)
+    run.print(f"wrote {output} ({len(sessions)} logs)")
+    return EXIT_OK

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from pytest_replay.cli import detect as formats
-from pytest_replay.cli.common import EXIT_OK, CliError, Run, jsonable, parse_range, read_bounded
+from pytest_replay.cli.common import (
+    EXIT_OK,
+    CliError,
+    CorruptInput,
+    Run,
+    did_you_mean,
+    jsonable,
+    parse_range,
+    read_bounded,
+)
 
 __all__ = ["Inspection", "inspect_detected", "record_line", "run_inspect"]
 
@@ -34,9 +43,13 @@ class Inspection:
     unit: str = "records"
 
 
-def run_inspect(run: Run, path: Path, limit: int, records: str | None) -> int:
+def run_inspect(
+    run: Run, path: Path, limit: int, records: str | None, test: str | None = None
+) -> int:
     detected = formats.detect(path)
     found = inspect_detected(detected, run)
+    if test is not None:
+        found = only_test(detected, found, test)
     if records is not None:
         start, stop = parse_range(records, found.total)
     else:
@@ -69,6 +82,29 @@ def run_inspect(run: Run, path: Path, limit: int, records: str | None) -> int:
         else:
             run.print(f"no {found.unit} in the range {records} (there are {found.total})")
     return EXIT_OK
+
+
+def only_test(detected: formats.Detected, found: Inspection, test: str) -> Inspection:
+    """The recordings of one test of a store (``--test NODEID``)."""
+    if detected.format != formats.STORE:
+        raise CliError(
+            f"--test selects the recordings of a test in a store, and '{detected.path}' is a "
+            f"{detected.label}",
+            "pass a store folder (.replay), or drop --test",
+        )
+    rows = found.fetch(0, found.total)
+    kept = [
+        {**row, "index": index}
+        for index, row in enumerate(row for row in rows if row["nodeid"] == test)
+    ]
+    if not kept:
+        ids = [row["nodeid"] for row in rows]
+        raise CliError(
+            f"no test {test!r} in the store '{detected.path}'{did_you_mean(test, ids)}",
+            "pass a test id as 'pytest-replay inspect STORE' lists it",
+        )
+    summary = {**found.summary, "test": test, "test_recordings": len(kept)}
+    return Inspection(summary, len(kept), lambda a, b: kept[a:b], found.unit)
 
 
 def _show(value: Any) -> str:
@@ -259,6 +295,8 @@ def _identity(record: Any, mission: str | None) -> dict[str, Any]:
 
 
 def inspect_fleet_log(path: Path, run: Run) -> Inspection:
+    import blake3
+
     from pytest_replay.fleet import FleetLogReader, read_identity
 
     identity = read_identity(path)
@@ -275,6 +313,8 @@ def inspect_fleet_log(path: Path, run: Run) -> Inspection:
             messages = [
                 {
                     "bytes": len(message.payload),
+                    # A payload change must show in a diff of the text (textconv).
+                    "digest": blake3.blake3(message.payload).hexdigest()[:16],
                     "origin": None
                     if message.origin is None
                     else [
@@ -560,8 +600,11 @@ def inspect_store(path: Path, run: Run) -> Inspection:
     return Inspection(summary, len(indexed), lambda a, b: indexed[a:b], "recordings")
 
 
-def inspect_kind_file(path: Path, kind_name: str) -> Inspection:
-    """A stored recording of a kind without a dedicated view: its size and record count."""
+def inspect_kind_file(path: Path, kind_name: str, manifest: bool = True) -> Inspection:
+    """A stored recording of a kind without a magic number of its own: ``data`` values
+    (one record per leaf, with its key path), replication traces (one record per event),
+    any other kind its size and record count. ``manifest=False`` reads the file's bytes
+    alone (textconv), not the manifest beside it."""
     kind = formats.kind_registry().get(kind_name)
     data = read_bounded(path, f"{kind_name} recording")
     count = count_checked(path, kind, data)
@@ -571,7 +614,7 @@ def inspect_kind_file(path: Path, kind_name: str) -> Inspection:
         "bytes": len(data),
         "records": count,
     }
-    entry = manifest_entry(path)
+    entry = manifest_entry(path) if manifest else None
     if entry is not None:
         summary["manifest"] = {
             "nodeid": entry[0],
@@ -579,7 +622,60 @@ def inspect_kind_file(path: Path, kind_name: str) -> Inspection:
             "version": entry[1].version,
             "digest": entry[1].digest,
         }
+    if kind.name == "data":
+        from pytest_replay.values import decode_value
+
+        rows = [
+            {"index": index, "path": where, "value": shown}
+            for index, (where, shown) in enumerate(
+                value_leaves(decode_value(data, str(path), resolve=False))
+            )
+        ]
+        summary["leaves"] = len(rows)
+        return Inspection(summary, len(rows), lambda a, b: rows[a:b], "leaves")
+    if kind.name == "replication":
+        from pytest_replay.replication.trace import decode_trace
+
+        events = decode_trace(data, str(path)).events
+        summary["events"] = len(events)
+        names = ("time_ms", "kind", "node", "peer", "attrs")
+
+        def fetch(start: int, stop: int) -> list[dict[str, Any]]:
+            return [
+                {"index": start + i, **dict(zip(names, event, strict=True))}
+                for i, event in enumerate(events[start:stop])
+            ]
+
+        return Inspection(summary, len(events), fetch, "events")
     return Inspection(summary, 0, lambda a, b: [])
+
+
+def value_leaves(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """A decoded ``data`` value as ``(key path, rendered leaf)`` pairs in stored order:
+    dicts, lists and recorded objects are opened (an object also gives a line naming its
+    type), everything else is one leaf."""
+    from pytest_replay.values import Tagged, render_value
+
+    if isinstance(value, dict) and value:
+        return [
+            pair for key, item in value.items()
+            for pair in value_leaves(item, f"{path}[{_key_text(key)}]")
+        ]  # fmt: skip
+    if isinstance(value, list) and value:
+        return [pair for i, item in enumerate(value) for pair in value_leaves(item, f"{path}[{i}]")]
+    if isinstance(value, Tagged) and value.form != "enum":
+        head = [(path or "<value>", f"{value.type} ({value.form})")]
+        return head + [
+            pair for name, item in value.fields.items()
+            for pair in value_leaves(item, f"{path}.{name}")
+        ]  # fmt: skip
+    return [(path or "<value>", render_value(value))]
+
+
+def _key_text(key: Any) -> str:
+    from pytest_replay.values import render_value
+
+    return json.dumps(key, ensure_ascii=False) if isinstance(key, str) else render_value(key)
 
 
 def count_checked(path: Path, kind: Any, data: bytes) -> int:
@@ -590,7 +686,10 @@ def count_checked(path: Path, kind: Any, data: bytes) -> int:
         count: int = kind.count(data)
     except (ReplayError, ValueError) as exc:
         detail, _sep, fix = str(exc).partition(". Fix: ")
-        raise CliError(
+        # The kind's decoder knew the bytes only as "recording": the path is said once, above.
+        detail = detail.replace(" 'recording'", "").removeprefix("recording: ")
+        detail = detail.replace("recording is not", "it is not")
+        raise CorruptInput(
             f"'{path}' does not decode as a recording of kind '{kind.name}' "
             f"({kind.extension}): {detail}",
             fix.rstrip(".") or "re-record it (pytest --replay-record)",

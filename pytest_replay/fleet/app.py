@@ -39,11 +39,13 @@ class FleetApp(Protocol):
     One object is built per replayed (instance, subsystem) session, lazily, when the
     session first executes a step. Calls then arrive in this order: ``start()``,
     ``restore_keyframe(kf)`` for the keyframe replay starts from, ``replay_step(...)``
-    for each step in log order (again ``restore_keyframe`` when a rewind needs one),
-    and ``stop()`` when the engine is reset or closed. ``clock`` is already set to the
+    for each step in log order (again ``restore_keyframe`` when a rewind needs one;
+    when replay records, a rewind stops the app and builds a new one instead), and
+    ``stop()`` when the engine is reset or closed. ``clock`` is already set to the
     step's timestamp when ``replay_step`` runs; ``keyframe`` is the log's keyframe for
     that step, if any. ``output`` is a log writer when the engine records its replay
-    (``plan.start(record_under=...)``) and ``None`` otherwise; the engine closes it.
+    (``plan.start(record_under=...)``) and ``None`` otherwise; the engine closes it
+    (``close()``) or removes it (``reset()``, a ``goto`` backwards).
     """
 
     #: The subsystem this app type implements; ``id`` must match the topology's.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -258,20 +258,24 @@ class ReplayEngine:
                 )
 
     def reset(self) -> None:
-        """Stop every session and go back to the state before any step ran."""
+        """Stop every session and go back to the state before any step ran; output logs
+        are removed, so they hold only what the steps executed from now on write."""
+        self._each_session(lambda session: session.reset())
+
+    def close(self) -> None:
+        """Stop every app and finish every output log, which keeps what was replayed."""
+        self._each_session(lambda session: session.close())
+
+    def _each_session(self, action: Callable[[EngineSession], None]) -> None:
         errors: list[BaseException] = []
         for session in self._sessions:
             try:
-                session.reset()
-            except Exception as exc:  # reset every session even when one fails
+                action(session)
+            except Exception as exc:  # reach every session even when one fails
                 errors.append(exc)
         self._restart_schedule()
         if errors:
             raise errors[0]
-
-    def close(self) -> None:
-        """Stop every app and finish every output log (same as :meth:`reset`)."""
-        self.reset()
 
     def __enter__(self) -> ReplayEngine:
         return self

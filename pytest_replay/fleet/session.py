@@ -23,7 +23,9 @@ class EngineSession(Protocol):
     """What :class:`~pytest_replay.fleet.engine.ReplayEngine` needs from a session.
 
     ``goto_index(i)`` brings the session to the state right after its i-th step (log
-    order); ``reset()`` stops whatever runs and returns to the state before any step.
+    order); ``reset()`` stops whatever runs and returns to the state before any step,
+    output log included (what the earlier pass wrote is removed); ``close()`` stops
+    whatever runs and keeps the output log, finished.
     """
 
     instance_id: int
@@ -37,6 +39,8 @@ class EngineSession(Protocol):
 
     def reset(self) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class ReplaySession:
     """Replays one log through an app built by ``app_factory``.
@@ -44,6 +48,12 @@ class ReplaySession:
     The app is built and started on the first seek. Seeking forward replays the steps
     in between; seeking backwards, or the first seek, restores the nearest keyframe at
     or before the target and replays from its step (an error when there is none).
+
+    With an ``output_log_path`` the output log always holds exactly what the app wrote
+    for the steps replayed since the session (re)started, byte for byte what a fresh
+    session seeking to the same step writes: a backwards seek therefore starts over
+    (:meth:`reset`, then the seek a fresh session makes) instead of restoring the
+    keyframe into the running app, whose writer already holds the later steps.
     """
 
     def __init__(
@@ -106,6 +116,7 @@ class ReplaySession:
         app = self._app
         if app is None:
             if self.output_log_path is not None:
+                # A new writer replaces the slabs of the log kept by close().
                 self._output = FleetLogWriter(self.output_log_path)
             app = self._factory(self._clock, self._output)
             app.start()
@@ -164,6 +175,10 @@ class ReplaySession:
         current = self._current
         if current == index:
             return
+        if current is not None and index < current and self.output_log_path is not None:
+            self.reset()
+            app = self._ensure_started()
+            current = None
         if current is not None and index > current:
             start = current + 1
         else:
@@ -187,11 +202,19 @@ class ReplaySession:
         self._section_end = start + len(section)
         return section
 
+    def close(self) -> None:
+        """Stop the app and finish the output log, which keeps what was replayed; the next
+        seek starts a new app and a new output log."""
+        self._stop(keep_output=True)
+
     def reset(self) -> None:
-        """Stop the app and close the output log; the next seek starts a new app."""
+        """Stop the app and remove the output log this session wrote (also after
+        :meth:`close`): the session is as it was before its first seek."""
+        self._stop(keep_output=False)
+
+    def _stop(self, *, keep_output: bool) -> None:
         app, output = self._app, self._output
         self._app = None
-        self._output = None
         self._current = None
         self._last_keyframe = None
         self._clock = MockClock()
@@ -200,4 +223,9 @@ class ReplaySession:
                 app.stop()
         finally:
             if output is not None:
-                output.close()
+                if keep_output:
+                    # Kept (closed) so that a later reset can still remove what it wrote.
+                    output.close()
+                else:
+                    self._output = None
+                    output.discard()

@@ -243,6 +243,7 @@ class FakeSession:
     output_log_path: Path | None = None
     moves: list[int] = field(default_factory=list)
     resets: int = 0
+    closes: int = 0
 
     def step_table(self) -> StepTable:
         return step_table(self.steps)
@@ -253,6 +254,9 @@ class FakeSession:
     def reset(self) -> None:
         self.resets += 1
         self.moves = []
+
+    def close(self) -> None:
+        self.closes += 1
 
 
 def ping_pong(*, bad: bool = False) -> list[FakeSession]:

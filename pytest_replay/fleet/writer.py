@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -279,6 +280,27 @@ class FleetLogWriter:
         self._flush_sections()
         self._write_slab(final=True)
         self._closed = True
+
+    def discard(self) -> None:
+        """End the log without finishing it and remove every slab this writer wrote, as
+        if it had never been created (a replay that starts over). Idempotent; only
+        regular files this writer wrote are removed."""
+        self._closed = True
+        self._steps, self._keyframes = [], []
+        self._future_keyframes.clear()
+        for path in self.slab_paths:
+            try:
+                if stat.S_ISREG(path.lstat().st_mode):
+                    path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise FleetLogWriteError(
+                    path,
+                    f"cannot remove slab ({exc.strerror or exc})",
+                    "make sure the folder is writable",
+                ) from None
+        self._slabs_written = 0
 
     def __enter__(self) -> FleetLogWriter:
         return self

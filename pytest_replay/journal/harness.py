@@ -86,10 +86,12 @@ class ReplayHarness:
 
     ``journal`` (a :class:`~pytest_replay.journal.persistent.Journal` store)
     needs ``persistence_id``; the first write continues at
-    ``journal.highest_sequence_nr(persistence_id) + 1`` (read once, here) and
-    numbers stay contiguous. ``write_batch`` entries are buffered per store
-    write (1: write-through). ``clock`` returns monotonic nanoseconds; the
-    stamp is microseconds since the harness was created.
+    ``journal.highest_sequence_nr(persistence_id) + 1``, read once, at that first
+    write (as the reference does: creating a harness touches no store, and a writer
+    that came in between is continued, not overwritten), and numbers stay contiguous.
+    ``write_batch`` entries are buffered per store write (1: write-through).
+    ``clock`` returns monotonic nanoseconds; the stamp is microseconds since the
+    harness was created.
 
     A failed store write is never dropped: the entries stay in memory and in
     the pending buffer, no further writes are tried, and :meth:`flush` /
@@ -162,12 +164,13 @@ class ReplayHarness:
 
     @property
     def next_sequence_nr(self) -> int:
-        """The sequence number the next recorded entry will be written under (asks the
-        store for its highest one if nothing was written yet)."""
+        """The sequence number the next recorded entry will be written under. Before the
+        first write this asks the store for its highest one each time and fixes nothing:
+        only a write fixes the numbering, so a writer that comes in between is still
+        continued."""
         with self._lock:
-            if self._next_seq is None:
-                self._next_seq = self._stored_highest() + 1
-            return self._next_seq + len(self._unnumbered)
+            first = self._stored_highest() + 1 if self._next_seq is None else self._next_seq
+            return first + len(self._unnumbered)
 
     @property
     def unpersisted_sequence_nrs(self) -> tuple[int, ...]:

@@ -15,7 +15,6 @@ __all__ = [
     "CoordinatorError",
     "DispatchError",
     "GapBeforeChunkError",
-    "InboxFullError",
     "InvalidTransitionError",
     "LogError",
     "LogFullError",
@@ -118,10 +117,6 @@ class DispatchError(ReplicationError):
 
 class RuntimeStoppedError(ReplicationError):
     """The runtime has stopped; it takes no more inbound events."""
-
-
-class InboxFullError(ReplicationError):
-    """The inbox lane for this event is at capacity."""
 
 
 class TraceFormatError(ReplicationError, ValueError):

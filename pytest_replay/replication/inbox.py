@@ -3,7 +3,8 @@
 Shutdown, SyncResponse and SyncNack ride the priority lane (capacity 128);
 Heartbeat and SyncRequest the normal lane (capacity 1024). The runtime drains
 the priority lane first, so a heartbeat flood cannot starve catch-up or a
-graceful shutdown.
+graceful shutdown. A full lane turns events away (``try_push``) or keeps them
+waiting in line for room (``push``), like a bounded channel whose senders await.
 """
 
 from __future__ import annotations
@@ -72,10 +73,30 @@ def is_priority_event(event: Inbound) -> bool:
     return isinstance(event, Shutdown | InboundSyncResponse | InboundSyncNack)
 
 
-class TwoLaneInbox:
-    """Bounded priority + normal lanes."""
+def _take(lane: deque[Inbound], waiting: deque[Inbound]) -> Inbound | None:
+    """The next event of ``lane``. The room it frees goes to the event waiting longest,
+    as a bounded channel hands a released slot to its first blocked sender, so the lane
+    stays full while any event waits."""
+    if not lane:
+        return None
+    event = lane.popleft()
+    if waiting:
+        lane.append(waiting.popleft())
+    return event
 
-    __slots__ = ("_closed", "_normal", "_normal_cap", "_priority", "_priority_cap")
+
+class TwoLaneInbox:
+    """Bounded priority + normal lanes, each with a line of events waiting for room."""
+
+    __slots__ = (
+        "_closed",
+        "_normal",
+        "_normal_cap",
+        "_normal_waiting",
+        "_priority",
+        "_priority_cap",
+        "_priority_waiting",
+    )
 
     def __init__(
         self,
@@ -84,6 +105,8 @@ class TwoLaneInbox:
     ) -> None:
         self._normal: deque[Inbound] = deque()
         self._priority: deque[Inbound] = deque()
+        self._normal_waiting: deque[Inbound] = deque()
+        self._priority_waiting: deque[Inbound] = deque()
         self._normal_cap = capacity
         self._priority_cap = priority_capacity
         self._closed = False
@@ -108,21 +131,40 @@ class TwoLaneInbox:
         lane.append(event)
         return None
 
+    def push(self, event: Inbound) -> bool:
+        """Queue ``event``, or keep it waiting for room behind the events already waiting
+        when its lane is full; ``False`` (nothing kept) when the inbox is closed."""
+        if self._closed:
+            return False
+        if is_priority_event(event):
+            lane, cap, waiting = self._priority, self._priority_cap, self._priority_waiting
+        else:
+            lane, cap, waiting = self._normal, self._normal_cap, self._normal_waiting
+        if len(lane) >= cap:
+            waiting.append(event)
+        else:
+            lane.append(event)
+        return True
+
     def lane_full(self, event: Inbound) -> bool:
         if is_priority_event(event):
             return len(self._priority) >= self._priority_cap
         return len(self._normal) >= self._normal_cap
 
     def pop_priority(self) -> Inbound | None:
-        return self._priority.popleft() if self._priority else None
+        return _take(self._priority, self._priority_waiting)
 
     def pop_normal(self) -> Inbound | None:
-        return self._normal.popleft() if self._normal else None
+        return _take(self._normal, self._normal_waiting)
 
     def lengths(self) -> tuple[int, int]:
-        """``(priority, normal)`` queue lengths."""
+        """``(priority, normal)`` queue lengths, not counting events waiting for room."""
         return len(self._priority), len(self._normal)
 
+    def waiting(self) -> tuple[int, int]:
+        """``(priority, normal)`` counts of events waiting for room."""
+        return len(self._priority_waiting), len(self._normal_waiting)
+
     def clear(self) -> None:
-        self._priority.clear()
-        self._normal.clear()
+        for lane in (self._priority, self._normal, self._priority_waiting, self._normal_waiting):
+            lane.clear()

@@ -203,10 +203,14 @@ class SequencedLog:
         return self.trim_to(self.next_seq - self._retention)
 
     def skip_to(self, seq: int) -> None:
-        """Jump the log forward to ``seq``, leaving a gap.
+        """Move the tail forward to ``seq``, leaving a gap.
 
-        Entries before the gap are released so the retained window stays
-        contiguous. Skipping to the current tail is a no-op.
+        The entries before the gap are released so the retained window stays
+        contiguous: afterwards ``first_retained_seq == next_seq == seq``. As in
+        the reference, skipping to the current tail leaves no gap and changes
+        nothing (the retained entries stay). Raises :class:`SkipRejectedError`
+        when the log is persistent (``allow_skip=False``), whatever ``seq`` is,
+        and when ``seq`` is behind the tail.
         """
         if not self._allow_skip:
             raise SkipRejectedError(
@@ -218,6 +222,8 @@ class SequencedLog:
                 f"{self.name}: skip_to({seq}) is behind the tail (next seq {self.next_seq}). "
                 "Fix: only skip forward."
             )
+        if seq == self.next_seq:
+            return
         self._entries = []
         self._head = 0
         self._bytes = 0

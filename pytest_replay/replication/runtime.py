@@ -55,7 +55,6 @@ from pytest_replay.replication.errors import (
     CoordinatorError,
     DispatchError,
     GapBeforeChunkError,
-    InboxFullError,
     InvalidTransitionError,
     RuntimeStoppedError,
     ScheduleError,
@@ -267,24 +266,28 @@ class ReplicationRuntime:
         return self._stopped
 
     def try_dispatch(self, event: Inbound) -> Inbound | None:
-        """Queue ``event`` on its lane; returns it back when the lane is full or stopped."""
+        """Queue ``event`` on its lane; returns it back when the lane is full (events
+        are waiting for room) or the runtime stopped."""
         if not self._running:
             return event
         return self._inbox.try_push(event)
 
     def dispatch(self, event: Inbound) -> None:
-        """Queue ``event``; raises when the runtime stopped or the lane is full."""
+        """Queue ``event``, waiting for room when its lane is full.
+
+        The reference awaits the lane's send; here a full lane keeps the event in line
+        behind those already waiting, and each event :meth:`run_pending` takes off the
+        lane lets the first one in, so every event is handled in dispatch order, after
+        the ones queued before it. Raises :class:`RuntimeStoppedError` once stopped;
+        events still waiting when the runtime stops are dropped with the queued ones.
+        """
         if not self._running:
             raise RuntimeStoppedError(
                 f"node {self._inputs.self_node_id:#x}: runtime for channel "
                 f"{self._inputs.channel.channel_name!r} has stopped. "
                 "Fix: open the channel again (new runtime) before dispatching."
             )
-        if self._inbox.try_push(event) is not None:
-            raise InboxFullError(
-                f"node {self._inputs.self_node_id:#x}: inbox lane full for "
-                f"{type(event).__name__}. Fix: drain with run_pending(), or drop the event."
-            )
+        self._inbox.push(event)
 
     def cancel(self) -> None:
         """Shut down: Shutdown on the priority lane, or abort when that lane is full.
