@@ -117,7 +117,7 @@ def bench_verify(root: Path, tests: int, records: int, repeat: int) -> dict[str,
     record_theirs = pytest_run(theirs, "--snapshot-update", "-p", "no:replay")
     ours_s = min(pytest_run(ours, "--replay-verify") for _ in range(repeat))
     theirs_s = min(pytest_run(theirs, "-p", "no:replay") for _ in range(repeat))
-    ours_bytes = folder_bytes(ours / ".replay")
+    ours_bytes = folder_bytes(ours / "__replay__")
     theirs_bytes = folder_bytes(theirs / "__snapshots__")
     return {
         "tests": tests,

@@ -1,40 +1,150 @@
-"""File-system reads shared by the readers and the command line: regular files only, and
-folder walks that do not recurse (Python 3.11's ``os.walk`` overflows on deep trees)."""
+"""File-system primitives shared by the store, the readers and the command line: regular
+files only, never through a symbolic link, and folder walks that do not recurse (Python
+3.11's ``os.walk`` overflows on deep trees)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["NotRegularFile", "open_regular", "walk_sorted"]
+__all__ = [
+    "NotRegularFile",
+    "describe_mode",
+    "entry_kind",
+    "fsync_dir",
+    "make_dirs",
+    "open_regular",
+    "read_regular",
+    "real_dir",
+    "walk_sorted",
+]
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
 
 
 class NotRegularFile(OSError):
-    """The path names a folder, a device or a FIFO rather than a regular file."""
+    """The path names a folder, a symbolic link, a device, a FIFO or a socket rather than
+    a regular file (or, for :func:`real_dir`, something other than a real folder)."""
 
-    def __init__(self, path: str | os.PathLike[str], is_dir: bool) -> None:
-        super().__init__(f"'{os.fspath(path)}' is {'a folder' if is_dir else 'not a regular file'}")
+    def __init__(self, path: str | os.PathLike[str], is_dir: bool, what: str = "") -> None:
+        what = what or ("a folder" if is_dir else "not a regular file")
+        super().__init__(f"'{os.fspath(path)}' is {what}")
         self.is_dir = is_dir
+        self.what = what
 
 
-def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+def describe_mode(mode: int) -> str:
+    """What an ``lstat`` mode is, in words ("a symbolic link", "a FIFO", ...)."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def entry_kind(path: str | os.PathLike[str]) -> str | None:
+    """:func:`describe_mode` of ``path`` itself (a link is not followed); None if absent."""
+    try:
+        return describe_mode(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def open_regular(path: str | os.PathLike[str], *, follow: bool = True) -> BinaryIO:
     """``path`` opened for binary reading, or :class:`NotRegularFile`.
 
     A device or FIFO reports size 0, so a size bound alone would let it through and
     the read would never end. ``O_NONBLOCK`` keeps ``open`` itself from waiting for a
-    FIFO's writer before the check can run.
+    FIFO's writer before the check can run. With ``follow=False`` a symbolic link is
+    refused (``O_NOFOLLOW``) instead of opened.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    flags = os.O_RDONLY | _NONBLOCK | _BINARY | (0 if follow else _NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if not follow and exc.errno in (errno.ELOOP, errno.EMLINK):
+            raise NotRegularFile(path, False, "a symbolic link") from None
+        raise
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise NotRegularFile(path, stat.S_ISDIR(mode))
+            raise NotRegularFile(path, stat.S_ISDIR(mode), describe_mode(mode))
+        if not follow and not _NOFOLLOW and stat.S_ISLNK(os.lstat(path).st_mode):
+            raise NotRegularFile(path, False, "a symbolic link")  # no O_NOFOLLOW (Windows)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of the regular file ``path`` (never through a link), or
+    :class:`NotRegularFile`; ``ValueError`` when it holds more than ``limit`` bytes,
+    found from its size before anything is read."""
+    with open_regular(path, follow=False) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise ValueError(f"'{os.fspath(path)}' holds {size:,} bytes, more than {limit:,}")
+        return fh.read(limit + 1)
+
+
+def real_dir(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a real folder, False when nothing is there;
+    :class:`NotRegularFile` when it is a link, a file or anything else."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(mode):
+        return True
+    raise NotRegularFile(path, False, describe_mode(mode))
+
+
+def make_dirs(base: Path, folder: Path) -> None:
+    """Create ``folder`` and the folders between it and ``base`` one at a time: an existing
+    component below ``base`` that is a link or not a folder is :class:`NotRegularFile`,
+    never followed. ``base`` itself (and what leads to it) is made as usual."""
+    if not os.path.isdir(base):
+        os.makedirs(base, exist_ok=True)
+    current = base
+    for part in folder.relative_to(base).parts:
+        current = current / part
+        if real_dir(current):
+            continue
+        try:
+            os.mkdir(current)
+        except FileExistsError:  # made by a concurrent run in between: check it again
+            if not real_dir(current):
+                raise
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Make the renames and creations in ``folder`` durable, where the platform allows
+    opening a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def walk_sorted(root: str | os.PathLike[str]) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:

@@ -33,6 +33,7 @@ from pytest_replay.store import (
     ManifestEntry,
     ReplayStore,
     StoreCorrupted,
+    part_name,
     safe_component,
 )
 
@@ -291,7 +292,7 @@ class ReplayContext:
 
     @staticmethod
     def _file_name(name: str, kind: RecordingKind) -> str:
-        return safe_component(name) + kind.extension
+        return part_name(name, kind.extension)
 
     def _load_manifest(self) -> Manifest | None:
         if not self._manifest_loaded:
@@ -332,7 +333,7 @@ class ReplayContext:
             )
             self._on_mismatch(mismatch)
             raise ReplayDivergence(mismatch)
-        return entry, self._store.read_checked(self._folder, entry)
+        return entry, self._store.read_checked(self._folder, entry, kind.count)
 
     def _on_mismatch(self, mismatch: Mismatch) -> None:
         # Hypothesis replays and shrinks a diverging example under the same index: the

@@ -316,11 +316,12 @@ def _run_in_child(
             f"cache_dir={Path(scratch, 'cache')}",
             f"--basetemp={Path(scratch, 'tmp')}",
             f"--rootdir={config.rootpath}",
-            f"--replay-dir={session.store.root}",
             f"--replay-seed={session.base_seed}",
             f"--replay-dump-run={dump}",
             f"--replay-perturb={perturbation.to_json()}",
         ]
+        if session.central is not None:  # the default (beside each module) needs nothing
+            command.append(f"--replay-dir={session.central}")
         if config.pluginmanager.has_plugin("xdist"):
             command += ["-n", "0"]  # an `-n` in addopts would spread one test over workers
         env = dict(os.environ, PYTHONHASHSEED=str(perturbation.hash_seed))

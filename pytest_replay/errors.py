@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ReplayError"]
+__all__ = ["ReplayError", "StoreError"]
 
 
 class ReplayError(Exception):
@@ -11,3 +11,8 @@ class ReplayError(Exception):
     Messages name the file, offset, record or sequence number involved and end
     with a ``Fix:`` hint.
     """
+
+
+class StoreError(ReplayError):
+    """The recording store refused an operation (a reserved name, a file it did not write,
+    a lock another run holds); see :mod:`pytest_replay.store`."""

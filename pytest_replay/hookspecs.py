@@ -35,13 +35,13 @@ def pytest_replay_register_kinds(registry: KindRegistry) -> None:
 
 @pytest.hookspec(firstresult=True)
 def pytest_replay_store_dir(item: pytest.Item) -> str | os.PathLike[str] | None:
-    """The store folder for ``item``'s recordings, or ``None`` for ``replay_dir``.
+    """The store folder for ``item``'s recordings, or ``None`` for the default
+    (``__replay__`` beside the test module, or the central ``replay_dir``).
 
-    Only ``conftest.py`` files that apply to the test are asked, so a project inside a
-    larger repository keeps its recordings next to its tests, whichever folder pytest is
-    started from::
+    Only ``conftest.py`` files that apply to the test are asked, so a sub-project can keep
+    one store of its own, whichever folder pytest is started from::
 
-        # examples/robot_fleet/conftest.py
+        # conftest.py
         from pathlib import Path
 
         import pytest

@@ -169,11 +169,12 @@ class RecordingKind:
     summarize: Callable[[bytes, bytes, Mapping[str, Any]], DiffSummary] | None = None
 
     def __post_init__(self) -> None:
-        if not self.extension.startswith(".") or "/" in self.extension:
-            raise ValueError(
-                f"kind {self.name!r}: extension {self.extension!r} must look like '.ext'. "
-                "Fix: pass e.g. extension='.jrnl'."
-            )
+        from pytest_replay.store import InvalidRecordingName, check_extension
+
+        try:
+            check_extension(self.extension)
+        except InvalidRecordingName as exc:
+            raise InvalidRecordingName(f"kind {self.name!r}: {exc}") from None
 
 
 class KindRegistry:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_replay import hookspecs
+from pytest_replay._lock import DEFAULT_TIMEOUT
 from pytest_replay.policy import MODE_INI, run_policy
 from pytest_replay.session import SESSION_PLUGIN_NAME, ReplaySession
 
@@ -91,8 +92,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         dest="replay_dir",
-        help="where recordings are stored (default: the replay_dir ini value, '.replay'); "
-        "a conftest pytest_replay_store_dir hook that returns a folder overrides it.",
+        help="one central store for every recording, relative to rootdir (default: the "
+        "replay_dir ini value; unset: __replay__ beside each test module); a conftest "
+        "pytest_replay_store_dir hook that returns a folder overrides it.",
+    )
+    group.addoption(
+        "--replay-lock-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="how long a record run waits for another one to release a store (default 60).",
     )
     group.addoption(
         "--replay-seed",
@@ -122,8 +131,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "replay_dir",
-        help="folder of stored recordings, relative to rootdir (default: .replay).",
-        default=".replay",
+        help="one central store for every recording, relative to rootdir "
+        "(default: unset, __replay__ beside each test module).",
+        default="",
     )
     parser.addini(
         MODE_INI,

@@ -14,7 +14,7 @@ import pytest
 from pytest_replay.plugin import MARKER
 from pytest_replay.report import ReplayUsageError
 from pytest_replay.session import CONTEXT_KEY, SESSION_PLUGIN_NAME, ReplaySession
-from pytest_replay.store import Manifest, ManifestEntry, digest_bytes, safe_component
+from pytest_replay.store import Manifest, ManifestEntry, StoreError, digest_bytes, part_name
 
 if TYPE_CHECKING:
     from pytest_replay.context import ReplayContext
@@ -147,7 +147,7 @@ def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestR
     entries: dict[str, ManifestEntry] = {}
     files: dict[str, bytes] = {}
     for name, (kind, result) in sorted(finished.items()):
-        file = safe_component(name) + kind.extension
+        file = part_name(name, kind.extension)
         files[file] = result.data
         entries[name] = ManifestEntry(
             kind.name, file, kind.version, result.records, digest_bytes(result.data), result.meta
@@ -155,11 +155,17 @@ def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestR
     manifest = Manifest(context.test_id, _plugin_version(), entries)
     try:
         context.store.write_test(context.folder, manifest, files)
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
         report.outcome = "failed"
+        # A refusal of the store names its own fix; an OS error gets the usual one.
+        fix = (
+            ""
+            if isinstance(exc, StoreError)
+            else (" Fix: check that the replay_dir is writable and the disk is not full.")
+        )
         report.longrepr = (
             f"replay: could not store the recordings of {item.nodeid} in {context.folder}: "
-            f"{exc}. Fix: check that the replay_dir is writable and the disk is not full."
+            f"{exc}.{fix}".replace("..", ".")
         )
         session.tally.add("not recorded (store failed)", context.folder)
         return

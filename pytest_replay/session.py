@@ -11,15 +11,17 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
+from pytest_replay.errors import StoreError
+from pytest_replay.narrowing import Narrowing
 from pytest_replay.policy import WORKER_INPUT_KEY, Mode, RunPolicy
-from pytest_replay.store import ReplayStore
+from pytest_replay.store import STORE_DIR_NAME, ReplayStore
 
 if TYPE_CHECKING:
     from pytest_replay.context import ReplayContext  # noqa: F401 - in a StashKey subscript
@@ -36,6 +38,7 @@ COUNT_ORDER: Final = (
     "corrupted",
     "unused",
     "pruned",
+    "recovered",
     "not recorded",
     "not recorded (test failed)",
     "not recorded (store failed)",
@@ -44,6 +47,8 @@ SESSION_PLUGIN_NAME: Final = "replay-session"
 # Where the plugin finds the ReplayContext of a test that requested the fixture.
 CONTEXT_KEY = pytest.StashKey["ReplayContext"]()
 _WORKER_KEY: Final = "pytest_replay"
+# The summary line names at most this many stores.
+_LABELLED_STORES: Final = 3
 
 
 @dataclass(slots=True)
@@ -57,6 +62,9 @@ class UsageTally:
     roots: set[str] = field(default_factory=set)
     test_folders: set[str] = field(default_factory=set)
     module_folders: set[str] = field(default_factory=set)
+    # Modules some filter narrowed (their folders, and the filters): nothing there is unused.
+    narrowed_folders: set[str] = field(default_factory=set)
+    filters: set[str] = field(default_factory=set)
     used: bool = False
 
     def add(self, status: str, path: Path | None = None, amount: int = 1) -> None:
@@ -71,6 +79,8 @@ class UsageTally:
             "roots": sorted(self.roots),
             "test_folders": sorted(self.test_folders),
             "module_folders": sorted(self.module_folders),
+            "narrowed_folders": sorted(self.narrowed_folders),
+            "filters": sorted(self.filters),
             "used": self.used,
         }
 
@@ -80,6 +90,8 @@ class UsageTally:
         self.roots.update(data.get("roots", []))
         self.test_folders.update(data.get("test_folders", []))
         self.module_folders.update(data.get("module_folders", []))
+        self.narrowed_folders.update(data.get("narrowed_folders", []))
+        self.filters.update(data.get("filters", []))
         self.used = self.used or bool(data.get("used"))
 
 
@@ -119,15 +131,20 @@ class ReplaySession:
         self.prune: bool = policy.prune
         self.fail_on_unused: bool = policy.fail_on_unused
         self.dump_dir: str | None = config.getoption("replay_dump_run")
-        option_dir = config.getoption("replay_dir")
-        if option_dir:
-            root = Path(config.invocation_params.dir, option_dir)
-        else:
-            root = Path(config.rootpath, str(config.getini("replay_dir")))
-        self.store = ReplayStore(Path(os.path.normpath(root)))
-        self._stores: dict[Path, ReplayStore] = {self.store.root: self.store}
+        self.lock_timeout: float = config.getoption("replay_lock_timeout")
+        self.central = _central_root(config)
+        self.store = ReplayStore(self.central or Path(config.rootpath, STORE_DIR_NAME))
+        self._stores: dict[Path, ReplayStore] = {}
+        self.narrowing = Narrowing(config)
+        if self.prune and self.narrowing.collect_only:
+            raise pytest.UsageError(
+                "--replay-prune cannot be used with --collect-only, which never writes. "
+                "Fix: drop --collect-only to prune."
+            )
         self.tally = UsageTally()
         self.unused: list[Path] = []
+        self.refused: str | None = None
+        self.store_errors: list[str] = []
         self._kinds: KindRegistry | None = None
 
     @property
@@ -149,21 +166,28 @@ class ReplaySession:
     def store_for(self, item: pytest.Item) -> tuple[ReplayStore, str]:
         """The store of ``item`` and the test's id inside it.
 
-        The store is ``replay_dir`` unless a ``pytest_replay_store_dir`` hook in a conftest
-        that applies to the test names another folder. The id is the test file's path
-        relative to the store's parent folder (so a project's recordings do not depend on
-        where pytest was started), plus the rest of the node id.
+        By default the store is ``__replay__`` beside the test module and the id is the
+        module's file name plus the rest of the node id. A central store (``replay_dir``)
+        takes the file's path relative to rootdir; a store a ``pytest_replay_store_dir``
+        hook names takes it relative to the store's parent folder. Either way the id does
+        not depend on where pytest was started or which paths it was given.
         """
         chosen = item.ihook.pytest_replay_store_dir(item=item)
-        store = self.store
-        if chosen is not None:
-            root = Path(os.path.normpath(Path(self.config.rootpath, chosen)))
-            store = self._stores.setdefault(root, ReplayStore(root))
         path, sep, rest = item.nodeid.partition("::")
         rest = _without_repeat_step(item, rest)
+        module = Path(item.path)
+        if chosen is not None:
+            root = Path(os.path.normpath(Path(self.config.rootpath, chosen)))
+            base = root.parent
+        elif self.central is not None:
+            root, base = self.central, Path(self.config.rootpath)
+        else:
+            root = module.parent / STORE_DIR_NAME
+            base = module.parent
+        store = self._store(root)
         # A test outside the store's project folder keeps its rootdir-relative path.
         with contextlib.suppress(ValueError):
-            path = Path(item.path).resolve().relative_to(store.root.parent.resolve()).as_posix()
+            path = module.resolve().relative_to(base.resolve()).as_posix()
         return store, f"{path}{sep}{rest}"
 
     def _label(self, root: Path) -> str:
@@ -173,42 +197,44 @@ class ReplaySession:
             return str(root)
 
     def store_label(self) -> str:
-        roots = sorted(self.tally.roots) or [str(self.store.root)]
-        return ", ".join(self._label(Path(root)) for root in roots)
+        # Every collected test has a store folder; name only those that hold something.
+        roots = [root for root in sorted(self.tally.roots) if os.path.isdir(root)]
+        if len(roots) > _LABELLED_STORES:
+            return f"{len(roots)} stores, {self._label(Path(roots[0]))} ..."
+        return ", ".join(self._label(Path(root)) for root in roots or [str(self.store.root)])
 
     # -- collection: which tests and modules this run knows about
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: Sequence[pytest.Item]) -> None:
-        # tryfirst: see every collected item, before -k/-m/--lf deselect some of them.
-        if self.mode == "off" or not self._may_hold_recordings():
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if self.mode != "off":  # a suite run without a store flag pays nothing here
+            self.narrowing.collected(report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # trylast: after every plugin (-k, -m, --lf, --sw, pytest-split...) chose the items.
+        if self.mode == "off":
             return
-        partial = set(self._partially_selected_modules())
-        for item in items:
+        narrowed = self.narrowing.narrowed_modules(session.items)
+        tally = self.tally
+        tally.filters.update(self.narrowing.filters() if narrowed else ())
+        for item in session.items:
             store, test_id = self.store_for(item)
             folder = store.test_dir(test_id)
-            self.tally.roots.add(str(store.root))
-            self.tally.test_folders.add(str(folder))
-            if _module_of(item.nodeid) not in partial:
-                self.tally.module_folders.add(str(folder.parent))
+            tally.roots.add(str(store.root))
+            tally.test_folders.add(str(folder))
+            module = _module_of(item.nodeid)
+            target = tally.narrowed_folders if module in narrowed else tally.module_folders
+            target.add(str(folder.parent))
+        if narrowed and self.prune and self.mode == "record" and not self.is_worker:
+            raise pytest.UsageError(self._prune_refusal())
 
-    def _may_hold_recordings(self) -> bool:
-        """False when no store folder exists and no conftest names another one: nothing can
-        be unused then, and a suite without recordings pays nothing per collected test."""
-        hook = self.config.pluginmanager.hook.pytest_replay_store_dir
-        return self.store.root.exists() or bool(hook.get_hookimpls())
-
-    def _partially_selected_modules(self) -> Iterable[str]:
-        """Modules named with ``::`` on the command line: only some of their tests ran."""
-        for arg in self.config.args:
-            path, sep, _ = arg.partition("::")
-            if not sep:
-                continue
-            absolute = Path(self.config.invocation_params.dir, path).resolve()
-            try:
-                yield absolute.relative_to(self.config.rootpath).as_posix()
-            except ValueError:
-                continue
+    def _prune_refusal(self) -> str:
+        filters = ", ".join(sorted(self.tally.filters)) or "a filter"
+        return (
+            f"--replay-prune refused: this run did not collect every test of its modules "
+            f"({filters}), so it cannot tell which recordings are unused. "
+            "Fix: run --replay-record --replay-prune on whole test modules, without filters."
+        )
 
     # -- the end of the run
 
@@ -225,27 +251,58 @@ class ReplaySession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        writes = self.mode == "record" and not self.dump_dir and not self.narrowing.collect_only
+        if writes and not self.is_worker:
+            for root in sorted(self.tally.roots):
+                self._refused_by_store(self._store(Path(root)).recover)
+        for store in self._stores.values():
+            for folder in store.recovered:
+                self.tally.add("recovered", folder)
+            store.recovered.clear()
         if self.is_worker:
             self.config.workeroutput[_WORKER_KEY] = self.tally.to_json()  # type: ignore[attr-defined]
             return
-        if self.mode == "off" or self.dump_dir:
+        if self.mode == "off" or self.dump_dir or self.narrowing.collect_only:
             return
+        if self.prune and self.tally.narrowed_folders:
+            # Under xdist the workers collect: the controller refuses here instead.
+            self.prune = False
+            self.refused = self._prune_refusal()
+            if session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
         self._find_unused()
         if self.unused and self.fail_on_unused and not self.prune and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def _refused_by_store(self, change: Callable[..., object], *args: Path) -> bool:
+        """Run a store change at the end of the run; a refusal (a link, a file the store did
+        not write, the lock) is reported in the summary instead of ending pytest."""
+        try:
+            change(*args)
+        except (StoreError, OSError) as exc:
+            self.store_errors.append(str(exc))
+            return True
+        return False
+
+    def _store(self, root: Path) -> ReplayStore:
+        store = self._stores.get(root)
+        if store is None:
+            store = self._stores[root] = ReplayStore(root, self.lock_timeout)
+        return store
+
     def _find_unused(self) -> None:
         tally = self.tally
+        complete = tally.module_folders - tally.narrowed_folders
         for root in sorted(tally.roots):
-            store = self._stores.setdefault(Path(root), ReplayStore(Path(root)))
+            store = self._store(Path(root))
             for folder, _ in store.iter_manifests():
-                if str(folder.parent) not in tally.module_folders:
-                    continue
-                if str(folder) in tally.test_folders:
+                if str(folder.parent) not in complete or str(folder) in tally.test_folders:
                     continue
                 if self.prune and self.mode == "record":
-                    store.remove_test(folder)
-                    tally.add("pruned", folder)
+                    if self._refused_by_store(store.remove_test, folder):
+                        tally.add("unused", folder)
+                    else:
+                        tally.add("pruned", folder)
                 else:
                     self.unused.append(folder)
                     tally.add("unused", folder)
@@ -277,12 +334,13 @@ class ReplaySession:
         if terminalreporter.config.getoption("verbose") > 0:
             for status, path in sorted(self.tally.paths):
                 terminalreporter.write_line(f"  {status}: {path}")
+        if self.refused:
+            terminalreporter.write_line(f"replay: {self.refused}", red=True)
+        for error in self.store_errors:
+            terminalreporter.write_line(f"replay: {error}", red=True)
         if self.unused and not self.prune:
-            because = (
-                "--replay-verify is strict"
-                if self.policy.strict
-                else ("replay_fail_on_unused = true")
-            )
+            strict = self.policy.strict
+            because = "--replay-verify is strict" if strict else "replay_fail_on_unused = true"
             hint = (
                 "delete them with: pytest --replay-record --replay-prune"
                 if not self.fail_on_unused
@@ -293,6 +351,22 @@ class ReplaySession:
                 f"replay: {len(self.unused)} stored recording folder(s) were not produced by any "
                 f"collected test; {hint}"
             )
+
+
+def _central_root(config: pytest.Config) -> Path | None:
+    """The central store ``--replay-dir`` or ini ``replay_dir`` names, resolved against
+    rootdir; None for the default, a ``__replay__`` store beside each test module."""
+    chosen = config.getoption("replay_dir") or str(config.getini("replay_dir"))
+    if not chosen:
+        return None
+    root = Path(os.path.normpath(Path(config.rootpath, chosen)))
+    if root.name == STORE_DIR_NAME:
+        raise pytest.UsageError(
+            f"replay_dir '{chosen}' ends in {STORE_DIR_NAME}, the name of the stores kept "
+            f"beside test modules. Fix: leave replay_dir unset to keep recordings beside "
+            "the tests, or name the central store otherwise (e.g. .replay)."
+        )
+    return root
 
 
 def _refuse_shadowed_kinds(registry: KindRegistry) -> None:

@@ -16,7 +16,6 @@ from pytest_replay.cli import detect as formats
 from pytest_replay.cli import diff as cli_diff
 from pytest_replay.cli import main
 from pytest_replay.cli.common import CliError, read_bounded
-from pytest_replay.cli.store import test_exists as exists_in
 from pytest_replay.errors import ReplayError
 
 needs_posix = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and /dev/zero")
@@ -141,14 +140,3 @@ def test_diff_names_an_unknown_record_field_before_comparing(
     monkeypatch.setattr(formats, "kind_registry", lambda: registry)
     with pytest.raises(CliError, match=r"unknown record field\(s\) 'bogus' in --ignore.*epoch"):
         cli_diff.diff_with_kind("megakernel", b"", b"", {"volatile": ["bogus"]}, ["bogus"])
-
-
-@pytest.mark.parametrize(
-    "source",
-    ["x = " + "1+" * 200_000 + "1\n", "x = " + "-" * 2_000_000 + "1\n"],
-    ids=["recursion", "memory"],
-)
-def test_store_prune_keeps_a_file_the_parser_chokes_on(tmp_path: Path, source: str) -> None:
-    (tmp_path / "test_deep.py").write_text(source)
-    exists, why = exists_in(tmp_path, "test_deep.py::test_a")
-    assert exists is None and "kept" in why

@@ -87,7 +87,7 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> dict[
     monkeypatch.delenv("PYTEST_ADDOPTS")  # let pytest-randomly load where a variant asks
     pytester.makepyfile(**PROJECT)
     pytester.runpytest("-p", "no:randomly", "--replay-record").assert_outcomes(passed=11)
-    return stored(pytester.path / ".replay")
+    return stored(pytester.path / "__replay__")
 
 
 def check_run(result: pytest.RunResult, store: Path, expected: dict[str, bytes]) -> None:
@@ -103,7 +103,7 @@ def check_run(result: pytest.RunResult, store: Path, expected: dict[str, bytes])
 def test_record_and_verify_with(
     pytester: pytest.Pytester, project: dict[str, bytes], args: list[str]
 ) -> None:
-    store = pytester.path / ".replay"
+    store = pytester.path / "__replay__"
     if "randomly" not in args:
         args = ["-p", "no:randomly", *args]
     check_run(pytester.runpytest("--replay-record", "--replay-prune", *args), store, project)
@@ -115,7 +115,7 @@ def test_xdist_records_and_every_distribution_mode_verifies(
     pytester: pytest.Pytester, project: dict[str, bytes]
 ) -> None:
     # Worker start-up dominates: one record run, then one strict verify per --dist mode.
-    store = pytester.path / ".replay"
+    store = pytester.path / "__replay__"
     xdist = ["-p", "no:randomly", "-n", "2"]
     check_run(pytester.runpytest("--replay-record", "--replay-prune", *xdist), store, project)
     for dist in ("load", "loadfile", "loadscope", "worksteal"):
@@ -126,7 +126,7 @@ def test_record_and_verify_under_coverage(
     pytester: pytest.Pytester, project: dict[str, bytes]
 ) -> None:
     # pytest-cov traces the whole process: its own process, not this one's.
-    store = pytester.path / ".replay"
+    store = pytester.path / "__replay__"
     cov = ["-p", "no:randomly", "--cov=.", "--cov-report="]
     check_run(pytester.runpytest_subprocess("--replay-record", *cov), store, project)
     check_run(pytester.runpytest_subprocess("--replay-verify", *cov), store, project)
@@ -135,7 +135,7 @@ def test_record_and_verify_under_coverage(
 def test_last_failed_after_a_failure_verifies_only_what_failed(
     pytester: pytest.Pytester, project: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = pytester.path / ".replay"
+    store = pytester.path / "__replay__"
     pytester.makepyfile(
         test_flip="import os\ndef test_flip():\n    assert not os.environ.get('FLIP')\n"
     )

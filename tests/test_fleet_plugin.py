@@ -40,7 +40,7 @@ def test_record_verify_break(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", fleet=TOPOLOGY)
     pytester.makepyfile(test_fleet=SOURCE.format(payload="ack"))
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    stored = pytester.path / ".replay" / "test_fleet.py" / "test_fleet" / "robots.fleet"
+    stored = pytester.path / "__replay__" / "test_fleet" / "test_fleet" / "robots.fleet"
     assert stored.is_file()
     first = stored.read_bytes()
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)

@@ -62,8 +62,8 @@ def test_journal_record_verify_break(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_device=JOURNAL_TEST.format(grid="grid=(1,1,1)"))
     recorded = pytester.runpytest("--replay-record")
     recorded.assert_outcomes(passed=1)
-    assert summary_line(recorded) == "replay: 1 recorded (store: .replay)"
-    folder = pytester.path / ".replay" / "test_device.py" / "test_device"
+    assert summary_line(recorded) == "replay: 1 recorded (store: __replay__)"
+    folder = pytester.path / "__replay__" / "test_device" / "test_device"
     stored = folder / "device.jrnl"
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     entry = manifest["recordings"]["device"]
@@ -82,7 +82,7 @@ def test_journal_record_verify_break(pytester: pytest.Pytester) -> None:
 
     verified = pytester.runpytest("--replay-verify")
     verified.assert_outcomes(passed=1)
-    assert summary_line(verified) == "replay: 1 verified (store: .replay)"
+    assert summary_line(verified) == "replay: 1 verified (store: __replay__)"
     assert stored.read_bytes() == before  # real timestamps differ; the recording does not
 
     pytester.makepyfile(test_device=JOURNAL_TEST.format(grid="grid=(2,1,1)"))
@@ -109,7 +109,7 @@ def test_journal_record_verify_break(pytester: pytest.Pytester) -> None:
 def test_reduce_record_verify_break(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_run=REDUCE_TEST.format(finished=True))
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    folder = pytester.path / ".replay" / "test_run.py" / "test_run"
+    folder = pytester.path / "__replay__" / "test_run" / "test_run"
     stored = folder / "run.jreduce"
     result = result_from_msgpack(stored.read_bytes())
     assert (result.status.value, result.mode.value, result.resume_allowed) == (
@@ -122,7 +122,7 @@ def test_reduce_record_verify_break(pytester: pytest.Pytester) -> None:
 
     verified = pytester.runpytest("--replay-verify")
     verified.assert_outcomes(passed=1)
-    assert summary_line(verified) == "replay: 1 verified (store: .replay)"
+    assert summary_line(verified) == "replay: 1 verified (store: __replay__)"
 
     pytester.makepyfile(test_run=REDUCE_TEST.format(finished=False))
     broken = pytester.runpytest("--replay-verify")

@@ -22,7 +22,7 @@ def test_megakernel_record_verify_and_divergence(pytester: pytest.Pytester) -> N
     pytester.makepyfile(test_mk=SOURCE.format(factor=1))
     recorded = pytester.runpytest("--replay-record")
     recorded.assert_outcomes(passed=1)
-    stored = pytester.path / ".replay" / "test_mk.py" / "test_pump" / "kernel.mkvrrl"
+    stored = pytester.path / "__replay__" / "test_mk" / "test_pump" / "kernel.mkvrrl"
     assert stored.is_file()
     first = stored.read_bytes()
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)

@@ -51,8 +51,8 @@ def test_record_then_verify_passes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_ring=ring_test())
     recorded = pytester.runpytest("--replay-record")
     recorded.assert_outcomes(passed=1)
-    assert summary_line(recorded) == "replay: 1 recorded (store: .replay)"
-    stored = pytester.path / ".replay" / "test_ring.py" / "test_ring" / "ring.vrrl"
+    assert summary_line(recorded) == "replay: 1 recorded (store: __replay__)"
+    stored = pytester.path / "__replay__" / "test_ring" / "test_ring" / "ring.vrrl"
     manifest = json.loads((stored.parent / MANIFEST_NAME).read_text())
     entry = manifest["recordings"]["ring"]
     assert (entry["kind"], entry["records"], entry["meta"]["appended"]) == ("ring", 10, 10)
@@ -64,7 +64,7 @@ def test_record_then_verify_passes(pytester: pytest.Pytester) -> None:
         assert set(records["timestamp_ns"].tolist()) == {0}  # volatile: stored as zero
     verified = pytester.runpytest("--replay-verify")
     verified.assert_outcomes(passed=1)
-    assert summary_line(verified) == "replay: 1 verified (store: .replay)"
+    assert summary_line(verified) == "replay: 1 verified (store: __replay__)"
 
 
 def test_code_change_fails_verify_at_the_right_record(pytester: pytest.Pytester) -> None:
@@ -140,7 +140,7 @@ def test_missing_recording_names_the_record_command(pytester: pytest.Pytester) -
         ]
     )
     assert "1 missing" in summary_line(result)
-    assert not (pytester.path / ".replay").exists()
+    assert not (pytester.path / "__replay__").exists()
 
 
 def test_data_diff_names_the_path(pytester: pytest.Pytester) -> None:
@@ -167,14 +167,14 @@ def test_failing_test_records_nothing(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("--replay-record")
     result.assert_outcomes(failed=1)
-    assert summary_line(result) == "replay: 1 not recorded (test failed) (store: .replay)"
-    assert not (pytester.path / ".replay").exists()
+    assert summary_line(result) == "replay: 1 not recorded (test failed) (store: __replay__)"
+    assert not (pytester.path / "__replay__").exists()
 
 
 def test_new_mode_writes_missing_and_verifies_existing(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_ring=ring_test())
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    store = pytester.path / ".replay"
+    store = pytester.path / "__replay__"
     before = snapshot(store)
     pytester.makepyfile(
         test_other="""
@@ -184,10 +184,10 @@ def test_new_mode_writes_missing_and_verifies_existing(pytester: pytest.Pytester
     )
     result = pytester.runpytest("--replay-record=new")
     result.assert_outcomes(passed=2)
-    assert summary_line(result) == "replay: 1 recorded, 1 verified (store: .replay)"
+    assert summary_line(result) == "replay: 1 recorded, 1 verified (store: __replay__)"
     after = snapshot(store)
     assert {k: v for k, v in after.items() if k in before} == before
-    assert any(k.startswith("test_other.py") for k in after)
+    assert any(k.startswith("test_other") for k in after)
     # An existing recording that now differs fails under `new`, and stays untouched.
     pytester.makepyfile(test_ring=ring_test(changed_at=2))
     pytester.runpytest("--replay-record=new").assert_outcomes(passed=1, failed=1)
@@ -205,12 +205,12 @@ def test_new_mode_keeps_a_stored_recording_the_test_no_longer_produces(
         """
     pytester.makepyfile(test_two=source.format(both=True))
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    before = snapshot(pytester.path / ".replay")
+    before = snapshot(pytester.path / "__replay__")
     pytester.makepyfile(test_two=source.format(both=False))
     result = pytester.runpytest("--replay-record=new")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*replay unproduced: test_two.py::test_two*"])
-    assert snapshot(pytester.path / ".replay") == before
+    assert snapshot(pytester.path / "__replay__") == before
 
 
 def test_record_and_verify_together_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -225,6 +225,7 @@ def test_replay_dir_option_and_ini(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_ring=ring_test())
     pytester.runpytest("--replay-record", "--replay-dir", "goldens").assert_outcomes(passed=1)
     assert (pytester.path / "goldens" / "test_ring.py" / "test_ring" / "ring.vrrl").is_file()
+    assert not (pytester.path / "__replay__").exists()
     pytester.makeini("[pytest]\nreplay_dir = other/place\n")
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
     assert (pytester.path / "other" / "place" / "test_ring.py" / "test_ring").is_dir()
@@ -245,7 +246,7 @@ def test_weird_parametrize_ids_stay_inside_and_apart(pytester: pytest.Pytester) 
         """
     )
     pytester.runpytest("--replay-record").assert_outcomes(passed=12)
-    store = (pytester.path / ".replay").resolve()
+    store = (pytester.path / "__replay__").resolve()
     folders = [p.parent for p in store.rglob(MANIFEST_NAME)]
     assert len(folders) == len(set(folders)) == 12
     for path in store.rglob("*"):
@@ -259,14 +260,14 @@ def test_weird_parametrize_ids_stay_inside_and_apart(pytester: pytest.Pytester) 
 def test_corrupted_golden_is_reported_as_corrupted(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_ring=ring_test())
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    stored = pytester.path / ".replay" / "test_ring.py" / "test_ring" / "ring.vrrl"
+    stored = pytester.path / "__replay__" / "test_ring" / "test_ring" / "ring.vrrl"
     data = bytearray(stored.read_bytes())
     data[-5] ^= 0x40
     stored.write_bytes(bytes(data))
     result = pytester.runpytest("--replay-verify")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*recording file corrupted*ring.vrrl*Fix:*"])
-    assert summary_line(result) == "replay: 1 corrupted (store: .replay)"
+    assert summary_line(result) == "replay: 1 corrupted (store: __replay__)"
     text = result.stdout.str()
     assert "first divergence" not in text
     assert "During handling" not in text and "store.py" not in text
@@ -281,7 +282,7 @@ def test_verify_never_writes_to_the_store(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest("--replay-record").assert_outcomes(passed=2)
-    store = pytester.path / ".replay"
+    store = pytester.path / "__replay__"
     before = snapshot(store)
     pytester.runpytest("--replay-verify").assert_outcomes(passed=2)
     pytester.makepyfile(test_ring=ring_test(changed_at=1))
@@ -293,9 +294,9 @@ def test_verify_never_writes_to_the_store(pytester: pytest.Pytester) -> None:
 def test_record_rerun_leaves_unchanged_files_untouched(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_ring=ring_test())
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    before = snapshot(pytester.path / ".replay")
+    before = snapshot(pytester.path / "__replay__")
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    assert snapshot(pytester.path / ".replay") == before
+    assert snapshot(pytester.path / "__replay__") == before
 
 
 def test_interrupted_record_run_keeps_stored_recordings(pytester: pytest.Pytester) -> None:
@@ -314,7 +315,7 @@ def test_interrupted_record_run_keeps_stored_recordings(pytester: pytest.Pyteste
         """
     pytester.makepyfile(test_three=source)
     pytester.runpytest("--replay-record").assert_outcomes(passed=3)
-    store = pytester.path / ".replay"
+    store = pytester.path / "__replay__"
     before = snapshot(store)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RUN", "2")
@@ -349,34 +350,34 @@ def test_unused_recordings_reported_and_pruned(pytester: pytest.Pytester) -> Non
     pytester.makepyfile(test_a="def test_a1(replay):\n    replay.data('v', 1)\n")
     verify = pytester.runpytest("--replay-verify")
     verify.assert_outcomes(passed=2)
-    assert summary_line(verify) == "replay: 2 verified, 1 unused (store: .replay)"
+    assert summary_line(verify) == "replay: 2 verified, 1 unused (store: __replay__)"
     # Strict verify (CI) fails the run on unused recordings; the default verify reports them.
     assert verify.ret == pytest.ExitCode.TESTS_FAILED
     default = pytester.runpytest()
-    assert summary_line(default) == "replay: 2 verified, 1 unused (store: .replay)"
+    assert summary_line(default) == "replay: 2 verified, 1 unused (store: __replay__)"
     assert default.ret == 0
-    store = pytester.path / ".replay"
-    assert (store / "test_a.py" / "test_a2").is_dir()
+    store = pytester.path / "__replay__"
+    assert (store / "test_a" / "test_a2").is_dir()
     pytester.makeini("[pytest]\nreplay_fail_on_unused = true\n")
     assert pytester.runpytest().ret == pytest.ExitCode.TESTS_FAILED
     pruned = pytester.runpytest("--replay-record", "--replay-prune")
     assert pruned.ret == 0
     assert "1 pruned" in summary_line(pruned)
-    assert not (store / "test_a.py" / "test_a2").exists()
-    assert (store / "test_b.py" / "test_b1").is_dir()
+    assert not (store / "test_a" / "test_a2").exists()
+    assert (store / "test_b" / "test_b1").is_dir()
 
 
 def test_partial_runs_never_call_other_recordings_unused(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(**TWO_MODULES)
     pytester.runpytest("--replay-record").assert_outcomes(passed=3)
-    store = pytester.path / ".replay"
+    store = pytester.path / "__replay__"
     before = snapshot(store)
     one_module = pytester.runpytest("--replay-record", "--replay-prune", "test_a.py")
     one_module.assert_outcomes(passed=2)
     assert "unused" not in summary_line(one_module) and "pruned" not in summary_line(one_module)
     one_test = pytester.runpytest("--replay-record", "--replay-prune", "test_a.py::test_a1")
-    one_test.assert_outcomes(passed=1)
-    assert "pruned" not in summary_line(one_test)
+    assert one_test.ret == pytest.ExitCode.USAGE_ERROR
+    one_test.stderr.fnmatch_lines(["*--replay-prune refused*(node ids)*Fix:*"])
     selected = pytester.runpytest("--replay-verify", "-k", "a1")
     selected.assert_outcomes(passed=1)
     assert "unused" not in summary_line(selected)
@@ -437,7 +438,7 @@ def test_plugin_is_inert_with_mode_off(pytester: pytest.Pytester) -> None:
     assert summary_line(used) == (
         "replay: store not used (--replay-record stores, --replay-verify checks)"
     )
-    assert not (pytester.path / ".replay").exists()
+    assert not (pytester.path / "__replay__").exists()
 
 
 def test_verbose_lists_paths(pytester: pytest.Pytester) -> None:
@@ -483,7 +484,7 @@ def test_replay_inside_hypothesis_given_is_refused(pytester: pytest.Pytester) ->
     result = pytester.runpytest("--replay-record")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*is a Hypothesis @given test: record inside*Fix:*"])
-    assert not (pytester.path / ".replay").exists()
+    assert not (pytester.path / "__replay__").exists()
 
 
 # --------------------------------------------------------------------------- hooks
@@ -512,7 +513,7 @@ def test_custom_kind_and_divergence_hook(pytester: pytest.Pytester) -> None:
         """
     pytester.makepyfile(test_bus=source.format(topic="turn"))
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    assert (pytester.path / ".replay" / "test_bus.py" / "test_bus" / "bus.events").is_file()
+    assert (pytester.path / "__replay__" / "test_bus" / "test_bus" / "bus.events").is_file()
     pytester.runpytest("--replay-verify").assert_outcomes(passed=1)
     pytester.makepyfile(test_bus=source.format(topic="jump"))
     result = pytester.runpytest("--replay-verify", "-s")
@@ -630,17 +631,17 @@ def test_xdist_recordings_are_byte_identical(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(**XDIST_SUITE)
     serial = pytester.runpytest("--replay-record", "-p", "no:randomly")
     serial.assert_outcomes(passed=7)
-    store = pytester.path / ".replay"
+    store = pytester.path / "__replay__"
     contents = {k: v[0] for k, v in snapshot(store).items()}
     for path in store.rglob("*.msgpack"):
         path.unlink()
     parallel = pytester.runpytest("--replay-record", "-n", "2")
     parallel.assert_outcomes(passed=7)
-    assert summary_line(parallel) == "replay: 7 recorded (store: .replay)"
+    assert summary_line(parallel) == "replay: 7 recorded (store: __replay__)"
     assert {k: v[0] for k, v in snapshot(store).items()} == contents
     checked = pytester.runpytest("--replay-verify", "-n", "2")
     checked.assert_outcomes(passed=7)
-    assert summary_line(checked) == "replay: 7 verified (store: .replay)"
+    assert summary_line(checked) == "replay: 7 verified (store: __replay__)"
     pytester.runpytest("--replay-verify").assert_outcomes(passed=7)
 
 
@@ -659,7 +660,7 @@ def test_xdist_aggregates_unused_and_divergences(pytester: pytest.Pytester) -> N
     )
     result = pytester.runpytest("--replay-verify", "-n", "2")
     result.assert_outcomes(passed=5, failed=1)
-    assert summary_line(result) == "replay: 5 verified, 1 diverged, 1 unused (store: .replay)"
+    assert summary_line(result) == "replay: 5 verified, 1 diverged, 1 unused (store: __replay__)"
 
 
 def test_store_dir_hook_keeps_a_project_store_next_to_its_tests(
@@ -680,7 +681,7 @@ def test_store_dir_hook_keeps_a_project_store_next_to_its_tests(
     pytester.runpytest("--replay-record").assert_outcomes(passed=3)
     store = project / ".replay"
     assert (store / "tests" / "test_p.py" / "test_p" / "v.msgpack").is_file()
-    assert (pytester.path / ".replay" / "test_top.py" / "test_top").is_dir()
+    assert (pytester.path / "__replay__" / "test_top" / "test_top").is_dir()
     from_root = snapshot(store)
     # Started from inside the project, the same recordings are found and reproduced.
     with pytest.MonkeyPatch.context() as mp:
@@ -706,11 +707,11 @@ def test_a_test_that_records_nothing_leaves_no_folder(pytester: pytest.Pytester)
         """
     pytester.makepyfile(test_s=source.format(record=True))
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    assert (pytester.path / ".replay" / "test_s.py" / "test_seed_only" / "v.msgpack").is_file()
+    assert (pytester.path / "__replay__" / "test_s" / "test_seed_only" / "v.msgpack").is_file()
     # It stops recording: its recordings go, and so do the folders they leave empty.
     pytester.makepyfile(test_s=source.format(record=False))
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    assert not (pytester.path / ".replay" / "test_s.py").exists()
+    assert not (pytester.path / "__replay__" / "test_s").exists()
     pytester.runpytest("--replay-verify").assert_outcomes(passed=1)
 
 

@@ -25,11 +25,11 @@ def test_no_flag_verifies_what_exists_and_lists_what_is_not_recorded(
     plain = pytester.runpytest()
     plain.assert_outcomes(passed=2)
     assert replay_lines(plain) == [
-        "replay: 1 verified, 1 not recorded (store: .replay)",
+        "replay: 1 verified, 1 not recorded (store: __replay__)",
         "replay: mode verify (the default: no mode flag)",
         "replay: 1 not recorded: pytest --replay-record=new",
     ]
-    assert not (pytester.path / ".replay" / "test_new.py").exists()  # verify never writes
+    assert not (pytester.path / "__replay__" / "test_new").exists()  # verify never writes
     monkeypatch.setenv("REPLAY_VALUE", "2")
     diverged = pytester.runpytest()
     diverged.assert_outcomes(passed=1, failed=1)
@@ -138,7 +138,7 @@ def test_a_rerun_starts_fresh_and_the_passing_attempt_is_recorded(
     # flaky patches pytest's runner when imported: a fresh process without it.
     recorded = pytester.runpytest_subprocess("-p", "no:flaky", "--reruns", "1", "--replay-record")
     assert recorded.parseoutcomes() == {"passed": 1, "rerun": 1}
-    (stored,) = (pytester.path / ".replay").rglob("v.msgpack")
+    (stored,) = (pytester.path / "__replay__").rglob("v.msgpack")
     assert b"first_attempt\xc2" in stored.read_bytes()  # False: the second attempt's value
     # Verify checks every attempt: the first one diverges (and fails), the rerun matches.
     (pytester.path / "attempts").unlink()
@@ -166,7 +166,7 @@ def test_flaky_reruns_start_fresh(pytester: pytest.Pytester) -> None:
     # this session's terminal summary.
     recorded = pytester.runpytest_subprocess("-p", "no:rerunfailures", "--replay-record")
     recorded.assert_outcomes(passed=1)
-    (stored,) = (pytester.path / ".replay").rglob("v.msgpack")
+    (stored,) = (pytester.path / "__replay__").rglob("v.msgpack")
     assert b"first_attempt\xc2" in stored.read_bytes()
 
 
@@ -181,11 +181,11 @@ def test_repeated_tests_share_one_recording(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest("--count", "3", "--replay-record").assert_outcomes(passed=6)
-    folders = sorted(p.parent.name for p in (pytester.path / ".replay").rglob("manifest.json"))
+    folders = sorted(p.parent.name for p in (pytester.path / "__replay__").rglob("manifest.json"))
     assert folders == ["test_value[1]", "test_value[2]"]
     verified = pytester.runpytest("--count", "3", "--replay-verify")
     verified.assert_outcomes(passed=6)
-    assert replay_lines(verified)[0] == "replay: 6 verified (store: .replay)"
+    assert replay_lines(verified)[0] == "replay: 6 verified (store: __replay__)"
 
 
 GIVEN_TEST = """
@@ -214,7 +214,7 @@ def test_given_records_each_example_and_verifies_them(
     # No health-check suppression anywhere: the plugin scopes it to these tests.
     recorded = pytester.runpytest("--replay-record")
     recorded.assert_outcomes(passed=2)
-    store = pytester.path / ".replay" / "test_given.py"
+    store = pytester.path / "__replay__" / "test_given"
     squares = sorted(p.name for p in (store / "test_square").glob("*.msgpack"))
     assert squares == sorted(f"square[{k}].msgpack" for k in range(8))
     before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
@@ -230,7 +230,7 @@ def test_given_records_each_example_and_verifies_them(
     )
     assert "FlakyFailure" not in diverged.stdout.str()
     # Shrinking replays the diverging example many times: it is counted once.
-    assert replay_lines(diverged)[0] == "replay: 1 diverged (store: .replay)"
+    assert replay_lines(diverged)[0] == "replay: 1 diverged (store: __replay__)"
 
 
 def test_given_must_record_inside_an_example(pytester: pytest.Pytester) -> None:
@@ -260,4 +260,4 @@ def test_xdist_workers_run_with_the_controllers_policy(pytester: pytest.Pytester
     pytester.makeini("[pytest]\naddopts = --replay-verify\n")
     recorded = pytester.runpytest("-n", "2", "--replay-record")
     recorded.assert_outcomes(passed=1)
-    assert replay_lines(recorded)[0] == "replay: 1 recorded (store: .replay)"
+    assert replay_lines(recorded)[0] == "replay: 1 recorded (store: __replay__)"

@@ -89,7 +89,8 @@ def test_replay_dir_ini_default(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         def test_ini(pytestconfig):
-            assert pytestconfig.getini("replay_dir") == ".replay"
+            assert pytestconfig.getini("replay_dir") == ""
+            assert pytestconfig.getoption("replay_lock_timeout") == 60.0
             assert pytestconfig.getini("replay_fail_on_unused") is False
             assert pytestconfig.getoption("replay_seed") == 0
         """

@@ -31,7 +31,7 @@ def test_cluster(replay):
 def test_record_verify_break(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_repl=SOURCE.format(drop=0.05, extra="pass"))
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    stored = pytester.path / ".replay" / "test_repl.py" / "test_cluster" / "cluster.rpltrace"
+    stored = pytester.path / "__replay__" / "test_repl" / "test_cluster" / "cluster.rpltrace"
     first = stored.read_bytes()
     pytester.runpytest("--replay-verify").assert_outcomes(passed=1)
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)

@@ -46,7 +46,7 @@ def test_generated_run(replay):
 def test_strategy_examples_record_verify_and_break(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_gen=SOURCE.format(intact=True))
     pytester.runpytest("--replay-record").assert_outcomes(passed=1)
-    folder = pytester.path / ".replay" / "test_gen.py" / "test_generated_run"
+    folder = pytester.path / "__replay__" / "test_gen" / "test_generated_run"
     assert (folder / "run.jreduce").is_file()
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith("slots"))
 

@@ -304,13 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     store_commands.required = True
     for name, text in (
         ("list", "list the recordings with their kinds, record counts and sizes"),
-        ("prune", "delete the test folders whose test no longer exists (a dry run unless --yes)"),
+        ("prune", "delete the test folders no collected test produces (a dry run unless --yes)"),
         ("check", "check every recording against the digest in its manifest"),
     ):
         sub = store_commands.add_parser(name, parents=[common], help=text, description=text)
         sub.add_argument(
-            "dir", type=Path, nargs="?", default=Path(".replay"), metavar="DIR",
-            help="the store folder (default .replay)",
+            "dir", type=Path, nargs="?", default=Path("__replay__"), metavar="DIR",
+            help="the store folder (default __replay__, beside the tests in this folder)",
         )  # fmt: skip
         sub.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "prune":
@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--rootdir",
                 type=Path,
                 metavar="DIR",
-                help="where the tests' node ids start (default: the folder holding the store)",
+                help="the folder whose tests pytest collects (default: the folder holding the "
+                "store; for a central replay_dir, the folder of your ini file)",
             )
         if name == "check":
             sub.add_argument(

@@ -1,35 +1,37 @@
 """``pytest-replay store list|prune|check [DIR]``: the recording store from outside pytest.
 
 * ``list``: every stored recording with its kind, record count and size.
-* ``prune``: recordings whose test no longer exists. A test exists when its file
-  does and the file (parsed, never imported) still defines its class and function;
-  a parametrized test is kept while its function exists. Dry run unless ``--yes``.
-* ``check``: every recording against the digest in its manifest
-  (``ReplayStore.read_checked``); ``--deep`` also decodes it with its kind and
-  compares the record count and kind version with the manifest.
+* ``prune``: recordings no collected test produces. The decision comes from pytest's
+  own collection, run in-process (:mod:`pytest_replay.cli.collect`); a dry run unless
+  ``--yes``, which takes the store's lock.
+* ``check``: every recording against its manifest (size, digest, node id;
+  ``ReplayStore.read_checked``), and the tree for links, FIFOs, devices, files the store
+  did not write and interrupted commits; ``--deep`` also decodes each recording with its
+  kind and compares the record count and kind version with the manifest. Exit 2 when
+  there is no recording at all.
 """
 
 from __future__ import annotations
 
-import ast
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_replay.cli.common import EXIT_DIFFERENT, EXIT_OK, CliError, Run
 
-__all__ = ["run_store_check", "run_store_list", "run_store_prune", "test_exists"]
+__all__ = ["run_store_check", "run_store_list", "run_store_prune"]
 
 
 def _store_root(path: Path) -> Path:
     if not path.exists():
         raise CliError(
             f"store '{path}' does not exist",
-            "pass the store folder (by default .replay next to your tests), or record first "
+            "pass the store folder (by default __replay__ beside your tests), or record first "
             "with pytest --replay-record",
         )
     if not path.is_dir():
-        raise CliError(f"store '{path}' is not a folder", "pass the store folder, e.g. .replay")
+        raise CliError(f"store '{path}' is not a folder", "pass the store folder, e.g. __replay__")
     return path
 
 
@@ -76,64 +78,6 @@ def run_store_list(run: Run, path: Path) -> int:
 # --------------------------------------------------------------------------- prune
 
 
-def _defines(scope: list[ast.stmt], name: str) -> ast.stmt | None:
-    for node in scope:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            if node.name == name:
-                return node
-        elif isinstance(node, ast.Assign):
-            if any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-                return node
-        elif isinstance(node, ast.AnnAssign):
-            if isinstance(node.target, ast.Name) and node.target.id == name:
-                return node
-        elif isinstance(node, (ast.If, ast.Try)):
-            # Definitions under "if sys.version_info ..." or "try: ... except ImportError".
-            inner = [*node.body, *node.orelse]
-            if isinstance(node, ast.Try):
-                for handler in node.handlers:
-                    inner.extend(handler.body)
-                inner.extend(node.finalbody)
-            found = _defines(inner, name)
-            if found is not None:
-                return found
-    return None
-
-
-def test_exists(rootdir: Path, nodeid: str) -> tuple[bool | None, str]:
-    """Whether the test ``nodeid`` still exists under ``rootdir``: (True, ...), (False, why)
-    or (None, why) when it cannot be told without running the code."""
-    file_part, sep, rest = nodeid.partition("::")
-    file = rootdir / file_part
-    if not file.is_file():
-        return False, f"test file '{file_part}' no longer exists"
-    if not sep:
-        return True, "module-level recording and the module exists"
-    try:
-        tree = ast.parse(file.read_bytes(), filename=str(file))
-    except (SyntaxError, ValueError, OSError, RecursionError, MemoryError) as exc:
-        # Nesting too deep for the parser surfaces as RecursionError or MemoryError;
-        # like a syntax error it says nothing about whether the test still exists.
-        return None, f"'{file_part}' cannot be parsed ({type(exc).__name__}: {exc}); kept"
-    parts = rest.split("::")
-    function = parts[-1].split("[", 1)[0]
-    scope: list[ast.stmt] = tree.body
-    inherited = False
-    for name in parts[:-1]:
-        node = _defines(scope, name)
-        if node is None:
-            return False, f"class '{name}' no longer exists in '{file_part}'"
-        if not isinstance(node, ast.ClassDef):
-            return None, f"'{name}' in '{file_part}' is not a plain class; kept"
-        inherited = inherited or bool(node.bases)
-        scope = node.body
-    if _defines(scope, function) is not None:
-        return True, "defined"
-    if inherited:
-        return None, f"'{function}' may be inherited by '{parts[-2]}' in '{file_part}'; kept"
-    return False, f"test function '{function}' no longer exists in '{file_part}'"
-
-
 @dataclass(frozen=True, slots=True)
 class _Verdict:
     folder: Path
@@ -143,12 +87,14 @@ class _Verdict:
 
 
 def run_store_prune(run: Run, path: Path, rootdir: Path | None, yes: bool) -> int:
+    from pytest_replay.cli.collect import collect_store_tests
     from pytest_replay.store import ReplayStore, StoreCorrupted
 
     root = _store_root(path)
-    base = root.resolve().parent if rootdir is None else rootdir
-    if not base.is_dir():
-        raise CliError(f"rootdir '{base}' is not a folder", "pass the folder your tests live in")
+    tests = rootdir if rootdir is not None else root.resolve().parent
+    if not tests.is_dir():
+        raise CliError(f"rootdir '{tests}' is not a folder", "pass the folder your tests live in")
+    found = collect_store_tests(root, tests)
     store = ReplayStore(root)
     verdicts: list[_Verdict] = []
     for folder, _quiet in store.iter_manifests():
@@ -159,18 +105,19 @@ def run_store_prune(run: Run, path: Path, rootdir: Path | None, yes: bool) -> in
             continue
         if manifest is None:
             continue
-        exists, reason = test_exists(base, manifest.nodeid)
+        exists, reason = found.verdict(folder, manifest.nodeid)
         verdicts.append(_Verdict(folder, manifest.nodeid, exists, reason))
     gone = [v for v in verdicts if v.exists is False]
     unsure = [v for v in verdicts if v.exists is None]
-    if yes:
+    if yes and gone:
+        store.recover()
         for verdict in gone:
             store.remove_test(verdict.folder)
     if run.json:
         run.emit_json(
             {
                 "store": str(root),
-                "rootdir": str(base),
+                "rootdir": str(tests),
                 "deleted": yes,
                 "prune": [_verdict_json(v, root) for v in gone],
                 "kept_unsure": [_verdict_json(v, root) for v in unsure],
@@ -185,8 +132,7 @@ def run_store_prune(run: Run, path: Path, rootdir: Path | None, yes: bool) -> in
         shown = verdict.nodeid or _rel(verdict.folder, root)
         run.print(f"kept: {shown}  ({verdict.reason})")
     kept = sum(1 for v in verdicts if v.exists)
-    verb = "deleted" if yes else "would delete"
-    summary = f"{verb} {len(gone)} test folder(s), kept {kept + len(unsure)}"
+    summary = f"{action} {len(gone)} test folder(s), kept {kept + len(unsure)}"
     if gone and not yes:
         summary += "; run again with --yes to delete them"
     run.print(summary)
@@ -213,14 +159,25 @@ def _verdict_json(verdict: _Verdict, root: Path) -> dict[str, Any]:
 
 def run_store_check(run: Run, path: Path, deep: bool) -> int:
     from pytest_replay.cli.detect import kind_registry
-    from pytest_replay.store import MANIFEST_NAME, ReplayStore, StoreCorrupted
+    from pytest_replay.store import ReplayStore, StoreCorrupted
 
-    root = _store_root(path)
+    if not path.is_dir():
+        raise CliError(
+            f"no recordings found under '{path}' (it is not a folder)",
+            "pass a store folder (__replay__ beside your tests, or your replay_dir), or record "
+            "first with pytest --replay-record",
+        )
+    root = path
     store = ReplayStore(root)
-    problems: list[str] = []
-    notes: list[str] = []
+    problems, notes = _tree_findings(root)
     checked = 0
     folders = [folder for folder, _quiet in store.iter_manifests()]
+    if not folders and not problems:
+        raise CliError(
+            f"no recordings found under '{path}'",
+            "pass a store folder (__replay__ beside your tests, or your replay_dir), or record "
+            "first with pytest --replay-record",
+        )
     registry = kind_registry() if deep else None
     with run.bar("checking recordings", len(folders)) as bar:
         for folder in folders:
@@ -232,13 +189,7 @@ def run_store_check(run: Run, path: Path, deep: bool) -> int:
                 continue
             if manifest is None:
                 continue
-            listed = {entry.file for entry in manifest.recordings.values()} | {MANIFEST_NAME}
-            for extra in sorted(p.name for p in folder.iterdir() if p.is_file()):
-                if extra not in listed and not extra.startswith("."):
-                    notes.append(
-                        f"'{folder / extra}' is not listed in its manifest (left over; the next "
-                        "record run of this test removes it)"
-                    )
+            problems.extend(_unlisted(folder, manifest))
             for name, entry in sorted(manifest.recordings.items()):
                 checked += 1
                 try:
@@ -276,6 +227,50 @@ def run_store_check(run: Run, path: Path, deep: bool) -> int:
         depth = "digest and contents" if deep else "digest"
         run.print(f"checked {checked} recording(s) in '{root}' ({depth}): {verdict}")
     return EXIT_OK if not problems else EXIT_DIFFERENT
+
+
+def _tree_findings(root: Path) -> tuple[list[str], list[str]]:
+    """Links, non-regular files and interrupted commits anywhere under ``root`` (problems),
+    and files outside any test folder (notes)."""
+    from pytest_replay import _fs
+    from pytest_replay._lock import LOCK_NAME
+    from pytest_replay.store import MANIFEST_NAME, leftover_of
+
+    problems: list[str] = []
+    notes: list[str] = []
+    for folder, entries in _fs.walk_sorted(root):
+        in_test = any(entry.name == MANIFEST_NAME for entry in entries)
+        for entry in entries:
+            path = Path(folder, entry.name)
+            kind = _fs.entry_kind(path)
+            if kind == "a folder":
+                if leftover_of(entry.name) is not None:
+                    problems.append(
+                        f"'{path}' is left over from an interrupted record run (a reader takes "
+                        "a stranded .old as the recording); the next record run of this store "
+                        "restores or removes it"
+                    )
+            elif kind not in (None, "a regular file"):
+                problems.append(
+                    f"'{path}' is {kind}: pytest_replay never follows, reads or deletes it. Fix: "
+                    "replace it with the real file or folder, or remove it and re-record"
+                )
+            elif kind == "a regular file" and not in_test and entry.name != LOCK_NAME:
+                notes.append(f"'{path}' is not part of any recording (not written by the store)")
+    return problems, notes
+
+
+def _unlisted(folder: Path, manifest: Any) -> list[str]:
+    from pytest_replay import _fs
+    from pytest_replay.store import MANIFEST_NAME
+
+    listed = {entry.file for entry in manifest.recordings.values()} | {MANIFEST_NAME}
+    return [
+        f"'{folder / name}' is not listed in its manifest (not written by the store: a record "
+        "run of this test refuses until it is moved out). Fix: move it out of the folder"
+        for name in sorted(os.listdir(folder))
+        if name not in listed and _fs.entry_kind(folder / name) == "a regular file"
+    ]
 
 
 def _deep_check(kind: Any, entry: Any, data: bytes) -> str | None:
