@@ -260,8 +260,8 @@ def write_diff_report(
     files[folder / f"{name}.diff.json"] = (
         json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n"
     ).encode()
-    # Each file crash-safe on its own (the store's several-file commit is not needed here:
-    # a report is rewritten whole by the next failing run).
+    # Each file is replaced crash-safely on its own: a report is rewritten whole by the next
+    # failing run, so a kill between two files needs no rollback.
     for path, data in files.items():
         atomic_write_bytes(path, data)
     return text
