@@ -284,7 +284,7 @@ def _group_well_typed(batch: list[PersistentRepr]) -> dict[str, list[PersistentR
     """
     if not batch:
         return {}
-    if {type(item) for item in batch} != {PersistentRepr}:
+    if set(map(type, batch)) != {PersistentRepr}:
         return None
     columns = list(zip(*map(_REPR_FIELDS, batch), strict=True))
     column_types = [set(map(type, column)) for column in columns]
