@@ -69,6 +69,9 @@ def pytest_run_times(folder: Path, *args: str) -> tuple[float, float]:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
     env = dict(os.environ, PYTHONHASHSEED="0")
     env.pop("PYTEST_ADDOPTS", None)
+    # As installed packages are: bytecode cached by the warm-up run. Without it every
+    # run with the plugin compiles its modules again, which ``-p no:replay`` skips.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
