@@ -34,6 +34,7 @@ from pytest_replay.store import (
     ReplayStore,
     StoreCorrupted,
     part_name,
+    safe_component,
 )
 
 if TYPE_CHECKING:

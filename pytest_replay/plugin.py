@@ -18,6 +18,8 @@ import pytest
 
 from pytest_replay import hookspecs
 from pytest_replay._lock import DEFAULT_TIMEOUT
+from pytest_replay.markers import GPU_MARKER, MARKER
+from pytest_replay.packaged import PACKAGED_KINDS, gpu_available
 from pytest_replay.session import SESSION_PLUGIN_NAME, ReplaySession
 
 if TYPE_CHECKING:
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
 
 # Only light modules are imported above: numpy, msgpack and the recorders are imported the
 # first time a test uses replay, so that the plugin costs nothing to suites that do not.
-MARKER = "replay_determinism"
 
 MARKERS = (
     "replay_determinism(runs=2, subprocess=False): run the test `runs` times with fresh "
@@ -33,13 +34,6 @@ MARKERS = (
     "runs the later runs in child processes with other PYTHONHASHSEEDs.",
     "gpu: the test needs CuPy and a CUDA GPU; skipped with the reason when either is missing.",
 )
-# Kinds that ship with pytest_replay beyond ring/data: their modules are imported on first use.
-PACKAGED_KINDS = {
-    "pytest_replay.fleet.kind": ("fleet",),
-    "pytest_replay.journal.kind": ("journal", "reduce"),
-    "pytest_replay.megakernel.kind": ("megakernel",),
-    "pytest_replay.replication.kind": ("replication",),
-}
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -182,7 +176,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: Sequence[pytest.
         names = _marker_names(item.parent, chains)
         if item.own_markers:
             names = names.union(mark.name for mark in item.own_markers)
-        if "gpu" in names:
+        if GPU_MARKER in names:
             needs_gpu.append(item)
         determinism = determinism or MARKER in names
     if determinism:
@@ -192,8 +186,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: Sequence[pytest.
         runtest.register(config)
     if not needs_gpu:
         return
-    from pytest_replay.megakernel.backend import gpu_available
-
     ok, reason = gpu_available()
     if not ok:
         for item in needs_gpu:

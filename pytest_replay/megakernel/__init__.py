@@ -11,8 +11,6 @@ from pytest_replay.megakernel.backend import (
     BurstOutput,
     MegakernelBackend,
     RingDevice,
-    gpu_available,
-    resolve_backend,
 )
 from pytest_replay.megakernel.capture import (
     CaptureInfo,
@@ -53,6 +51,7 @@ from pytest_replay.megakernel.replay import (
     replay_capture,
     replay_stream,
 )
+from pytest_replay.megakernel.selection import gpu_available, resolve_backend
 from pytest_replay.megakernel.stream import (
     ObservedEpoch,
     ObservedStream,

@@ -50,8 +50,8 @@ from pytest_replay.ringlog import (
     RecordArray,
     ReplayFailureEvidence,
     RingLog,
-    _check_capacity,
-    _create,
+    check_capacity,
+    create_log,
 )
 
 __all__ = [
@@ -268,11 +268,11 @@ def open_capture(
     owns the log: close it (or use it as a context manager) to flush pending
     slots and close the file. OS failures raise :class:`ReplayLogIoError`.
     """
-    _check_capacity(capacity, path, requested=True)
+    check_capacity(capacity, path, requested=True)
     megakernel = Megakernel(backend, slots, mode=mode)
     target = Path(path)
     # The fresh log is built beside the target and renamed over it, so nothing
     # is lost if creation fails (a folder in the way, a full disk).
-    _create(target, capacity)
+    create_log(target, capacity)
     log = RingLog.open(target, capacity)
     return MegakernelCapture(megakernel, log, clock=clock, owns_log=True)

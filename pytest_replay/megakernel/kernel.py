@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pytest_replay.megakernel.backend import BackendLike, BurstOutput, U32Array, resolve_backend
+from pytest_replay.megakernel.backend import BackendLike, BurstOutput, U32Array
 from pytest_replay.megakernel.errors import InvalidPublish, RingFull
 from pytest_replay.megakernel.model import (
     ARG_WORDS,
@@ -34,6 +34,7 @@ from pytest_replay.megakernel.model import (
     SlotStatus,
     fault_error,
 )
+from pytest_replay.megakernel.selection import resolve_backend
 from pytest_replay.megakernel.stream import ObservedStream, stream_from_bursts
 from pytest_replay.ringlog import BackendError
 
