@@ -14,7 +14,7 @@ from pytest_replay.fleet.errors import RegistrationError, ReplayValidationError
 from pytest_replay.fleet.logformat import LOG_EXTENSION
 from pytest_replay.fleet.reader import FleetLogReader
 from pytest_replay.fleet.records import Subsystem
-from pytest_replay.fleet.session import ReplaySession
+from pytest_replay.fleet.session import FleetSession
 from pytest_replay.fleet.topology import Topology, load_topology
 from pytest_replay.fleet.writer import FleetLogWriter
 
@@ -97,7 +97,7 @@ class ReplayPlan:
                 else output_log_path_for(root, assignment.instance_id, assignment.subsystem_id)
             )
             sessions.append(
-                ReplaySession(
+                FleetSession(
                     instance_id=assignment.instance_id,
                     subsystem_id=assignment.subsystem_id,
                     subsystem_code=assignment.registration.subsystem.code,
