@@ -52,8 +52,8 @@ def test_no_module_imports_a_private_name_of_another() -> None:
         for line in _private_imports(
             path.read_text(encoding="utf-8"),
             _module_name(path),
-            path.name == "__init__.py",
-            modules,
+            is_package=path.name == "__init__.py",
+            modules=modules,
         )
     ]
     assert found == []
