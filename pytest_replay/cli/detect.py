@@ -24,7 +24,6 @@ __all__ = [
     "FLEET_LOG",
     "FLEET_RECORDING",
     "JOURNAL",
-    "LABELS",
     "RECORDING",
     "RECORDS",
     "REDUCE",

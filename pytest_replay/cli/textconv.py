@@ -21,7 +21,7 @@ from typing import Any, Final
 from pytest_replay.cli import detect as formats
 from pytest_replay.cli.common import EXIT_OK, CliError, Run, jsonable, read_bounded
 
-__all__ = ["DRIVER", "attribute_lines", "run_git_setup", "run_textconv", "textconv_lines"]
+__all__ = ["attribute_lines", "run_git_setup", "run_textconv", "textconv_lines"]
 
 DRIVER: Final = "pytest-replay"
 #: Formats git shows through the driver. ``manifest.json`` is text already.

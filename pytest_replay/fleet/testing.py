@@ -43,7 +43,6 @@ __all__ = [
     "ping_pong",
     "stack_for",
     "step_table",
-    "stress_origins",
     "write_identity_log",
     "write_stress_fleet",
     "write_topology",
