@@ -1,285 +1,206 @@
-"""Fleet replay throughput: the causal engine side by side with networkx, and log I/O.
+"""Fleet replay through the public API, side by side with networkx, in one process.
 
-Figures (one JSON object on stdout):
+* ``end_to_end``: logs written with :class:`FleetLogWriter` (the stress fleet: sense <-
+  nothing; plan <- sense; control <- plan; telemetry <- sense and control; default
+  2,500 instances x 4 subsystems x 100 steps = 1,000,000 nodes), then timed:
+  ``ReplayPlan.builder(topology).discover_logs_under(logs)`` + registrations +
+  ``build()`` + ``plan.start()`` + ``engine.run_all()`` with no-op apps. The baseline
+  is ``networkx.lexicographical_topological_sort`` over the same causal graph with
+  (instance, subsystem code, step id) tuple keys (DiGraph build + sort), on the edges
+  read from the same plan. Peak RSS is read after our runs, before networkx runs; the
+  logs are written by a child process so the writer's memory is not counted.
+* ``topology``: the same replay of one instance of a topology with ``--subsystems``
+  (20,000) subsystems against one of a tenth as many: linear when the big one takes at
+  most 2x ten times the small one.
 
-* ``engine``: build + ``run_all`` of :class:`ReplayEngine` with no-op sessions on the
-  stress topology (sense <- nothing; plan <- sense; control <- plan; telemetry <- sense
-  and control), default 2,500 instances x 4 subsystems x 100 steps = 1,000,000 nodes,
-  against ``networkx.lexicographical_topological_sort`` over the same graph (DiGraph
-  build + sort; nodes are the engine's own node numbers so networkx compares plain ints,
-  its cheapest case). Peak RSS is read right after our run, before networkx runs.
-* ``end_to_end``: a smaller fleet written to disk, discovered, planned and replayed
-  with real sessions and no-op apps (log indexing and step decoding included).
-* ``logs``: :class:`FleetLogWriter` write and :class:`FleetLogReader` index + decode of
-  every step and message of a ~100 MB fleet, in MB/s of message payload, beside a plain
-  atomic write (temp file, fsync, rename) and read of the same payload bytes.
-
-    python benchmarks/bench_fleet.py [--instances 2500] [--steps 100] [--log-mb 100]
+    python benchmarks/bench_fleet.py [--instances 2500] [--steps 100] [--quick]
+    python benchmarks/bench_fleet.py --instances 25000 --no-networkx   # 10M nodes
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import functools
 import json
-import resource
 import shutil
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
+from _harness import measure, peak_rss_mb, verdict
 
-from pytest_replay._atomic import atomic_write_bytes
-from pytest_replay.fleet import (
-    FleetLogReader,
-    FleetLogWriter,
-    Message,
-    Origin,
-    ReplayEngine,
-    ReplayPlan,
-    Step,
-    StepTable,
-)
+from pytest_replay.fleet import FleetLogWriter, Keyframe, ReplayPlan, Step
+from pytest_replay.fleet.app import NoopApp
 from pytest_replay.fleet.testing import (
     STRESS_SUBSYSTEMS,
-    NoopApp,
     app_types,
     stack_for,
-    write_stress_fleet,
+    write_topology,
 )
 
-_SOURCES = {"sense": (), "plan": (0,), "control": (1,), "telemetry": (0, 2)}
 
-
-class NoopSession:
-    """An engine session whose steps do nothing: measures the engine alone."""
-
-    __slots__ = ("_table", "instance_id", "output_log_path", "subsystem_code", "subsystem_id")
-
-    def __init__(self, instance_id: int, subsystem_id: str, code: int, table: StepTable) -> None:
-        self.instance_id = instance_id
-        self.subsystem_id = subsystem_id
-        self.subsystem_code = code
-        self.output_log_path: Path | None = None
-        self._table = table
-
-    def step_table(self) -> StepTable:
-        return self._table
-
-    def goto_index(self, index: int) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def stress_sessions(instances: int, steps: int) -> list[NoopSession]:
-    """The stress fleet's step tables, as the reader would hand them over (flat arrays)."""
-    ids = np.arange(steps, dtype=np.uint64)
-    out = []
-    for instance in range(1, instances + 1):
-        for name, code in STRESS_SUBSYSTEMS:
-            sources = _SOURCES[name]
-            k = len(sources)
-            table = StepTable(
-                step_ids=ids,
-                origin_step_index=np.repeat(np.arange(steps, dtype=np.int64), k),
-                origin_instance=np.full(steps * k, instance, np.uint32),
-                origin_code=np.tile(np.array(sources, np.uint16), steps),
-                origin_step=np.repeat(ids, k),
-            )
-            out.append(NoopSession(instance, name, code, table))
-    return out
-
-
-def rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024 if sys.platform != "darwin" else peak / (1024 * 1024)
-
-
-def bench_engine(instances: int, steps: int, networkx: bool, repeat: int) -> dict[str, object]:
-    sessions = stress_sessions(instances, steps)
-    runs = []
-    for _ in range(repeat):
-        gc.collect()
-        cpu = time.process_time()
-        start = time.perf_counter()
-        engine = ReplayEngine(sessions)
-        built = time.perf_counter()
-        engine.run_all()
-        done = time.perf_counter()
-        runs.append((done - start, built - start, done - built, time.process_time() - cpu))
-    # Best of ``repeat``: the machine is shared, so the fastest run is the least disturbed.
-    ours, build_s, run_s, cpu_s = min(runs)
-    nodes = engine.total_nodes
-    assert engine.executed_nodes == nodes == instances * 4 * steps
-    result: dict[str, object] = {
-        "nodes": nodes,
-        "edges": engine.graph.total_edges,
-        "build_s": round(build_s, 3),
-        "run_all_s": round(run_s, 3),
-        "total_s": round(ours, 3),
-        "nodes_per_s": round(nodes / ours),
-        "cpu_nodes_per_s": round(nodes / cpu_s),
-        "peak_rss_mb": round(rss_mb(), 1),
-    }
-    if networkx:
-        graph = engine.graph
-        src = np.concatenate(
-            [
-                np.flatnonzero(graph.local_next >= 0),
-                np.repeat(np.arange(nodes), np.diff(graph.indptr)),
-            ]
-        )
-        dst = np.concatenate([graph.local_next[graph.local_next >= 0], graph.indices])
-        del engine, sessions
-        gc.collect()
-        start = time.perf_counter()
-        digraph: nx.DiGraph[int] = nx.DiGraph()
-        digraph.add_nodes_from(range(nodes))
-        digraph.add_edges_from(zip(src.tolist(), dst.tolist(), strict=True))
-        order = list(nx.lexicographical_topological_sort(digraph))
-        seconds = time.perf_counter() - start
-        # Our node numbers are in scheduling-key order, so the orders must be identical.
-        assert order == list(range(nodes)), "networkx disagrees with the engine's order"
-        result["networkx_s"] = round(seconds, 3)
-        result["networkx_nodes_per_s"] = round(nodes / seconds)
-        result["speedup_vs_networkx"] = round(seconds / ours, 2)
-    return result
-
-
-def bench_end_to_end(folder: Path, instances: int, steps: int) -> dict[str, object]:
-    topology = write_stress_fleet(folder, instances, steps)
-    start = time.perf_counter()
-    builder = ReplayPlan.builder(topology).discover_logs_under(folder / "logs")
-    for name, app in app_types(STRESS_SUBSYSTEMS, NoopApp).items():
+def replay(topology: Path, logs: Path, subsystems: tuple[tuple[str, int], ...]) -> int:
+    """The path users run; returns the number of executed nodes."""
+    builder = ReplayPlan.builder(topology).discover_logs_under(logs)
+    for name, app in app_types(subsystems, NoopApp).items():
         builder.register(name, app)
     with builder.build().start() as engine:
         engine.run_all()
-        nodes = engine.executed_nodes
-    seconds = time.perf_counter() - start
-    return {
-        "nodes": nodes,
+        return engine.executed_nodes
+
+
+def networkx_order(topology: Path, logs: Path) -> tuple[int, float]:
+    """Seconds networkx takes to order the same causal graph (tuple keys)."""
+    builder = ReplayPlan.builder(topology).discover_logs_under(logs)
+    for name, app in app_types(STRESS_SUBSYSTEMS, NoopApp).items():
+        builder.register(name, app)
+    with builder.build().start() as engine:
+        graph = engine.graph
+        keys = [
+            (s.instance_id, s.subsystem_code)
+            for s in engine.sessions  # node_session indexes the engine's sessions
+        ]
+        session = graph.node_session.tolist()
+        steps = graph.node_step.tolist()
+        names = [(*keys[s], step) for s, step in zip(session, steps, strict=True)]
+        src = np.concatenate(
+            [
+                np.flatnonzero(graph.local_next >= 0),
+                np.repeat(np.arange(graph.total_nodes), np.diff(graph.indptr)),
+            ]
+        ).tolist()
+        dst = np.concatenate([graph.local_next[graph.local_next >= 0], graph.indices]).tolist()
+    edges = [(names[a], names[b]) for a, b in zip(src, dst, strict=True)]
+    holder: list[list[tuple[int, int, int]]] = []
+
+    def run() -> None:
+        digraph: nx.DiGraph[tuple[int, int, int]] = nx.DiGraph()
+        digraph.add_nodes_from(names)
+        digraph.add_edges_from(edges)
+        holder.append(list(nx.lexicographical_topological_sort(digraph)))
+
+    timing = measure(run, 5, setup=holder.clear)
+    # Node numbers are in scheduling-key order and the engine ran them in that order.
+    assert holder[0] == names, "networkx disagrees with the engine's order"
+    return len(names), timing.wall
+
+
+def write_fleet(folder: Path, instances: int, steps: int) -> Path:
+    """Write the stress fleet in a child process (its memory is not ours)."""
+    code = (
+        "import sys; from pathlib import Path; "
+        "from pytest_replay.fleet.testing import write_stress_fleet; "
+        "write_stress_fleet(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(folder), str(instances), str(steps)], check=True
+    )
+    return folder / "topology.toml"
+
+
+def bench_end_to_end(
+    folder: Path, instances: int, steps: int, repeat: int, networkx: bool
+) -> dict[str, object]:
+    topology = write_fleet(folder, instances, steps)
+    nodes = []
+    timing = measure(
+        lambda: nodes.append(replay(topology, folder / "logs", STRESS_SUBSYSTEMS)), repeat
+    )
+    total = nodes[0]
+    assert total == instances * 4 * steps, total
+    rss = peak_rss_mb()
+    result: dict[str, object] = {
+        "nodes": total,
         "logs": instances * 4,
-        "total_s": round(seconds, 3),
-        "nodes_per_s": round(nodes / seconds),
+        **timing.as_dict(total, "nodes_per_s"),
+        "peak_rss_mb": round(rss, 1),
     }
+    baseline = None
+    if networkx:
+        _, seconds = networkx_order(topology, folder / "logs")
+        baseline = total / seconds
+        result["networkx_s_median"] = round(seconds, 3)
+        result["networkx_nodes_per_s"] = round(baseline)
+    label = f"e2e_nodes_per_s_{total // 1000}k_nodes"
+    verdict(label, total / timing.wall, 400_000, baseline=baseline)
+    if baseline is not None:
+        speedup = (total / timing.wall) / baseline
+        verdict("e2e_speedup_vs_networkx", speedup, 3.0, baseline=1.0, ratio=speedup)
+    limit = 1536 if total <= 1_000_000 else 2048
+    verdict(f"e2e_peak_rss_mb_{total // 1000}k_nodes", rss, limit, op="<=")
+    return result
 
 
-def bench_logs(folder: Path, megabytes: int) -> dict[str, object]:
-    payload_size = 1024
-    instances = 25
-    per_log = max(1, megabytes * 1024 * 1024 // (payload_size * instances * 4))
-    rng = np.random.default_rng(7)
-    blob = rng.integers(0, 256, payload_size * 4096, dtype=np.uint8).tobytes()
-    steps = [
-        Step(
-            i,
-            1000 * i,
-            (
-                Message(
-                    blob[(i % 4000) * payload_size : (i % 4000 + 1) * payload_size], Origin(1, 0, i)
-                ),
-            ),
+def write_wide(
+    folder: Path, subsystems: int, steps: int
+) -> tuple[Path, tuple[tuple[str, int], ...]]:
+    specs = tuple((f"s{code}", code) for code in range(subsystems))
+    topology = write_topology(folder / "topology.toml", specs)
+    for name, code in specs:
+        with FleetLogWriter(folder / "logs" / f"{name}.flog") as writer:
+            writer.log_instantiated(stack_for(name, code, 1), effective_config=name)
+            writer.log_keyframe(Keyframe(0, 0, b""))
+            for step in range(steps):
+                writer.log_step(Step(step, step))
+    return topology, specs
+
+
+def bench_topology(folder: Path, subsystems: int, steps: int, repeat: int) -> dict[str, object]:
+    figures = {}
+    for count in (subsystems // 10, subsystems):
+        topology, specs = write_wide(folder / str(count), count, steps)
+        timing = measure(
+            functools.partial(replay, topology, folder / str(count) / "logs", specs), repeat
         )
-        for i in range(per_log)
-    ]
-    total_bytes = payload_size * per_log * instances * 4
-    bases = []
-    start = time.perf_counter()
-    for instance in range(1, instances + 1):
-        for name, code in STRESS_SUBSYSTEMS:
-            base = folder / "logs" / f"i{instance}" / f"{name}.flog"
-            with FleetLogWriter(base) as writer:
-                writer.log_instantiated(stack_for(name, code, instance))
-                for step in steps:
-                    writer.log_step(step)
-            bases.append(base)
-    write_s = time.perf_counter() - start
-    on_disk = sum(p.stat().st_size for p in (folder / "logs").rglob("*.flog"))
-
-    start = time.perf_counter()
-    decoded = 0
-    for base in bases:
-        reader = FleetLogReader(base)
-        for step in reader.iter_steps():
-            for message in step.messages:
-                decoded += len(message.payload)
-    read_s = time.perf_counter() - start
-    assert decoded == total_bytes
-
-    raw = folder / "raw"
-    raw.mkdir()
-    payload = steps[0].messages[0].payload * per_log
-    start = time.perf_counter()
-    for index in range(len(bases)):
-        atomic_write_bytes(raw / f"{index}.bin", payload)  # same durability as a slab
-    raw_write_s = time.perf_counter() - start
-    start = time.perf_counter()
-    raw_read = sum(len((raw / f"{index}.bin").read_bytes()) for index in range(len(bases)))
-    raw_read_s = time.perf_counter() - start
-    assert raw_read == total_bytes
-    mb = total_bytes / 1e6
+        figures[count] = timing
+    small, big = figures[subsystems // 10], figures[subsystems]
+    ratio = big.wall / (10 * small.wall)
+    verdict(
+        f"topology_{subsystems}_subsystems_vs_10x_{subsystems // 10}",
+        ratio,
+        2.0,
+        op="<=",
+        baseline=10 * small.wall,
+        ratio=ratio,
+    )
     return {
-        "payload_mb": round(mb, 1),
-        "on_disk_mb": round(on_disk / 1e6, 1),
-        "logs": len(bases),
-        "steps": per_log * len(bases),
-        "write_mb_s": round(mb / write_s, 1),
-        "index_decode_mb_s": round(mb / read_s, 1),
-        "raw_write_mb_s": round(mb / raw_write_s, 1),
-        "raw_read_mb_s": round(mb / raw_read_s, 1),
-        "write_vs_raw": round(raw_write_s / write_s, 3),
-        "read_vs_raw": round(raw_read_s / read_s, 3),
+        "subsystems": subsystems,
+        "steps_per_log": steps,
+        "big": big.as_dict(),
+        "small": small.as_dict(),
+        "big_over_10x_small": round(ratio, 3),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=2500)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--e2e-instances", type=int, default=100)
-    parser.add_argument("--log-mb", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--subsystems", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-networkx", action="store_true")
+    parser.add_argument("--no-topology", action="store_true")
+    parser.add_argument("--no-e2e", action="store_true", help="only the topology part")
+    parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     args = parser.parse_args()
+    if args.quick:
+        args.instances, args.subsystems = 10, 200
     folder = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    result: dict[str, object] = {"benchmark": "fleet"}
     try:
-        engine = bench_engine(args.instances, args.steps, not args.no_networkx, args.repeat)
-        e2e = bench_end_to_end(folder / "e2e", args.e2e_instances, args.steps)
-        logs = bench_logs(folder / "io", args.log_mb)
+        if not args.no_e2e:
+            result["end_to_end"] = bench_end_to_end(
+                folder / "e2e", args.instances, args.steps, args.repeat, not args.no_networkx
+            )
+            shutil.rmtree(folder / "e2e")
+        if not args.no_topology:
+            result["topology"] = bench_topology(folder / "wide", args.subsystems, 2, args.repeat)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    targets = {
-        "nodes_per_s_min": 400_000,
-        "peak_rss_mb_max": 1536,
-        "speedup_vs_networkx_min": 3.0,
-    }
-    figures = {k: float(v) for k, v in engine.items() if isinstance(v, (int, float))}
-    ok = (
-        figures["nodes_per_s"] >= targets["nodes_per_s_min"]
-        and figures["peak_rss_mb"] <= targets["peak_rss_mb_max"]
-        and figures.get("speedup_vs_networkx", float("inf")) >= targets["speedup_vs_networkx_min"]
-    )
-    print(
-        json.dumps(
-            {
-                "benchmark": "fleet",
-                "engine": engine,
-                "end_to_end": e2e,
-                "logs": logs,
-                "targets": targets,
-                "targets_met": ok,
-            },
-            indent=2,
-        )
-    )
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

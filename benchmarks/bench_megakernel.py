@@ -1,58 +1,44 @@
 """Megakernel capture and replay throughput, ours beside the per-slot baseline.
 
-* capture: slots/s published, run by the kernel and written to a VRRL log, one
-  ``append_many`` per burst, against the same run writing each record with
-  ``RingLog.append`` (target: >= 1,000,000 slots/s batched);
+* capture: slots/s through ``open_capture`` (``keep_history=False``): published, run
+  by the kernel and written to a VRRL log, one ``publish_many`` + ``pump`` per burst,
+  against a plain loop writing the same records with one ``RingLog.append`` call each
+  (targets: >= 1,000,000 slots/s and >= 5x the loop);
 * replay: records/s of ``replay_capture`` + first-divergence diff of a
   1,000,000-slot capture on NumPy, against a per-record replay loop;
 * gpu: CupyBackend vs NumpyBackend pump of 1,000,000 slots, host-to-device and
   device-to-host copies included (skipped, with the reason, without CuPy/GPU).
 
-Prints one JSON object of medians over ``--repeat`` runs taken in this process.
+Prints one JSON object of medians over ``--repeat`` (at least 5) runs taken in this
+process, and one verdict line per target.
 
-    python benchmarks/bench_megakernel.py [--repeat 3] [--slots 1000000]
+    python benchmarks/bench_megakernel.py [--slots 1000000] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _harness import measure, verdict
 
 from pytest_replay.megakernel import (
     CupyBackend,
     Megakernel,
-    MegakernelCapture,
     NumpyBackend,
     Opcode,
-    SlotStatus,
     gpu_available,
+    open_capture,
     replay_capture,
 )
-from pytest_replay.ringlog import (
-    MAX_REPLAY_RECORDS,
-    RecordedSlot,
-    ReplayFailureEvidence,
-    RingLog,
-)
+from pytest_replay.ringlog import MAX_REPLAY_RECORDS, ReplayRecord, RingLog
 
 WORK = [Opcode.NOP, Opcode.ADD, Opcode.MUL, Opcode.XOR, Opcode.HASH, Opcode.COPY]
-
-
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def make_program(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,48 +50,30 @@ def make_program(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndar
     return tenants, opcodes, args
 
 
-def capture_batched(path: Path, program: tuple[np.ndarray, ...], ring: int) -> int:
+def capture(path: Path, program: tuple[np.ndarray, ...], ring: int) -> int:
+    """The public path: ``open_capture``, one publish_many + pump per ring-full burst."""
     tenants, opcodes, args = program
-    path.unlink(missing_ok=True)
-    with RingLog.open(path, MAX_REPLAY_RECORDS) as log:
-        capture = MegakernelCapture(Megakernel(NumpyBackend(), ring, keep_history=False), log)
-        for start in range(0, len(opcodes), ring):
-            stop = start + ring
-            capture.publish_many(tenants[start:stop], opcodes[start:stop], args[start:stop])
-            capture.pump()
-        return capture.recorded
-
-
-def capture_per_slot(path: Path, program: tuple[np.ndarray, ...], ring: int) -> int:
-    """The same run, but every record goes to the log with its own ``append`` call."""
-    tenants, opcodes, args = program
-    path.unlink(missing_ok=True)
-    written = 0
-    with RingLog.open(path, MAX_REPLAY_RECORDS) as log:
-        mk = Megakernel(NumpyBackend(), ring, keep_history=False)
+    with open_capture(
+        path, backend="numpy", slots=ring, capacity=MAX_REPLAY_RECORDS, keep_history=False
+    ) as mk:
         for start in range(0, len(opcodes), ring):
             stop = start + ring
             mk.publish_many(tenants[start:stop], opcodes[start:stop], args[start:stop])
-            result = mk.pump()
-            faults = {fault.sequence: fault for fault in result.faults}
-            words, epochs = result.words.tolist(), result.output.epochs.tolist()
-            for row, (slot, sequence) in enumerate(
-                zip(result.slots.tolist(), result.sequences.tolist(), strict=True)
-            ):
-                w = words[row]
-                record = RecordedSlot(
-                    sequence, slot, w[1], w[2], (w[3], w[4], w[5], w[6]), epochs[row]
-                )
-                fault = faults.get(sequence)
-                if fault is None:
-                    log.append(record)
-                else:
-                    evidence = ReplayFailureEvidence.from_backend_error(
-                        int(SlotStatus.FAULT), fault.error, fault.output
-                    )
-                    log.append_with_failure(record, evidence)
-                written += 1
-    return written
+            mk.pump()
+        return mk.recorded
+
+
+def append_loop(path: Path, records: list[ReplayRecord]) -> int:
+    """Baseline: the same records written with one ``RingLog.append`` call each."""
+    path.unlink(missing_ok=True)
+    with RingLog.open(path, MAX_REPLAY_RECORDS) as log:
+        append, with_failure = log.append, log.append_with_failure
+        for record in records:
+            if record.failure is None:
+                append(record.slot)
+            else:
+                with_failure(record.slot, record.failure)
+    return len(records)
 
 
 def replay_per_record(path: Path, ring: int, limit: int) -> int:
@@ -134,17 +102,19 @@ def replay_per_record(path: Path, ring: int, limit: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--slots", type=int, default=1_000_000, help="slots per capture")
     parser.add_argument("--ring", type=int, default=65_536, help="megakernel ring size")
     parser.add_argument("--baseline-slots", type=int, default=200_000)
+    parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     opts = parser.parse_args()
+    if opts.quick:
+        opts.slots, opts.baseline_slots = 50_000, 10_000
     n, ring, repeat = opts.slots, opts.ring, opts.repeat
     if not 1 <= n <= MAX_REPLAY_RECORDS:
         parser.error(f"--slots must be in 1..{MAX_REPLAY_RECORDS} (one VRRL log)")
     folder = Path(tempfile.mkdtemp(prefix="bench-megakernel-"))
     program = make_program(n)
-    small = tuple(column[: opts.baseline_slots] for column in program)
     result: dict[str, object] = {
         "slots": n,
         "ring": ring,
@@ -155,25 +125,31 @@ def main() -> None:
 
     # -- capture
     path = folder / "capture.vrrl"
-    t_batched = timed(lambda: capture_batched(path, program, ring), repeat)
-    base_path = folder / "per_slot.vrrl"
-    t_per_slot = timed(lambda: capture_per_slot(base_path, small, ring), repeat)
-    batched_rate = n / t_batched
-    per_slot_rate = len(small[0]) / t_per_slot
+    ours = measure(lambda: capture(path, program, ring), repeat)
+    with RingLog.open(path, read_only=True) as log:
+        records = log.replay_records()[: opts.baseline_slots]
+    base = measure(lambda: append_loop(folder / "per_slot.vrrl", records), repeat)
+    ours_rate, base_rate = n / ours.wall, len(records) / base.wall
+    verdict("open_capture_slots_per_s", ours_rate, 1_000_000, baseline=base_rate)
+    verdict(
+        "open_capture_vs_append_loop", ours_rate / base_rate, 5.0, baseline=1.0,
+        ratio=ours_rate / base_rate,
+    )  # fmt: skip
     result["capture"] = {
-        "batched_slots_per_s": round(batched_rate),
-        "per_slot_append_slots_per_s": round(per_slot_rate),
-        "ratio": round(batched_rate / per_slot_rate, 1),
-        "target_slots_per_s": 1_000_000,
+        "ours_open_capture": ours.as_dict(n, "slots_per_s"),
+        "baseline_ringlog_append_loop": base.as_dict(len(records), "slots_per_s"),
+        "targets": ">= 1M slots/s and >= 5x the append loop",
     }
 
     # -- replay + diff of the whole capture
-    capture_batched(path, program, ring)
+    capture(path, program, ring)
     report = replay_capture(path, "numpy", slots=ring, mode="ordered")
     assert report.matched and report.records == n, report.describe()
-    t_replay = timed(lambda: replay_capture(path, "numpy", slots=ring, mode="ordered"), repeat)
+    t_replay = measure(
+        lambda: replay_capture(path, "numpy", slots=ring, mode="ordered"), repeat
+    ).wall
     limit = opts.baseline_slots
-    t_naive = timed(lambda: replay_per_record(path, ring, limit), max(1, repeat // 2))
+    t_naive = measure(lambda: replay_per_record(path, ring, limit), repeat).wall
     replay_rate = n / t_replay
     naive_rate = min(limit, n) / t_naive
     result["replay_diff"] = {
@@ -200,7 +176,7 @@ def main() -> None:
 
         gpu_run, cpu_run = pump_once(gpu_backend), pump_once(NumpyBackend())
         gpu_run()  # compile the kernel and warm the allocator outside the timing
-        t_gpu, t_cpu = timed(gpu_run, repeat), timed(cpu_run, repeat)
+        t_gpu, t_cpu = measure(gpu_run, repeat).wall, measure(cpu_run, repeat).wall
         result["kernel_1m"] = {
             "device": gpu_backend.device_name(),
             "cupy_slots_per_s": round(n / t_gpu),

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from _harness import verdict
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -85,8 +86,9 @@ def baseline_rate(examples: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--examples", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     args = parser.parse_args()
-    n = args.examples
+    n = 10 if args.quick else args.examples
     nodes: list[int] = []
 
     graphs = rst.provenance_graphs(**GRAPH)
@@ -128,6 +130,15 @@ def main() -> None:
     reordered = rate(rst.reordered_journals(min_records=1000, max_records=1000), big, reduce_it)
     plain_journals = rate(rst.journals(min_records=1000, max_records=1000), big, lambda c: None)
     reduce_rate = reduced["count"] / reduced["seconds"] if reduced["seconds"] else 0.0
+    per_100 = graph_seconds * 100 / n
+    verdict(
+        "provenance_graphs_1000_nodes_s_per_100",
+        per_100,
+        3.0,
+        op="<=",
+        baseline=100 / graph_baseline,
+        ratio=(100 / graph_baseline) / per_100,
+    )
 
     print(
         json.dumps(

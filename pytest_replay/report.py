@@ -232,7 +232,7 @@ def write_diff_report(
     """Write ``name.diff.txt`` and ``name.diff.json`` into ``folder`` (crash-safe) and
     return the text file. A ``.replay-report`` folder gets a ``.gitignore`` that ignores
     everything in it, so reports never end up in a commit."""
-    from pytest_replay._atomic import atomic_write_many
+    from pytest_replay._atomic import atomic_write_bytes
 
     chain = [folder, *folder.parents]
     names = [part.name for part in chain]
@@ -259,5 +259,8 @@ def write_diff_report(
     files[folder / f"{name}.diff.json"] = (
         json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n"
     ).encode()
-    atomic_write_many(files)
+    # Each file is replaced crash-safely on its own: a report is rewritten whole by the next
+    # failing run, so a kill between two files needs no rollback.
+    for path, data in files.items():
+        atomic_write_bytes(path, data)
     return text

@@ -457,3 +457,16 @@ def test_random_programs_replay_identically(
         assert np.array_equal(stream.outputs, original.outputs)
         assert np.array_equal(stream.slots, original.slots)
     assert first_divergence(kept, kept) is None
+
+
+def test_capture_without_history_writes_the_same_log(tmp_path: Path) -> None:
+    bursts = mixed_bursts(11, 6, 8)
+    images = []
+    for keep in (True, False):
+        path = tmp_path / f"keep-{keep}.vrrl"
+        with open_capture(path, backend="numpy", slots=8, capacity=128, keep_history=keep) as c:
+            run_program(c, bursts)
+            observed = len(c.observe().epochs)
+        assert observed == (sum(map(len, bursts)) if keep else 0)
+        images.append(path.read_bytes())
+    assert images[0] == images[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pytest_replay.fleet.errors import FleetError, FleetLogError
 from pytest_replay.fleet.logformat import LOG_EXTENSION, slab_index_of, slab_path
-from pytest_replay.fleet.reader import read_identity
+from pytest_replay.fleet.reader import as_path, read_identity
 from pytest_replay.fleet.records import ConfigSource, StackInfo
 
 __all__ = [
@@ -62,7 +62,7 @@ class DiscoveryFailure:
 
 def normalize_candidate(path: str | os.PathLike[str]) -> Path:
     """``foo_3.flog`` -> ``foo.flog`` when ``foo_0.flog`` exists; otherwise unchanged."""
-    candidate = Path(path)
+    candidate = as_path(path)
     parsed = slab_index_of(candidate)
     if parsed is None or not candidate.suffix:
         return candidate
@@ -84,7 +84,7 @@ def _identity_at(base_path: Path) -> FleetLogInfo:
 
 def discover_log(path: str | os.PathLike[str]) -> FleetLogInfo:
     """Identity of one log given its base path or any of its slab paths."""
-    requested = Path(path)
+    requested = as_path(path)
     normalized = normalize_candidate(requested)
     try:
         return _identity_at(requested)
@@ -112,31 +112,65 @@ def _walk(
     failures: list[DiscoveryFailure],
     visited: set[tuple[int, int]],
 ) -> None:
+    try:
+        info = root.stat()
+    except (OSError, ValueError):
+        info = None
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        if root.suffix == extension:
+            out.add(normalize_candidate(root))
+        return
     # An explicit stack, so the depth of a folder tree is not bounded by the recursion
-    # limit; entries go on it in reverse so they are visited in sorted order.
+    # limit; folders go on it in reverse so they are visited in sorted order. Folders
+    # are told apart by device and inode: resolving each path instead costs one lstat
+    # per component, quadratic in the depth of the tree.
+    visited.add((info.st_dev, info.st_ino))
     stack = [root]
     while stack:
         path = stack.pop()
         try:
-            info = path.stat()
-        except (OSError, ValueError):
-            info = None
-        if info is None or not stat.S_ISDIR(info.st_mode):
-            if path.suffix == extension:
-                out.add(normalize_candidate(path))
-            continue
-        # Folders are told apart by device and inode: resolving each path instead costs
-        # one lstat per component, quadratic in the depth of the tree.
-        folder = (info.st_dev, info.st_ino)
-        if folder in visited:
-            continue  # a symlink loop or a folder reached twice
-        visited.add(folder)
-        try:
-            entries = sorted(path.iterdir())
+            with os.scandir(path) as listing:
+                entries = sorted(listing, key=_entry_name)
         except OSError as exc:
             failures.append(DiscoveryFailure(path, f"cannot list folder ({exc})"))
             continue
-        stack.extend(reversed(entries))
+        names = {entry.name: entry for entry in entries}
+        below = []
+        for entry in entries:
+            try:
+                # Follows symlinks like Path.stat; the file type comes from the listing.
+                is_dir = entry.is_dir()
+                folder = entry.stat() if is_dir else None
+            except OSError:
+                is_dir, folder = False, None
+            if folder is not None:
+                key = (folder.st_dev, folder.st_ino)
+                if key not in visited:  # else a symlink loop or a folder reached twice
+                    visited.add(key)
+                    below.append(path / entry.name)
+            elif os.path.splitext(entry.name)[1] == extension:
+                out.add(_normalized_in(path, entry.name, names))
+        stack.extend(reversed(below))
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _normalized_in(folder: Path, name: str, names: dict[str, os.DirEntry[str]]) -> Path:
+    """:func:`normalize_candidate` for a file of a folder just listed: whether slab 0
+    exists is read from the listing (a symlink is still followed)."""
+    candidate = folder / name
+    parsed = slab_index_of(candidate)
+    if parsed is None:
+        return candidate
+    base = parsed[0]
+    first = names.get(slab_path(base, 0).name)
+    if first is None:
+        return candidate
+    if first.is_symlink() and not os.path.exists(first.path):
+        return candidate
+    return base
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +200,8 @@ class ReplayCatalog:
                 continue
             _walk(path, extension, candidates, failures, visited)
         logs: list[FleetLogInfo] = []
-        for candidate in sorted(candidates):
+        # Any fixed order will do (the result is sorted below); strings sort fastest.
+        for candidate in sorted(candidates, key=os.fspath):
             try:
                 logs.append(discover_log(candidate))
             except FleetError as exc:

@@ -38,6 +38,29 @@ def _all_successors(graph: CausalGraph) -> tuple[IntArray, IntArray]:
     return indptr, indices
 
 
+def _in_order_prefix(graph: CausalGraph) -> int:
+    """How many nodes, from node 0 on, run in plain number order.
+
+    Nodes are numbered in scheduling-key order, so as long as every edge into a node
+    comes from a smaller number, the smallest causally ready node is simply the next
+    number. The prefix ends at the first node that waits on a larger one; local-order
+    edges always point forward.
+    """
+    sources = np.repeat(np.arange(graph.total_nodes, dtype=np.int64), np.diff(graph.indptr))
+    backward = graph.indices[sources > graph.indices]
+    return int(backward.min()) if backward.size else graph.total_nodes
+
+
+@dataclass(frozen=True, slots=True)
+class _HeapLists:
+    """The graph as plain lists for the general scheduler's hot loop."""
+
+    node_session: list[int]
+    node_local: list[int]
+    indptr: list[int]
+    indices: list[int]
+
+
 @dataclass(frozen=True, slots=True)
 class FleetCursor:
     """One recorded step of one session: where the engine is, or what it just ran."""
@@ -53,7 +76,10 @@ class ReplayEngine:
 
     The next step executed is always the causally ready step (all its local-order and
     provenance predecessors executed) that is smallest by (instance id, subsystem code,
-    step id, build order). Sessions are touched only when one of their steps runs.
+    step id, build order). Sessions are touched only when one of their steps runs; a
+    session with a true ``ignores_steps`` attribute (a
+    :class:`~pytest_replay.fleet.stepblind.StepBlindSession`) may be moved straight to
+    the last of several consecutive steps of its own.
     Build it with :meth:`ReplayPlan.start`, or directly from sessions that follow
     :class:`~pytest_replay.fleet.session.EngineSession`.
     """
@@ -68,12 +94,11 @@ class ReplayEngine:
             ]
         )
         graph = self._graph
-        self._node_session: list[int] = graph.node_session.tolist()
-        self._node_local: list[int] = graph.node_local.tolist()
-        indptr, indices = _all_successors(graph)
-        self._indptr: list[int] = indptr.tolist()
-        self._indices: list[int] = indices.tolist()
-        self._ready_at_start: list[int] = np.flatnonzero(graph.indegree == 0).tolist()
+        # The hot-loop lists are built on first use: a replay that stays inside the
+        # in-order prefix (the usual fleet) never needs them.
+        self._lists: _HeapLists | None = None
+        self._in_order_until = _in_order_prefix(graph)
+        self._node_session_array = graph.node_session
         self._target_sessions: dict[tuple[int, str], list[int]] = {}
         for index, session in enumerate(self._sessions):
             key = (session.instance_id, session.subsystem_id)
@@ -94,12 +119,45 @@ class ReplayEngine:
     # ----------------------------------------------------------------- state
 
     def _restart_schedule(self) -> None:
-        self._remaining: list[int] = self._graph.indegree.tolist()
-        # Sorted ascending, so already a valid heap.
-        self._heap: list[int] = list(self._ready_at_start)
+        # While ``_heap is None`` the executed nodes are exactly 0..count-1 and every one
+        # of them ran in the in-order prefix: no ready set needs to be kept yet.
+        self._heap: list[int] | None = None
+        self._remaining: list[int] = []
         self._executed = bytearray(self._graph.total_nodes)
         self._executed_count = 0
         self._frontier: list[int] = [-1] * len(self._sessions)
+
+    def _heap_lists(self) -> _HeapLists:
+        if self._lists is None:
+            graph = self._graph
+            indptr, indices = _all_successors(graph)
+            self._lists = _HeapLists(
+                graph.node_session.tolist(),
+                graph.node_local.tolist(),
+                indptr.tolist(),
+                indices.tolist(),
+            )
+        return self._lists
+
+    def _leave_prefix(self) -> list[int]:
+        """Switch from the in-order prefix to the general scheduler: the heap of ready
+        nodes and the per-node count of predecessors still to run."""
+        heap = self._heap
+        if heap is not None:
+            return heap
+        graph, done = self._graph, self._executed_count
+        remaining = graph.indegree.copy()
+        if done:
+            # Every successor edge out of a node that ran is satisfied.
+            edges_done = int(graph.indptr[done])
+            np.subtract.at(remaining, graph.indices[:edges_done], 1)
+            chained = graph.local_next[:done]
+            np.subtract.at(remaining, chained[chained >= 0], 1)
+        ready = np.flatnonzero(remaining[done:] == 0) + done
+        self._remaining = remaining.tolist()
+        ready_heap: list[int] = ready.tolist()  # ascending, so already a valid heap
+        self._heap = ready_heap
+        return ready_heap
 
     @property
     def graph(self) -> CausalGraph:
@@ -118,7 +176,7 @@ class ReplayEngine:
         return self._executed_count
 
     def cursor_of(self, node: int) -> FleetCursor:
-        session = self._sessions[self._node_session[node]]
+        session = self._sessions[int(self._node_session_array[node])]
         return FleetCursor(
             session.instance_id,
             session.subsystem_id,
@@ -150,17 +208,19 @@ class ReplayEngine:
         )
 
     def _execute(self, node: int) -> None:
-        session = self._node_session[node]
+        heap = self._leave_prefix()
+        lists = self._heap_lists()
+        session = lists.node_session[node]
         try:
-            self._sessions[session].goto_index(self._node_local[node])
+            self._sessions[session].goto_index(lists.node_local[node])
         except BaseException:
-            heapq.heappush(self._heap, node)
+            heapq.heappush(heap, node)
             raise
         self._executed[node] = 1
         self._executed_count += 1
         self._frontier[session] = node
-        remaining, indices, heap = self._remaining, self._indices, self._heap
-        for k in range(self._indptr[node], self._indptr[node + 1]):
+        remaining, indices, indptr = self._remaining, lists.indices, lists.indptr
+        for k in range(indptr[node], indptr[node + 1]):
             successor = indices[k]
             left = remaining[successor] - 1
             remaining[successor] = left
@@ -169,28 +229,82 @@ class ReplayEngine:
 
     def step_causal(self) -> FleetCursor | None:
         """Execute the next causally ready step and return it; ``None`` once all ran."""
-        if not self._heap:
+        done = self._executed_count
+        if self._heap is None and done < self._in_order_until:
+            # Inside the in-order prefix the next node is the next number.
+            session = int(self._node_session_array[done])
+            self._sessions[session].goto_index(int(self._graph.node_local[done]))
+            self._executed[done] = 1
+            self._executed_count = done + 1
+            self._frontier[session] = done
+            return self.cursor_of(done)
+        heap = self._leave_prefix()
+        if not heap:
             if self._executed_count == self._graph.total_nodes:
                 return None
             raise self._deadlock()
-        node = heapq.heappop(self._heap)
+        node = heapq.heappop(heap)
         self._execute(node)
         return self.cursor_of(node)
 
     def run_all(self) -> None:
         """Execute every remaining step."""
-        heap = self._heap
+        if self._heap is None:
+            self._run_in_order(self._in_order_until)
+            if self._executed_count == self._graph.total_nodes:
+                return
+        heap = self._leave_prefix()
         if heap:
             self._run(heapq.heappop(heap))
         if self._executed_count != self._graph.total_nodes:
             raise self._deadlock()
 
+    def _run_in_order(self, stop: int) -> None:
+        """Execute nodes ``executed_count .. stop - 1``, all inside the in-order prefix.
+
+        There every node's predecessors have smaller numbers, so the smallest ready node
+        is always the next number: no ready set is needed. Consecutive nodes of one
+        session form a run; a session that ignores steps (``ignores_steps``) is moved
+        to a run's first and last step only, every other session to each step in turn.
+        """
+        graph = self._graph
+        start = self._executed_count
+        if stop <= start:
+            return
+        owner = graph.node_session[start:stop]
+        local = graph.node_local[start:stop]
+        cuts = np.flatnonzero(owner[1:] != owner[:-1]) + 1
+        firsts = np.concatenate(([0], cuts)).tolist()
+        lasts = np.concatenate((cuts - 1, [len(owner) - 1])).tolist()
+        sessions, frontier, executed = self._sessions, self._frontier, self._executed
+        blind = [getattr(session, "ignores_steps", False) for session in sessions]
+        try:
+            for first, session, lo, hi in zip(
+                firsts,
+                owner[firsts].tolist(),
+                local[firsts].tolist(),
+                local[lasts].tolist(),
+                strict=True,
+            ):
+                goto = sessions[session].goto_index
+                moves = (lo, hi) if blind[session] and hi > lo else range(lo, hi + 1)
+                node_of_lo = start + first - lo
+                for index in moves:
+                    goto(index)  # an error leaves the nodes before this one executed
+                    frontier[session] = node_of_lo + index
+                    self._executed_count = node_of_lo + index + 1
+        finally:
+            # Nodes a blind session jumped over ran too: mark the whole range at once.
+            done = self._executed_count
+            executed[start:done] = b"\x01" * (done - start)
+
     def _run(self, node: int) -> None:
         # The hot loop of a replay: plain ints and lists only, and one heap operation per
         # step (heappushpop hands back the new ready step itself when it is the smallest).
-        heap, remaining = self._heap, self._remaining
-        indptr, indices = self._indptr, self._indices
-        node_session, node_local = self._node_session, self._node_local
+        heap, remaining = self._leave_prefix(), self._remaining
+        lists = self._heap_lists()
+        indptr, indices = lists.indptr, lists.indices
+        node_session, node_local = lists.node_session, lists.node_local
         gotos = [session.goto_index for session in self._sessions]
         executed, frontier = self._executed, self._frontier
         pop, push, pushpop = heapq.heappop, heapq.heappush, heapq.heappushpop
@@ -249,6 +363,8 @@ class ReplayEngine:
         target = self._node_for(instance_id, subsystem_id, step_id)
         if self._executed[target]:
             self.reset()
+        if self._heap is None and target < self._in_order_until:
+            self._run_in_order(target + 1)
         while not self._executed[target]:
             if self.step_causal() is None:
                 raise ReplayGraphError(

@@ -377,8 +377,34 @@ def _column(
     return np.frombuffer(raw, dtype)
 
 
-def decode_steps(path: Path, offset: int, payload: bytes | memoryview) -> StepSection:
-    """Decode and fully validate a step section (``offset`` is its frame's, for errors)."""
+class StepFields:
+    """A step section's fields after the checks of their types and sizes, before the
+    checks that look inside the columns (:func:`check_step_columns`)."""
+
+    __slots__ = (
+        "blob",
+        "count",
+        "ends",
+        "first",
+        "flags",
+        "ids",
+        "last",
+        "nmsg",
+        "origins",
+        "origins_raw",
+        "stamps",
+        "starts",
+    )
+
+    def __init__(self, fields: list[Any], columns: tuple[npt.NDArray[Any], ...]) -> None:
+        self.first, self.last, self.count, self.nmsg = fields[:4]
+        self.ids, self.stamps, self.starts, self.ends, self.flags, self.origins = columns
+        self.blob: bytes = fields[8]
+        self.origins_raw: bytes = fields[10]
+
+
+def unpack_step_fields(path: Path, offset: int, payload: bytes | memoryview) -> StepFields:
+    """Unpack a step section and check its field types and column sizes."""
     fields = _unpack(path, offset, payload)
     if type(fields) is not list or len(fields) != _STEP_FIELDS:
         raise FleetLogError(path, offset, f"step section is not an array of {_STEP_FIELDS} items")
@@ -392,11 +418,38 @@ def decode_steps(path: Path, offset: int, payload: bytes | memoryview) -> StepSe
     stamps = _column(path, offset, "timestamps", fields[5], np.dtype("<u8"), count)
     starts = _column(path, offset, "message_starts", fields[6], np.dtype("<u4"), count + 1)
     ends = _column(path, offset, "payload_ends", fields[7], np.dtype("<u8"), nmsg)
-    blob = fields[8]
-    if type(blob) is not bytes:
+    if type(fields[8]) is not bytes:
         raise FleetLogError(path, offset, "step section payload blob is not binary")
     flags = _column(path, offset, "origin_flags", fields[9], np.dtype("u1"), nmsg)
     origins = _column(path, offset, "origins", fields[10], ORIGIN_DTYPE, nmsg)
+    return StepFields(fields, (ids, stamps, starts, ends, flags, origins))
+
+
+def decode_steps(path: Path, offset: int, payload: bytes | memoryview) -> StepSection:
+    """Decode and fully validate a step section (``offset`` is its frame's, for errors)."""
+    fields = unpack_step_fields(path, offset, payload)
+    check_step_columns(path, offset, fields)
+    return StepSection(
+        fields.ids,
+        fields.stamps,
+        fields.starts,
+        fields.ends,
+        fields.blob,
+        fields.flags,
+        fields.origins,
+    )
+
+
+def check_step_columns(path: Path, offset: int, fields: StepFields) -> None:
+    """The checks inside a step section's columns, in the order errors are reported."""
+    first, last, count, nmsg = fields.first, fields.last, fields.count, fields.nmsg
+    ids, starts, ends, blob, flags = (
+        fields.ids,
+        fields.starts,
+        fields.ends,
+        fields.blob,
+        fields.flags,
+    )
     if int(ids[0]) != first or int(ids[-1]) != last:
         raise FleetLogError(
             path,
@@ -419,12 +472,11 @@ def decode_steps(path: Path, offset: int, payload: bytes | memoryview) -> StepSe
             raise FleetLogError(path, offset, "step section payload offsets are inconsistent")
         if flags.max() > 1:
             raise FleetLogError(path, offset, "step section origin flags are not 0 or 1")
-        raw = np.frombuffer(fields[10], np.uint8).reshape(nmsg, ORIGIN_DTYPE.itemsize)
+        raw = np.frombuffer(fields.origins_raw, np.uint8).reshape(nmsg, ORIGIN_DTYPE.itemsize)
         if raw[flags == 0].any():
             raise FleetLogError(path, offset, "a message without origin has origin fields set")
     elif blob:
         raise FleetLogError(path, offset, "step section has payload bytes but no messages")
-    return StepSection(ids, stamps, starts, ends, blob, flags, origins)
 
 
 # --------------------------------------------------------------------------- keyframes

@@ -12,9 +12,10 @@ from pytest_replay.fleet.catalog import FleetLogInfo, ReplayCatalog
 from pytest_replay.fleet.engine import ReplayEngine
 from pytest_replay.fleet.errors import RegistrationError, ReplayValidationError
 from pytest_replay.fleet.logformat import LOG_EXTENSION
-from pytest_replay.fleet.reader import FleetLogReader
+from pytest_replay.fleet.reader import index_logs
 from pytest_replay.fleet.records import Subsystem
 from pytest_replay.fleet.session import FleetSession
+from pytest_replay.fleet.stepblind import StepBlindSession, ignores_steps
 from pytest_replay.fleet.topology import Topology, load_topology
 from pytest_replay.fleet.writer import FleetLogWriter
 
@@ -88,16 +89,18 @@ class ReplayPlan:
         ``record_under/instance_<id>/<subsystem id>.flog``.
         """
         root = None if record_under is None else Path(record_under)
+        readers = index_logs(assignment.log.base_path for assignment in self.assignments)
         sessions = []
-        for assignment in self.assignments:
-            reader = FleetLogReader(assignment.log.base_path)
+        for assignment, reader in zip(self.assignments, readers, strict=True):
             output = (
                 None
                 if root is None
                 else output_log_path_for(root, assignment.instance_id, assignment.subsystem_id)
             )
+            app_type = assignment.registration.app_type
+            session_type = StepBlindSession if ignores_steps(app_type) else FleetSession
             sessions.append(
-                FleetSession(
+                session_type(
                     instance_id=assignment.instance_id,
                     subsystem_id=assignment.subsystem_id,
                     subsystem_code=assignment.registration.subsystem.code,

@@ -7,10 +7,10 @@ import functools
 import os
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ from pytest_replay.fleet.logformat import (
     FRAME_HEADER,
     ORIGIN_DTYPE,
     SectionType,
+    StepFields,
     StepSection,
     decode_keyframes,
     decode_lifecycle,
@@ -28,8 +29,10 @@ from pytest_replay.fleet.logformat import (
     encode_slab_header,
     iter_frames,
     parse_slab_header,
+    unpack_step_fields,
 )
 from pytest_replay.fleet.records import (
+    MAX_U64,
     Instantiated,
     Keyframe,
     LifecycleRecord,
@@ -44,6 +47,8 @@ __all__ = [
     "LogIdentity",
     "SectionIndexEntry",
     "StepTable",
+    "as_path",
+    "index_logs",
     "read_identity",
     "read_regular_file",
 ]
@@ -90,6 +95,11 @@ class LogIdentity:
 
     instantiated: Instantiated
     mission: MissionStarted | None
+
+
+def as_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`Path`; one that already is one is not parsed again."""
+    return path if isinstance(path, Path) else Path(path)
 
 
 def read_regular_file(
@@ -172,17 +182,20 @@ def _slabs(base_path: Path) -> Iterator[tuple[Path, bytes]]:
         final = parse_slab_header(path, data, index)
         yield path, data
         if final:
+            # One lstat settles the usual case, no file after the last slab.
             stray = folder / f"{stem}_{index + 1}{suffix}"
+            if not os.path.lexists(stray):
+                return
             if _is_rotation_leftover(stray, index + 1):
                 stray = folder / f"{stem}_{index + 2}{suffix}"
-            if os.path.lexists(stray):
-                raise FleetLogError(
-                    stray,
-                    None,
-                    f"stray slab after the last slab {index} of the log",
-                    "delete slabs left over from an older log at this base path",
-                )
-            return
+                if not os.path.lexists(stray):
+                    return
+            raise FleetLogError(
+                stray,
+                None,
+                f"stray slab after the last slab {index} of the log",
+                "delete slabs left over from an older log at this base path",
+            )
     raise FleetLogError(base_path, None, f"log has more than {MAX_SLABS} slabs")
 
 
@@ -191,7 +204,7 @@ def read_identity(base_path: str | os.PathLike[str]) -> LogIdentity:
 
     Only lifecycle payloads are decoded (and CRC-checked); step data is skipped.
     """
-    base = Path(base_path)
+    base = as_path(base_path)
     instantiated: Instantiated | None = None
     mission: MissionStarted | None = None
     for path, data in _slabs(base):
@@ -215,6 +228,320 @@ def read_identity(base_path: str | os.PathLike[str]) -> LogIdentity:
     return LogIdentity(instantiated, mission)
 
 
+def _index_precisely(base: Path) -> _LogIndex:
+    """Index one log section by section, raising the first problem in file order.
+
+    The reference for every error a reader reports: :func:`index_logs` checks many
+    logs at once and comes back here for a log its checks refuse.
+    """
+    sections: list[SectionIndexEntry] = []
+    keyframes: list[Keyframe] = []
+    keyframe_at: list[tuple[Path, int]] = []
+    lifecycle_frames: list[tuple[Path, int, bytes]] = []
+    slab_paths: list[Path] = []
+    ids: list[npt.NDArray[np.uint64]] = []
+    stamps: list[npt.NDArray[np.uint64]] = []
+    origin_index: list[npt.NDArray[np.int64]] = []
+    origins: list[npt.NDArray[np.void]] = []
+    total = 0
+    for path, data in _slabs(base):
+        slab_paths.append(path)
+        for offset, kind, payload in iter_frames(path, data):
+            if kind is SectionType.STEPS:
+                section = decode_steps(path, offset, payload)
+                count = len(section)
+                first, last = int(section.ids[0]), int(section.ids[-1])
+                if sections and first <= sections[-1].last_id:
+                    raise FleetLogError(
+                        path,
+                        offset,
+                        f"step section starts at id {first}, not after the previous "
+                        f"section's last id {sections[-1].last_id}",
+                    )
+                sections.append(
+                    SectionIndexEntry(path, offset, len(payload), first, last, total, count)
+                )
+                ids.append(section.ids)
+                stamps.append(section.timestamps)
+                with_origin = np.flatnonzero(section.origin_flags)
+                if with_origin.size:
+                    per_step = np.repeat(
+                        np.arange(count, dtype=np.int64), np.diff(section.message_starts)
+                    )
+                    origin_index.append(per_step[with_origin] + total)
+                    origins.append(section.origins[with_origin])
+                total += count
+            elif kind is SectionType.KEYFRAMES:
+                for keyframe in decode_keyframes(path, offset, payload):
+                    if keyframes and keyframe.step_id <= keyframes[-1].step_id:
+                        raise FleetLogError(
+                            path,
+                            offset,
+                            f"keyframe for step {keyframe.step_id} follows the keyframe for "
+                            f"step {keyframes[-1].step_id}",
+                        )
+                    keyframes.append(keyframe)
+                    keyframe_at.append((path, offset))
+            else:
+                # Checked by CRC now, decoded on first use: replay never needs it.
+                lifecycle_frames.append((path, offset, bytes(payload)))
+    all_ids = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
+    for position, keyframe in enumerate(keyframes):
+        # all_ids is strictly increasing, so a binary search settles membership.
+        found = int(np.searchsorted(all_ids, np.uint64(keyframe.step_id)))
+        if found == len(all_ids) or int(all_ids[found]) != keyframe.step_id:
+            path, offset = keyframe_at[position]
+            raise FleetLogError(
+                path,
+                offset,
+                f"keyframe names step {keyframe.step_id}, which is not in the log",
+            )
+    origin_records = np.concatenate(origins) if origins else np.zeros(0, ORIGIN_DTYPE)
+    return _LogIndex(
+        base=base,
+        slab_paths=tuple(slab_paths),
+        sections=tuple(sections),
+        keyframes=tuple(keyframes),
+        lifecycle_frames=lifecycle_frames,
+        stamps=np.concatenate(stamps) if stamps else np.zeros(0, np.uint64),
+        table=StepTable(
+            step_ids=all_ids,
+            origin_step_index=(
+                np.concatenate(origin_index) if origin_index else np.zeros(0, np.int64)
+            ),
+            origin_instance=origin_records["instance_id"].astype(np.uint32),
+            origin_code=origin_records["subsystem_code"].astype(np.uint16),
+            origin_step=origin_records["step_id"].astype(np.uint64),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _LogIndex:
+    """Everything a reader keeps about one log after indexing it."""
+
+    base: Path
+    slab_paths: tuple[Path, ...]
+    sections: tuple[SectionIndexEntry, ...]
+    keyframes: tuple[Keyframe, ...]
+    lifecycle_frames: list[tuple[Path, int, bytes]]
+    stamps: npt.NDArray[np.uint64]
+    table: StepTable
+
+
+@dataclass(frozen=True, slots=True)
+class _StepFrame:
+    path: Path
+    offset: int
+    length: int
+    fields: StepFields
+
+
+@dataclass(frozen=True, slots=True)
+class _LogScan:
+    """One log read and split into frames; step columns unpacked but not yet checked."""
+
+    base: Path
+    slab_paths: tuple[Path, ...]
+    steps: list[_StepFrame]
+    keyframes: list[Keyframe]
+    lifecycle_frames: list[tuple[Path, int, bytes]]
+
+
+def _scan(base: Path) -> _LogScan:
+    slab_paths: list[Path] = []
+    steps: list[_StepFrame] = []
+    keyframes: list[Keyframe] = []
+    lifecycle_frames: list[tuple[Path, int, bytes]] = []
+    for path, data in _slabs(base):
+        slab_paths.append(path)
+        for offset, kind, payload in iter_frames(path, data):
+            if kind is SectionType.STEPS:
+                fields = unpack_step_fields(path, offset, payload)
+                steps.append(_StepFrame(path, offset, len(payload), fields))
+            elif kind is SectionType.KEYFRAMES:
+                keyframes.extend(decode_keyframes(path, offset, payload))
+            else:
+                lifecycle_frames.append((path, offset, bytes(payload)))
+    return _LogScan(base, tuple(slab_paths), steps, keyframes, lifecycle_frames)
+
+
+def _concat(parts: list[npt.NDArray[Any]], dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
+def _bad_logs(scans: list[_LogScan]) -> set[int]:
+    """Logs whose step columns or keyframes fail a check of :func:`_index_precisely`,
+    found with a few array operations over every section of every log at once."""
+    frames = [frame.fields for scan in scans for frame in scan.steps]
+    section_log = np.repeat(
+        np.arange(len(scans), dtype=np.int64), [len(scan.steps) for scan in scans]
+    )
+    counts = np.array([f.count for f in frames], np.int64)
+    nmsgs = np.array([f.nmsg for f in frames], np.int64)
+    first_step = np.zeros(len(frames) + 1, np.int64)
+    np.cumsum(counts, out=first_step[1:])
+    ids = _concat([f.ids for f in frames], np.uint64)
+    step_log = np.repeat(section_log, counts)
+    bad = np.zeros(len(frames), bool)
+    if frames:
+        last_step = first_step[1:] - 1
+        bad |= ids[first_step[:-1]] != np.array([f.first for f in frames], np.uint64)
+        bad |= ids[last_step] != np.array([f.last for f in frames], np.uint64)
+    # Strictly increasing ids through a whole log covers both the check inside a
+    # section and the order between its sections.
+    falling = np.flatnonzero((ids[1:] <= ids[:-1]) & (step_log[1:] == step_log[:-1]))
+    logs = set(step_log[falling].tolist())
+    # message_starts: count + 1 entries per section, 0 first, nmsg last, never falling.
+    starts = _concat([f.starts for f in frames], np.uint32).astype(np.int64)
+    starts_at = first_step[:-1] + np.arange(len(frames), dtype=np.int64)
+    starts_end = starts_at + counts
+    if frames:
+        bad |= (starts[starts_at] != 0) | (starts[starts_end] != nmsgs)
+    starts_section = np.repeat(np.arange(len(frames), dtype=np.int64), counts + 1)
+    within = starts_section[1:] == starts_section[:-1]
+    bad[starts_section[1:][within & (starts[1:] < starts[:-1])]] = True
+    # payload_ends: never falling, the last one is the blob's length.
+    ends = _concat([f.ends for f in frames], np.uint64)
+    first_msg = np.zeros(len(frames) + 1, np.int64)
+    np.cumsum(nmsgs, out=first_msg[1:])
+    blobs = np.array([len(f.blob) for f in frames], np.uint64)
+    with_msgs = nmsgs > 0
+    bad[with_msgs] |= ends[first_msg[1:][with_msgs] - 1] != blobs[with_msgs]
+    bad[~with_msgs] |= blobs[~with_msgs] != 0
+    msg_section = np.repeat(np.arange(len(frames), dtype=np.int64), nmsgs)
+    same = msg_section[1:] == msg_section[:-1]
+    bad[msg_section[1:][same & (ends[1:] < ends[:-1])]] = True
+    flags = _concat([f.flags for f in frames], np.uint8)
+    bad[msg_section[flags > 1]] = True
+    raw = np.frombuffer(b"".join(f.origins_raw for f in frames), np.uint8)
+    stray = raw.reshape(-1, ORIGIN_DTYPE.itemsize)[flags == 0].any(axis=1)
+    bad[msg_section[flags == 0][stray]] = True
+    logs.update(section_log[bad].tolist())
+    position = 0
+    for log, scan in enumerate(scans):
+        count = sum(frame.fields.count for frame in scan.steps)
+        own = ids[position : position + count]
+        position += count
+        if scan.keyframes:
+            kf = np.array([k.step_id for k in scan.keyframes], np.uint64)
+            found = np.minimum(np.searchsorted(own, kf), max(len(own) - 1, 0))
+            if (
+                not len(own)
+                or not bool((kf[1:] > kf[:-1]).all())
+                or not bool((own[found] == kf).all())
+            ):
+                logs.add(log)
+    return logs
+
+
+def _assemble(scans: list[_LogScan]) -> list[_LogIndex]:
+    """Each log's index from scans every check passed, as views of shared arrays."""
+    frames = [frame for scan in scans for frame in scan.steps]
+    fields = [frame.fields for frame in frames]
+    counts = np.array([f.count for f in fields], np.int64)
+    step_at = np.zeros(len(frames) + 1, np.int64)
+    np.cumsum(counts, out=step_at[1:])
+    ids = _concat([f.ids for f in fields], np.uint64)
+    stamps = _concat([f.stamps for f in fields], np.uint64)
+    # Messages per step: differences of message_starts inside each section.
+    starts = _concat([f.starts for f in fields], np.uint32).astype(np.int64)
+    per_step = np.diff(starts)
+    keep = np.ones(len(per_step), bool)
+    keep[(step_at[1:] + np.arange(len(frames), dtype=np.int64))[:-1]] = False
+    message_step = np.repeat(np.arange(int(step_at[-1]), dtype=np.int64), per_step[keep])
+    flags = _concat([f.flags for f in fields], np.uint8).astype(bool)
+    # Joined as bytes: concatenating many small structured arrays is slow.
+    origins = np.frombuffer(b"".join(f.origins_raw for f in fields), ORIGIN_DTYPE)[flags]
+    origin_step = message_step[flags]
+    origin_instance = origins["instance_id"].astype(np.uint32)
+    origin_code = origins["subsystem_code"].astype(np.uint16)
+    origin_id = origins["step_id"].astype(np.uint64)
+    log_steps = np.zeros(len(scans) + 1, np.int64)
+    np.cumsum([sum(f.fields.count for f in scan.steps) for scan in scans], out=log_steps[1:])
+    origin_at = np.searchsorted(origin_step, log_steps).tolist()
+    out = []
+    section = 0
+    for log, scan in enumerate(scans):
+        lo, hi = int(log_steps[log]), int(log_steps[log + 1])
+        entries = []
+        for frame in scan.steps:
+            f = frame.fields
+            start = int(step_at[section]) - lo
+            entries.append(
+                SectionIndexEntry(
+                    frame.path, frame.offset, frame.length, f.first, f.last, start, f.count
+                )
+            )
+            section += 1
+        o_lo, o_hi = origin_at[log], origin_at[log + 1]
+        out.append(
+            _LogIndex(
+                base=scan.base,
+                slab_paths=scan.slab_paths,
+                sections=tuple(entries),
+                keyframes=tuple(scan.keyframes),
+                lifecycle_frames=scan.lifecycle_frames,
+                stamps=stamps[lo:hi],
+                table=StepTable(
+                    step_ids=ids[lo:hi],
+                    origin_step_index=origin_step[o_lo:o_hi] - lo,
+                    origin_instance=origin_instance[o_lo:o_hi],
+                    origin_code=origin_code[o_lo:o_hi],
+                    origin_step=origin_id[o_lo:o_hi],
+                ),
+            )
+        )
+    return out
+
+
+#: Logs indexed together; bounds the columns held at once while a big fleet is indexed.
+INDEX_BATCH_LOGS: Final = 1024
+
+
+def _index_batch(bases: list[Path]) -> list[_LogIndex]:
+    scans: list[_LogScan] = []
+    for base in bases:
+        try:
+            scans.append(_scan(base))
+        except FleetLogError:
+            # Report what a reader opening the logs one by one would: a deferred column
+            # check of an earlier log first, then the first problem of this one in file
+            # order (the scan met this one but defers the column checks).
+            _raise_first_bad(scans)
+            _index_precisely(base)
+            raise
+    _raise_first_bad(scans)
+    return _assemble(scans)
+
+
+def _raise_first_bad(scans: list[_LogScan]) -> None:
+    bad = _bad_logs(scans)
+    if bad:
+        # The precise pass raises: it runs the same checks, one section at a time.
+        _index_precisely(scans[min(bad)].base)
+
+
+def _index_logs(bases: list[Path]) -> list[_LogIndex]:
+    out: list[_LogIndex] = []
+    for start in range(0, len(bases), INDEX_BATCH_LOGS):
+        out.extend(_index_batch(bases[start : start + INDEX_BATCH_LOGS]))
+    return out
+
+
+def index_logs(base_paths: Iterable[str | os.PathLike[str]]) -> list[FleetLogReader]:
+    """Readers for many logs, indexed together.
+
+    Each log is read and split into frames on its own; the checks inside the step
+    columns and the step tables run once over every log's columns, so a fleet of many
+    small logs costs a few array operations rather than dozens per log. Errors are the
+    ones :class:`FleetLogReader` raises for the first bad log, in the order given.
+    """
+    return [
+        FleetLogReader._from_index(index) for index in _index_logs([as_path(p) for p in base_paths])
+    ]
+
+
 class FleetLogReader:
     """An indexed fleet log.
 
@@ -225,88 +552,27 @@ class FleetLogReader:
     """
 
     def __init__(self, base_path: str | os.PathLike[str]) -> None:
-        self._base = Path(base_path)
+        self._adopt(_index_logs([as_path(base_path)])[0])
+
+    @classmethod
+    def _from_index(cls, index: _LogIndex) -> FleetLogReader:
+        reader = cls.__new__(cls)
+        reader._adopt(index)
+        return reader
+
+    def _adopt(self, index: _LogIndex) -> None:
+        self._base = index.base
         self._cache: OrderedDict[int, StepSection] = OrderedDict()
-        sections: list[SectionIndexEntry] = []
-        keyframes: list[Keyframe] = []
-        keyframe_at: list[tuple[Path, int]] = []
-        lifecycle_frames: list[tuple[Path, int, bytes]] = []
-        slab_paths: list[Path] = []
-        ids: list[npt.NDArray[np.uint64]] = []
-        origin_index: list[npt.NDArray[np.int64]] = []
-        origins: list[npt.NDArray[np.void]] = []
-        total = 0
-        for path, data in _slabs(self._base):
-            slab_paths.append(path)
-            for offset, kind, payload in iter_frames(path, data):
-                if kind is SectionType.STEPS:
-                    section = decode_steps(path, offset, payload)
-                    count = len(section)
-                    first, last = int(section.ids[0]), int(section.ids[-1])
-                    if sections and first <= sections[-1].last_id:
-                        raise FleetLogError(
-                            path,
-                            offset,
-                            f"step section starts at id {first}, not after the previous "
-                            f"section's last id {sections[-1].last_id}",
-                        )
-                    sections.append(
-                        SectionIndexEntry(path, offset, len(payload), first, last, total, count)
-                    )
-                    ids.append(section.ids)
-                    with_origin = np.flatnonzero(section.origin_flags)
-                    if with_origin.size:
-                        per_step = np.repeat(
-                            np.arange(count, dtype=np.int64), np.diff(section.message_starts)
-                        )
-                        origin_index.append(per_step[with_origin] + total)
-                        origins.append(section.origins[with_origin])
-                    self._remember(len(sections) - 1, section)
-                    total += count
-                elif kind is SectionType.KEYFRAMES:
-                    for keyframe in decode_keyframes(path, offset, payload):
-                        if keyframes and keyframe.step_id <= keyframes[-1].step_id:
-                            raise FleetLogError(
-                                path,
-                                offset,
-                                f"keyframe for step {keyframe.step_id} follows the keyframe for "
-                                f"step {keyframes[-1].step_id}",
-                            )
-                        keyframes.append(keyframe)
-                        keyframe_at.append((path, offset))
-                else:
-                    # Checked by CRC now, decoded on first use: replay never needs it.
-                    lifecycle_frames.append((path, offset, bytes(payload)))
-        self._sections = tuple(sections)
-        self._starts = [entry.start_index for entry in sections]
-        self._keyframes = tuple(keyframes)
-        self._keyframe_by_id = {kf.step_id: kf for kf in keyframes}
-        self._lifecycle_frames = lifecycle_frames
+        self._sections = index.sections
+        self._starts = [entry.start_index for entry in index.sections]
+        self._keyframes = index.keyframes
+        self._keyframe_by_id = {kf.step_id: kf for kf in index.keyframes}
+        self._lifecycle_frames = index.lifecycle_frames
         self._lifecycle: tuple[LifecycleRecord, ...] | None = None
-        self._slab_paths = tuple(slab_paths)
-        self._total = total
-        all_ids = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
-        for position, keyframe in enumerate(keyframes):
-            # all_ids is strictly increasing, so a binary search settles membership.
-            found = int(np.searchsorted(all_ids, np.uint64(keyframe.step_id)))
-            if found == len(all_ids) or int(all_ids[found]) != keyframe.step_id:
-                bad = position
-                path, offset = keyframe_at[bad]
-                raise FleetLogError(
-                    path,
-                    offset,
-                    f"keyframe names step {keyframes[bad].step_id}, which is not in the log",
-                )
-        origin_records = np.concatenate(origins) if origins else np.zeros(0, ORIGIN_DTYPE)
-        self._table = StepTable(
-            step_ids=all_ids,
-            origin_step_index=(
-                np.concatenate(origin_index) if origin_index else np.zeros(0, np.int64)
-            ),
-            origin_instance=origin_records["instance_id"].astype(np.uint32),
-            origin_code=origin_records["subsystem_code"].astype(np.uint16),
-            origin_step=origin_records["step_id"].astype(np.uint64),
-        )
+        self._slab_paths = index.slab_paths
+        self._table = index.table
+        self._stamps = index.stamps
+        self._total = len(index.table.step_ids)
 
     @classmethod
     def open(cls, base_path: str | os.PathLike[str]) -> FleetLogReader:
@@ -347,6 +613,10 @@ class FleetLogReader:
     def step_table(self) -> StepTable:
         return self._table
 
+    def step_timestamp(self, index: int) -> int:
+        """Timestamp (ns) of the step at log-order ``index``, without decoding the step."""
+        return int(self._stamps[index])
+
     def keyframe_for(self, step_id: int) -> Keyframe | None:
         return self._keyframe_by_id.get(step_id)
 
@@ -357,14 +627,13 @@ class FleetLogReader:
 
     def index_of_step(self, step_id: int) -> int:
         """Log-order index of the step with ``step_id``."""
-        position = bisect.bisect_left(self._sections, step_id, key=_last_id)
-        if position == len(self._sections) or self._sections[position].first_id > step_id:
+        ids = self._table.step_ids
+        if not 0 <= step_id <= MAX_U64:
             raise KeyError(step_id)
-        entry = self._sections[position]
-        local = int(np.searchsorted(self.section(position).ids, step_id))
-        if local >= entry.count or int(self.section(position).ids[local]) != step_id:
+        index = int(np.searchsorted(ids, np.uint64(step_id)))
+        if index == len(ids) or int(ids[index]) != step_id:
             raise KeyError(step_id)
-        return entry.start_index + local
+        return index
 
     # ----------------------------------------------------------------- decoding
 

@@ -20,8 +20,9 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 if sys.version_info >= (3, 11):
@@ -77,12 +78,17 @@ class Topology:
     path: Path
     subsystems: tuple[SubsystemSpec, ...]
     interconnects: tuple[Interconnect, ...] = ()
+    # Built once from ``subsystems``: a lookup per replayed log must not scan them all.
+    _by_id: Mapping[str, SubsystemSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_id: dict[str, SubsystemSpec] = {}
+        for spec in self.subsystems:
+            by_id.setdefault(spec.id, spec)  # the first of a repeated id, as a scan finds
+        object.__setattr__(self, "_by_id", MappingProxyType(by_id))
 
     def subsystem(self, subsystem_id: str) -> SubsystemSpec | None:
-        for spec in self.subsystems:
-            if spec.id == subsystem_id:
-                return spec
-        return None
+        return self._by_id.get(subsystem_id)
 
     @property
     def subsystem_ids(self) -> tuple[str, ...]:

@@ -260,8 +260,14 @@ def open_capture(
     mode: EpochMode = "ordered",
     capacity: int = 65536,
     clock: Callable[[], int] | None = None,
+    keep_history: bool = True,
 ) -> MegakernelCapture:
     """A fresh megakernel captured into a new VRRL log of ``capacity`` records at ``path``.
+
+    ``keep_history=False`` lets the megakernel drop each pump's results once they are
+    in the log (see :class:`Megakernel`): a long capture then holds no results in
+    memory and runs faster, and ``capture.observe()`` returns an empty stream (the log
+    holds every record).
 
     An existing file at ``path`` is replaced atomically, and only once every
     argument has been checked: a failed call leaves it as it was. The capture
@@ -269,7 +275,7 @@ def open_capture(
     slots and close the file. OS failures raise :class:`ReplayLogIoError`.
     """
     check_capacity(capacity, path, requested=True)
-    megakernel = Megakernel(backend, slots, mode=mode)
+    megakernel = Megakernel(backend, slots, mode=mode, keep_history=keep_history)
     target = Path(path)
     # The fresh log is built beside the target and renamed over it, so nothing
     # is lost if creation fails (a folder in the way, a full disk).
