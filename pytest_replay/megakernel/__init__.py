@@ -12,6 +12,7 @@ from pytest_replay.megakernel.backend import (
     MegakernelBackend,
     RingDevice,
 )
+from pytest_replay.megakernel.burst import PumpResult, SlotFault
 from pytest_replay.megakernel.capture import (
     CaptureInfo,
     MegakernelCapture,
@@ -29,7 +30,7 @@ from pytest_replay.megakernel.errors import (
     UncapturableArguments,
     UnknownBackend,
 )
-from pytest_replay.megakernel.kernel import Megakernel, PumpResult, SlotFault
+from pytest_replay.megakernel.kernel import Megakernel
 from pytest_replay.megakernel.model import (
     ARG_WORDS,
     CAPTURED_ARGS,

@@ -30,8 +30,9 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from pytest_replay.megakernel.backend import BackendLike
+from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.errors import MalformedCapture, UncapturableArguments
-from pytest_replay.megakernel.kernel import Megakernel, PumpResult
+from pytest_replay.megakernel.kernel import Megakernel
 from pytest_replay.megakernel.model import (
     ARGS_OFFSET,
     CAPTURED_ARGS,

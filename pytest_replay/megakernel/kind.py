@@ -27,9 +27,10 @@ import numpy as np
 from pytest_replay.diff import Divergence, first_divergence
 from pytest_replay.kinds import FinishedRecording, RecordingKind, RecordingTarget
 from pytest_replay.megakernel.backend import BackendLike
+from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.capture import CaptureInfo, MegakernelCapture
 from pytest_replay.megakernel.errors import MalformedCapture
-from pytest_replay.megakernel.kernel import Megakernel, PumpResult
+from pytest_replay.megakernel.kernel import Megakernel
 from pytest_replay.megakernel.model import EpochMode
 from pytest_replay.megakernel.replay import ReplayReport, StreamEntry, replay_capture
 from pytest_replay.megakernel.stream import ObservedStream

@@ -62,6 +62,7 @@ from pytest_replay.replication.messages import (
     channel_id_for,
 )
 from pytest_replay.replication.metrics import MetricsRegistry
+from pytest_replay.replication.properties import convergence_problems
 from pytest_replay.replication.roles import TransitionSignal
 from pytest_replay.replication.runtime import ObservedValue, ReplicationRuntime, RuntimeInputs
 from pytest_replay.replication.schedule import Forgery, LinkSpec, NetworkSchedule, Partition
@@ -348,8 +349,6 @@ class Simulation:
 
     def converged(self) -> bool:
         """One leader, every other live node a replica holding exactly the leader's log."""
-        from pytest_replay.replication.properties import convergence_problems
-
         return not convergence_problems(self)
 
     def inject(self, source: NodeId, dest: NodeId, msg: Message) -> int:
