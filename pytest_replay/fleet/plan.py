@@ -109,7 +109,7 @@ class ReplayPlan:
                     output_log_path=output,
                 )
             )
-        return ReplayEngine(sessions, plan=self)
+        return ReplayEngine(sessions)
 
 
 def _factory(
