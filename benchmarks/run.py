@@ -35,6 +35,7 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("bench_replication.py", (), ("--quick",)),
     ("bench_plugin.py", (), ("--quick",)),
     ("bench_strategies.py", (), ("--quick",)),
+    ("bench_readers.py", (), ("--quick",)),
 )
 
 _VERDICT = re.compile(r"^(PASS|FAIL) (\S+) (\S+) (\S+) (\S+) (\S+)$")

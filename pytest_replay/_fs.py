@@ -63,15 +63,18 @@ def entry_kind(path: str | os.PathLike[str]) -> str | None:
         return None
 
 
-def open_regular(path: str | os.PathLike[str], *, follow: bool = True) -> BinaryIO:
-    """``path`` opened for binary reading, or :class:`NotRegularFile`.
+def open_regular(
+    path: str | os.PathLike[str], *, follow: bool = True, writable: bool = False
+) -> BinaryIO:
+    """``path`` opened for binary reading (and writing), or :class:`NotRegularFile`.
 
     A device or FIFO reports size 0, so a size bound alone would let it through and
     the read would never end. ``O_NONBLOCK`` keeps ``open`` itself from waiting for a
-    FIFO's writer before the check can run. With ``follow=False`` a symbolic link is
-    refused (``O_NOFOLLOW``) instead of opened.
+    FIFO's writer before the check can run (it has no effect on regular files). With
+    ``follow=False`` a symbolic link is refused (``O_NOFOLLOW``) instead of opened.
     """
-    flags = os.O_RDONLY | _NONBLOCK | _BINARY | (0 if follow else _NOFOLLOW)
+    access = os.O_RDWR if writable else os.O_RDONLY
+    flags = access | _NONBLOCK | _BINARY | (0 if follow else _NOFOLLOW)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
@@ -84,7 +87,7 @@ def open_regular(path: str | os.PathLike[str], *, follow: bool = True) -> Binary
             raise NotRegularFile(path, stat.S_ISDIR(mode), describe_mode(mode))
         if not follow and not _NOFOLLOW and stat.S_ISLNK(os.lstat(path).st_mode):
             raise NotRegularFile(path, False, "a symbolic link")  # no O_NOFOLLOW (Windows)
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "r+b" if writable else "rb")
     except BaseException:
         os.close(fd)
         raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,9 +39,16 @@ from pytest_replay.store import (
 
 if TYPE_CHECKING:
     from pytest_replay.kinds import RingRecorder
-    from pytest_replay.session import Mode, ReplaySession
+    from pytest_replay.policy import Mode
+    from pytest_replay.session import ReplaySession
 
-__all__ = ["OpenRecording", "ReplayContext", "nondeterminism", "per_test_seed"]
+__all__ = [
+    "OpenRecording",
+    "ReplayContext",
+    "hypothesis_settings_for_replay",
+    "nondeterminism",
+    "per_test_seed",
+]
 
 
 def per_test_seed(base: int, nodeid: str) -> int:
@@ -88,6 +95,11 @@ class ReplayContext:
         self._open: dict[str, OpenRecording] = {}
         self._checking = session.mode != "off" and session.dump_dir is None
         self._run = 1
+        # A Hypothesis @given test records inside `with replay.example():` only; the index of
+        # the example running now (None outside one) and how many have run.
+        self._given = bool(getattr(getattr(item, "obj", None), "is_hypothesis_test", False))
+        self._example: int | None = None
+        self._examples = 0
         self.finished: dict[str, tuple[RecordingKind, FinishedRecording]] | None = None
         self.checked: frozenset[str] = frozenset()
         self.mismatches: list[Mismatch] = []
@@ -171,12 +183,12 @@ class ReplayContext:
     def record(self, kind: str, name: str, *args: Any, **options: Any) -> Any:
         """Open a recorder of the registered ``kind`` under ``name`` (unique in this test)."""
         __tracebackhide__ = True
-        self._refuse_inside_hypothesis()
         if not isinstance(name, str) or not name:
             raise ReplayUsageError(
                 f"recording name must be a non-empty string, got {name!r}. "
                 "Fix: pass a name such as 'ring' or 'journal'."
             )
+        name = self._example_name(name)
         if name in self._open:
             raise ReplayUsageError(
                 f"recording name {name!r} is used twice in {self.nodeid}. "
@@ -211,6 +223,51 @@ class ReplayContext:
         self._open[name] = OpenRecording(recording_kind, recorder, target, entry, deferred)
         return recorder
 
+    @contextlib.contextmanager
+    def example(self) -> Iterator[None]:
+        """Scope the recordings of one example of a Hypothesis ``@given`` test: recording
+        ``name`` of the k-th example is stored as ``name[k]``. The plugin runs such a test
+        derandomized and without the example database, so the examples, and so the stored
+        recordings, are the same on every run (with the same Hypothesis version)."""
+        __tracebackhide__ = True
+        if not self._given:
+            raise ReplayUsageError(
+                f"{self.nodeid}: replay.example() scopes the examples of a Hypothesis @given "
+                "test, and this test is not one. Fix: record directly (replay.data(...))."
+            )
+        if self._example is not None:
+            raise ReplayUsageError(
+                f"{self.nodeid}: replay.example() is already open. "
+                "Fix: open it once per example, around the recordings of that example."
+            )
+        self._example = self._examples
+        before = set(self._open)
+        try:
+            yield
+        except BaseException:
+            # Hypothesis replays a failing example, then shrinks it: those runs take the same
+            # index, so they fail at the same place (not as a "flaky" test), and the failed
+            # run's recorders are dropped.
+            for name in set(self._open) - before:
+                self._open.pop(name).recorder.close()
+            raise
+        else:
+            self._examples += 1
+        finally:
+            self._example = None
+
+    def _example_name(self, name: str) -> str:
+        __tracebackhide__ = True
+        if not self._given:
+            return name
+        if self._example is None:
+            raise ReplayUsageError(
+                f"{self.nodeid} is a Hypothesis @given test: record inside `with "
+                "replay.example():` so that each generated example has its own recordings. "
+                "Fix: wrap the body of the test in `with replay.example():`."
+            )
+        return f"{name}[{self._example}]"
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
         # Only reached for attributes the class does not define: registered kind names.
         if name.startswith("_"):
@@ -231,11 +288,7 @@ class ReplayContext:
 
     @property
     def _compares_with_store(self) -> bool:
-        """Verify, and record in ``new`` mode: stored recordings are checked, not rewritten."""
-        session = self._session
-        return session.mode == "verify" or (
-            session.mode == "record" and session.record_mode == "new"
-        )
+        return self._session.policy.compares_with_store
 
     @staticmethod
     def _file_name(name: str, kind: RecordingKind) -> str:
@@ -246,15 +299,6 @@ class ReplayContext:
             self._manifest = self._store.load_manifest(self._folder)
             self._manifest_loaded = True
         return self._manifest
-
-    def _refuse_inside_hypothesis(self) -> None:
-        if getattr(getattr(self._item, "obj", None), "is_hypothesis_test", False):
-            raise ReplayUsageError(
-                f"{self.nodeid} is a Hypothesis @given test: every generated example would "
-                "overwrite the same recording, so it cannot be recorded or verified faithfully. "
-                "Fix: record a fixed case in a plain test (use replay.seed for inputs), or pin "
-                "examples with @example in a separate parametrized test."
-            )
 
     def _expected_for(
         self, name: str, kind: RecordingKind, stored_path: Path
@@ -268,10 +312,11 @@ class ReplayContext:
         manifest = self._load_manifest()
         entry = manifest.recordings.get(name) if manifest is not None else None
         if entry is None:
-            if session.mode == "verify":
+            if session.mode == "verify" and session.policy.strict:
                 mismatch = Mismatch(self.nodeid, name, kind.name, stored_path, "missing")
-                session.tally.add("missing", stored_path)
-                self._notify(mismatch)
+                if not any(m.stored_path == stored_path for m in self.mismatches):
+                    session.tally.add("missing", stored_path)
+                    self._notify(mismatch)
                 raise ReplayDivergence(mismatch)
             return None, None
         if entry.kind != kind.name or entry.version != kind.version:
@@ -291,8 +336,11 @@ class ReplayContext:
         return entry, self._store.read_checked(self._folder, entry, kind.count)
 
     def _on_mismatch(self, mismatch: Mismatch) -> None:
-        self._session.tally.add("diverged", mismatch.stored_path)
-        self._notify(mismatch)
+        # Hypothesis replays and shrinks a diverging example under the same index: the
+        # recording is counted, and the hook told, once.
+        if not any(m.stored_path == mismatch.stored_path for m in self.mismatches):
+            self._session.tally.add("diverged", mismatch.stored_path)
+            self._notify(mismatch)
 
     def _notify(self, mismatch: Mismatch) -> None:
         self.mismatches.append(mismatch)
@@ -406,6 +454,36 @@ class ReplayContext:
     def close(self) -> None:
         for opened in self._open.values():
             opened.recorder.close()
+
+
+@contextlib.contextmanager
+def hypothesis_settings_for_replay(item: pytest.Item) -> Iterator[None]:
+    """While ``item`` (a ``@given`` test using ``replay``) runs: derandomized, no example
+    database, and its function-scoped-fixture health check off, for this test only.
+
+    ``replay`` is function-scoped on purpose: the examples of one test share it, and
+    ``replay.example()`` gives each one its own recordings.
+    """
+    function: Any = getattr(item, "obj", None)
+    if not getattr(function, "is_hypothesis_test", False):
+        yield
+        return
+    from hypothesis import HealthCheck, settings
+
+    target: Any = getattr(function, "__func__", function)  # a method: set it on the function
+    previous = getattr(target, "_hypothesis_internal_use_settings", None)
+    parent: settings = previous if previous is not None else settings()
+    checks = {*parent.suppress_health_check, HealthCheck.function_scoped_fixture}
+    target._hypothesis_internal_use_settings = settings(
+        parent,
+        derandomize=True,
+        database=None,
+        suppress_health_check=sorted(checks, key=lambda check: check.value),
+    )
+    try:
+        yield
+    finally:
+        target._hypothesis_internal_use_settings = previous
 
 
 def nondeterminism(

@@ -1,8 +1,8 @@
-"""The root of every error pytest_replay raises on purpose."""
+"""The root of every error pytest_replay raises on purpose, and of its format warnings."""
 
 from __future__ import annotations
 
-__all__ = ["ReplayError", "StoreError"]
+__all__ = ["ReplayError", "StoreError", "UnclosedFormatWarning"]
 
 
 class ReplayError(Exception):
@@ -16,3 +16,11 @@ class ReplayError(Exception):
 class StoreError(ReplayError):
     """The recording store refused an operation (a reserved name, a file it did not write,
     a lock another run holds); see :mod:`pytest_replay.store`."""
+
+
+class UnclosedFormatWarning(UserWarning):
+    """A file written before end frames existed was read.
+
+    Its frames are all checked, but a copy cut exactly at a frame boundary cannot be told
+    from a complete one: the file carries no frame count or stream digest.
+    """

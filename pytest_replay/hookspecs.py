@@ -1,6 +1,8 @@
 """The hooks pytest_replay adds to pytest (registered with ``pytest_addhooks``).
 
-Implement them in a ``conftest.py`` or a plugin, like any pytest hook.
+Implement them in a ``conftest.py`` or a plugin, like any pytest hook, marked
+``@pytest.hookimpl(optionalhook=True)``: pytest then accepts the hook when pytest_replay
+is disabled (``-p no:replay``) instead of failing on an unknown hook.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ def pytest_replay_register_kinds(registry: KindRegistry) -> None:
     A registered kind named ``events`` is then available in tests as
     ``replay.record("events", name, ...)`` and as ``replay.events(name, ...)``::
 
+        import pytest
         from pytest_replay.kinds import sequence_kind
 
+        @pytest.hookimpl(optionalhook=True)
         def pytest_replay_register_kinds(registry):
             registry.register(sequence_kind("events", ".events"))
     """
@@ -40,6 +44,9 @@ def pytest_replay_store_dir(item: pytest.Item) -> str | os.PathLike[str] | None:
         # conftest.py
         from pathlib import Path
 
+        import pytest
+
+        @pytest.hookimpl(optionalhook=True)
         def pytest_replay_store_dir(item):
             return Path(__file__).parent / ".replay"
 

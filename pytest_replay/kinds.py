@@ -21,6 +21,7 @@ from typing import Any, NoReturn, Protocol
 import msgpack
 import numpy as np
 
+from pytest_replay._msgpack import MAX_DEPTH, unpack_bounded
 from pytest_replay.diff import (
     DiffSummary,
     Divergence,
@@ -33,6 +34,13 @@ from pytest_replay.diff import (
     sequence_summary,
 )
 from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
+from pytest_replay.ringdigest import (
+    AppendedDigest,
+    append_hashed,
+    check_overwritten,
+    digest_meta,
+    overwritten_note,
+)
 from pytest_replay.ringlog import (
     RECORD_BYTES,
     RECORD_MAGIC,
@@ -320,7 +328,7 @@ def _pack(value: Any, what: str) -> bytes:
 
 def _unpack(data: bytes, what: str) -> Any:
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return unpack_bounded(data, strict_map_key=False, max_depth=MAX_DEPTH)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise ReplayUsageError(
             f"{what} is not valid msgpack: {exc}. Fix: re-record it (pytest --replay-record)."
@@ -440,6 +448,7 @@ class RingRecorder:
         working.unlink(missing_ok=True)
         self._log = RingLog.open(working, capacity)
         self._appended = 0
+        self._digest = AppendedDigest(self._log.capacity, self._masked_words, self._log.slot_view)
         self._expected: RecordArray | None = None
         self._expected_bytes = b""
         self._offset = 0
@@ -475,6 +484,8 @@ class RingRecorder:
 
     def append(self, slot: RecordedSlot) -> None:
         __tracebackhide__ = True
+        if self._appended >= self._digest.due:
+            self._digest.catch_up(self._appended)
         self._log.append(slot)
         if self._expected is not None:
             self._check_one(slot, None)
@@ -482,6 +493,8 @@ class RingRecorder:
 
     def append_with_failure(self, slot: RecordedSlot, failure: ReplayFailureEvidence) -> None:
         __tracebackhide__ = True
+        if self._appended >= self._digest.due:
+            self._digest.catch_up(self._appended)
         self._log.append_with_failure(slot, failure)
         if self._expected is not None:
             self._check_one(slot, failure)
@@ -490,7 +503,7 @@ class RingRecorder:
     def append_many(self, slots: SlotsLike) -> None:
         __tracebackhide__ = True
         array = records_to_array(slots)
-        self._log.append_many(array)
+        append_hashed(self._log, self._digest, self._appended, array)
         if self._expected is not None:
             self._check_many(array)
         self._appended += len(array)
@@ -556,7 +569,17 @@ class RingRecorder:
             )
         position = start + found.index
         found = Divergence(self._offset + position, found.field, found.expected, found.actual)
-        self._target.fail(found, self._context(position), self._volatile)
+        self._target.fail(
+            found,
+            self._context(position),
+            self._volatile,
+            detail=overwritten_note(
+                self._digest,
+                self._target.expected_meta,
+                self._offset,
+                self._appended + len(array),
+            ),
+        )
 
     def _context(self, position: int) -> list[str]:
         assert self._expected is not None
@@ -568,13 +591,34 @@ class RingRecorder:
 
     def check_complete(self) -> None:
         __tracebackhide__ = True
-        if self._expected is not None and self._appended < self._stored_appended:
+        if self._expected is None:
+            return
+        if self._appended < self._stored_appended:
             self._target.fail(
                 Divergence(
                     self._appended, "length", self._stored_appended, self._appended, "length"
                 ),
                 self._context(self._appended - self._offset),
                 self._volatile,
+            )
+        # Every record still in the stored ring matched as it was appended; what the ring
+        # overwrote is known only by its digest (recordings made before it have none).
+        check_overwritten(
+            self._digest,
+            self._target.expected_meta,
+            self._offset,
+            self._appended,
+            self._target.fail,
+            self._volatile,
+        )
+        stored = self._target.expected_meta.get("appended_digest")
+        live = self._digest.digest_at(self._appended, self._appended)
+        if isinstance(stored, str) and live != stored:
+            self._target.fail(
+                Divergence(None, "appended records", stored, live),
+                (),
+                self._volatile,
+                detail=f"the digest of all {self._appended} appended records differs",
             )
 
     def finish(self) -> FinishedRecording:
@@ -587,6 +631,8 @@ class RingRecorder:
             "capacity": self._log.capacity,
             "appended": self._appended,
             "volatile": list(self._volatile),
+            # Verify checks, by digest, what the image no longer holds.
+            **digest_meta(self._digest, self._appended, len(records)),
         }
         return FinishedRecording(data, len(records), meta)
 

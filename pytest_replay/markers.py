@@ -11,4 +11,4 @@ from typing import Final
 __all__ = ["GPU_MARKER", "MARKER"]
 
 MARKER: Final = "replay_determinism"
-GPU_MARKER: Final = "gpu"
+GPU_MARKER: Final = "replay_gpu"

@@ -20,6 +20,7 @@ from pytest_replay import hookspecs
 from pytest_replay._lock import DEFAULT_TIMEOUT
 from pytest_replay.markers import GPU_MARKER, MARKER
 from pytest_replay.packaged import PACKAGED_KINDS, gpu_available
+from pytest_replay.policy import MODE_INI, run_policy
 from pytest_replay.session import SESSION_PLUGIN_NAME, ReplaySession
 
 if TYPE_CHECKING:
@@ -27,13 +28,19 @@ if TYPE_CHECKING:
 
 # Only light modules are imported above: numpy, msgpack and the recorders are imported the
 # first time a test uses replay, so that the plugin costs nothing to suites that do not.
-
+# The plugin acts on these markers (markers.py) and on no other: every one is registered here.
 MARKERS = (
-    "replay_determinism(runs=2, subprocess=False): run the test `runs` times with fresh "
-    "recorders and fail if any run's recordings differ from the first run's; subprocess=True "
-    "runs the later runs in child processes with other PYTHONHASHSEEDs.",
-    "gpu: the test needs CuPy and a CUDA GPU; skipped with the reason when either is missing.",
+    f"{MARKER}(runs=2, subprocess=False): run the test `runs` times with fresh recorders, the "
+    "later runs under a shifted wall clock, other temp paths and thread switch interval, and "
+    "fail if any run's recordings differ from the first run's; subprocess=True runs the later "
+    "runs in child processes (another PYTHONHASHSEED and pid as well).",
+    f"{GPU_MARKER}: the test needs CuPy and a CUDA GPU; skipped with the reason when either "
+    "is missing.",
 )
+# `-p no:replay` blocks the plugin itself; `-p no:detreplay` blocks the distribution-named
+# alias (pytest_replay.alias), which this plugin then obeys by staying inert.
+ALIAS_PLUGIN_NAME = "detreplay"
+_ACTIVE = pytest.StashKey[bool]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -122,6 +129,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="",
     )
     parser.addini(
+        MODE_INI,
+        help="the mode of a run without --replay-record / --replay-verify: verify (the "
+        "default: check the recordings that exist) or off (use no store).",
+        default="",
+    )
+    parser.addini(
         "replay_fail_on_unused",
         help="fail the run when stored recordings were not produced by any collected test.",
         type="bool",
@@ -134,26 +147,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="replay_dump_run",
         help=argparse.SUPPRESS,  # internal: child runs of replay_determinism(subprocess=True)
     )
+    group.addoption(
+        "--replay-perturb",
+        action="store",
+        default=None,
+        dest="replay_perturb",
+        help=argparse.SUPPRESS,  # internal: what a child run of replay_determinism changes
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Registered even when inert, so that --strict-markers accepts marked tests either way.
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
-    if config.getoption("replay_record") and config.getoption("replay_verify"):
-        raise pytest.UsageError(
-            "--replay-record and --replay-verify cannot be used together. "
-            "Fix: record first (pytest --replay-record), then verify (pytest --replay-verify)."
-        )
-    if config.getoption("replay_prune") and not config.getoption("replay_record"):
-        raise pytest.UsageError(
-            "--replay-prune only works together with --replay-record. "
-            "Fix: run pytest --replay-record --replay-prune."
-        )
+    if config.pluginmanager.is_blocked(ALIAS_PLUGIN_NAME):
+        return
+    policy = run_policy(config)
+    config.stash[_ACTIVE] = True
     # The fixtures live in pytest_replay.fixtures (the top-level fixtures/ folder).
     fixtures = importlib.import_module("pytest_replay.fixtures")
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "pytest_replay.fixtures")
-    config.pluginmanager.register(ReplaySession(config), SESSION_PLUGIN_NAME)
+    config.pluginmanager.register(ReplaySession(config, policy), SESSION_PLUGIN_NAME)
 
 
 def pytest_replay_register_kinds(registry: KindRegistry) -> None:
@@ -169,6 +184,8 @@ def pytest_replay_register_kinds(registry: KindRegistry) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
     # Marked at collection, not in a per-test hook: the GPU is probed once, and only
     # when some collected test needs it.
+    if not config.stash.get(_ACTIVE, False):
+        return
     needs_gpu = []
     determinism = False
     chains: dict[int, frozenset[str]] = {}

@@ -47,6 +47,7 @@ import blake3
 import numpy as np
 import numpy.typing as npt
 
+from pytest_replay._fs import NotRegularFile, open_regular
 from pytest_replay.errors import ReplayError
 
 __all__ = [
@@ -157,7 +158,9 @@ class ReplayLogIoError(ReplayLogError):
 
 def _io_fix(cause: OSError) -> str:
     """The hint for an OS error, by what it says went wrong."""
-    if isinstance(cause, IsADirectoryError):
+    if isinstance(cause, NotRegularFile) and not cause.is_dir:
+        return "pass the path of a VRRL file; a FIFO or device is never read."
+    if isinstance(cause, IsADirectoryError | NotRegularFile):
         return "the path is a folder; pass a file path inside it, such as <folder>/run.vrrl."
     if isinstance(cause, PermissionError):
         return "check the permissions of the file and its folder."
@@ -701,7 +704,8 @@ class RingLog:
                 ) from None
             create_log(path, capacity)
         try:
-            file = open(path, "rb" if read_only else "r+b")  # noqa: SIM115 - owned by the log
+            # Never a FIFO or device: reading one would block or never end.
+            file = open_regular(path, writable=not read_only)
         except OSError as exc:
             raise ReplayLogIoError("open", path, exc) from exc
         try:
@@ -853,6 +857,15 @@ class RingLog:
         self._live_map()
         assert self._body is not None
         return _live_records(self._body, self._cursor, str(self._path))
+
+    def slot_view(self) -> RecordArray:
+        """Every record slot in slot order, as a read-only view of the mapped file (no copy,
+        no check). Copy what you keep: the view dies with the log and sees later appends."""
+        self._live_map()
+        assert self._body is not None
+        view = self._body[:]
+        view.flags.writeable = False
+        return view
 
     def replay_records(self) -> list[ReplayRecord]:
         """Live records in publish order, with their failure evidence."""

@@ -42,13 +42,17 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if marker is None:
         return None
     session = _session(pyfuncitem.config)
-    if session.dump_dir is not None:
-        return None  # a child run: run the body once, the parent compares
     __tracebackhide__ = True
-    from pytest_replay.determinism import DeterminismSpec, run_deterministically
+    from pytest_replay import determinism
 
-    spec = DeterminismSpec.from_marker(marker, pyfuncitem.nodeid)
     context = _context(pyfuncitem)
+    if session.dump_dir is not None:
+        # A child run: run the body once, under the parent's perturbation; the parent compares.
+        perturbation = determinism.child_perturbation(pyfuncitem.config)
+        with determinism.perturbed(perturbation):
+            pyfuncitem.obj(**_arguments(pyfuncitem))
+        return True
+    spec = determinism.DeterminismSpec.from_marker(marker, pyfuncitem.nodeid)
     if context is None:
         raise ReplayUsageError(
             f"{pyfuncitem.nodeid} is marked replay_determinism but does not use the replay "
@@ -61,8 +65,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             f"{pyfuncitem.nodeid}: replay_determinism cannot rerun a Hypothesis test. "
             "Fix: mark a plain test instead."
         )
-    names = pyfuncitem._fixtureinfo.argnames
-    arguments = {name: pyfuncitem.funcargs[name] for name in names}
+    arguments = _arguments(pyfuncitem)
 
     def call() -> object:
         result: object = function(**arguments)
@@ -73,8 +76,23 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             )
         return result
 
-    run_deterministically(pyfuncitem, context, call, context.complete_once, spec, session)
+    determinism.run_deterministically(
+        pyfuncitem, context, call, context.complete_once, spec, session
+    )
     return True
+
+
+def _arguments(item: pytest.Function) -> dict[str, object]:
+    return {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A rerun (pytest-rerunfailures, flaky) runs the same item again: it starts with fresh
+    # recorders and forgets that an earlier attempt failed, so the passing attempt records.
+    if CONTEXT_KEY in item.stash:
+        del item.stash[CONTEXT_KEY]
+    item.stash[_PHASES_FAILED] = False
 
 
 @pytest.hookimpl(wrapper=True)
@@ -122,7 +140,9 @@ def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestR
             session.tally.add("not recorded (test failed)", context.folder)
         return
     if session.mode == "verify":
-        session.tally.add("verified", context.folder, len(finished))
+        for name, (kind, _) in sorted(finished.items()):
+            status = "verified" if name in context.checked else "not recorded"
+            session.tally.add(status, context.path(name, kind.name))
         return
     entries: dict[str, ManifestEntry] = {}
     files: dict[str, bytes] = {}
@@ -171,5 +191,6 @@ class _RuntestHooks:
     ``sys.modules`` between in-process pytest runs; this cannot)."""
 
     pytest_pyfunc_call = staticmethod(pytest_pyfunc_call)
+    pytest_runtest_setup = staticmethod(pytest_runtest_setup)
     pytest_runtest_call = staticmethod(pytest_runtest_call)
     pytest_runtest_makereport = staticmethod(pytest_runtest_makereport)

@@ -14,12 +14,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
 from pytest_replay.errors import StoreError
 from pytest_replay.narrowing import Narrowing
+from pytest_replay.policy import WORKER_INPUT_KEY, Mode, RunPolicy
 from pytest_replay.store import STORE_DIR_NAME, ReplayStore
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from pytest_replay.kinds import KindRegistry
 
 __all__ = ["CONTEXT_KEY", "COUNT_ORDER", "Mode", "ReplaySession", "UsageTally"]
-
-Mode = Literal["off", "record", "verify"]
 
 # The order of the terminal summary line.
 COUNT_ORDER: Final = (
@@ -40,6 +39,7 @@ COUNT_ORDER: Final = (
     "unused",
     "pruned",
     "recovered",
+    "not recorded",
     "not recorded (test failed)",
     "not recorded (store failed)",
 )
@@ -99,19 +99,37 @@ def _module_of(nodeid: str) -> str:
     return nodeid.partition("::")[0]
 
 
+# pytest-repeat's parameter: its repetitions of a test are attempts of one test, which
+# share one recording (verified by every attempt), not tests of their own.
+_REPEAT_PARAM: Final = "__pytest_repeat_step_number"
+
+
+def _without_repeat_step(item: pytest.Item, rest: str) -> str:
+    """``rest`` (the node id after the file) without pytest-repeat's ``[2-5]`` id part."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or _REPEAT_PARAM not in callspec.params or not rest.endswith("]"):
+        return rest
+    name, _, ids = rest[:-1].partition("[")
+    # pytest-repeat parametrizes last, so its "<step>-<count>" is the last part of the id.
+    step = f"{callspec.params[_REPEAT_PARAM] + 1}-"
+    head, sep, count = ids.rpartition(step)
+    if not sep or not count.isdigit() or (head and not head.endswith("-")):
+        return rest
+    head = head[:-1]
+    return f"{name}[{head}]" if head else name
+
+
 class ReplaySession:
     """Run-wide state; created in ``pytest_configure`` and registered as a plugin."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, policy: RunPolicy) -> None:
         self.config = config
-        record = config.getoption("replay_record")
-        self.record_mode: str | None = record
-        self.mode: Mode = (
-            "record" if record else "verify" if config.getoption("replay_verify") else "off"
-        )
+        self.policy = policy
+        self.mode: Mode = policy.mode
+        self.record_mode: str | None = policy.record_mode
         self.base_seed: int = config.getoption("replay_seed")
-        self.prune: bool = config.getoption("replay_prune")
-        self.fail_on_unused: bool = bool(config.getini("replay_fail_on_unused"))
+        self.prune: bool = policy.prune
+        self.fail_on_unused: bool = policy.fail_on_unused
         self.dump_dir: str | None = config.getoption("replay_dump_run")
         self.lock_timeout: float = config.getoption("replay_lock_timeout")
         self.central = _central_root(config)
@@ -156,6 +174,7 @@ class ReplaySession:
         """
         chosen = item.ihook.pytest_replay_store_dir(item=item)
         path, sep, rest = item.nodeid.partition("::")
+        rest = _without_repeat_step(item, rest)
         module = Path(item.path)
         if chosen is not None:
             root = Path(os.path.normpath(Path(self.config.rootpath, chosen)))
@@ -218,6 +237,10 @@ class ReplaySession:
         )
 
     # -- the end of the run
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKER_INPUT_KEY] = self.policy.to_json()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -303,6 +326,11 @@ class ReplaySession:
             terminalreporter.write_line(
                 f"replay: {summary} (store: {self.store_label()})", **markup
             )
+        terminalreporter.write_line(f"replay: mode {self.policy.label} ({self.policy.reason})")
+        if counts["not recorded"]:
+            terminalreporter.write_line(
+                f"replay: {counts['not recorded']} not recorded: pytest --replay-record=new"
+            )
         if terminalreporter.config.getoption("verbose") > 0:
             for status, path in sorted(self.tally.paths):
                 terminalreporter.write_line(f"  {status}: {path}")
@@ -311,10 +339,12 @@ class ReplaySession:
         for error in self.store_errors:
             terminalreporter.write_line(f"replay: {error}", red=True)
         if self.unused and not self.prune:
+            strict = self.policy.strict
+            because = "--replay-verify is strict" if strict else "replay_fail_on_unused = true"
             hint = (
                 "delete them with: pytest --replay-record --replay-prune"
                 if not self.fail_on_unused
-                else "the run fails because replay_fail_on_unused = true; "
+                else f"the run fails because {because}; "
                 "delete them with: pytest --replay-record --replay-prune"
             )
             terminalreporter.write_line(

@@ -55,6 +55,7 @@ from typing import Any, Final
 import msgpack
 import numpy as np
 
+from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.errors import ReplayError
 
 __all__ = [
@@ -85,8 +86,11 @@ EXT_OBJECT: Final = 14
 EXT_NDARRAY: Final = 15
 EXT_NPSCALAR: Final = 16
 
-#: Nesting deeper than this is refused (a cycle would otherwise recurse forever).
-MAX_DEPTH: Final = 200
+#: Nesting deeper than this is refused (a cycle would otherwise recurse forever), when
+#: encoding and, for extension values, when decoding: each nested extension decodes in
+#: its own msgpack unpacker, about 40 KiB of C stack, so 64 levels stay under 3 MiB where
+#: ~190 would overflow an 8 MiB stack and crash the interpreter.
+MAX_DEPTH: Final = 64
 _INT64_MIN: Final = -(1 << 63)
 _UINT64_MAX: Final = (1 << 64) - 1
 _PLAIN_KEYS: Final = (str, bytes, int, float, bool, type(None))
@@ -354,13 +358,16 @@ def decode_value(data: bytes, source: str = "value", *, resolve: bool = True) ->
 
 
 def _unpack(data: bytes, hook: _Decoder) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=hook, use_list=True)
+    # Every length bounded by the bytes given; ext values nest through this function, so
+    # the hook bounds their depth before Python's stack could run out.
+    return unpack_bounded(data, strict_map_key=False, ext_hook=hook)
 
 
 class _Decoder:
     def __init__(self, source: str, resolve: bool) -> None:
         self.source = source
         self.resolve = resolve
+        self.depth = 0
 
     def fail(self, what: str) -> ValueDecodeError:
         return ValueDecodeError(
@@ -373,7 +380,13 @@ class _Decoder:
             return int.from_bytes(payload, "big", signed=True)
         if code == EXT_UUID:
             return uuid.UUID(bytes=payload)
-        inner = _unpack(payload, self)
+        if self.depth >= MAX_DEPTH:
+            raise self.fail(f"extension values nested more than {MAX_DEPTH} levels deep")
+        self.depth += 1
+        try:
+            inner = _unpack(payload, self)
+        finally:
+            self.depth -= 1
         if code == EXT_TUPLE:
             return tuple(inner)
         if code == EXT_SET:

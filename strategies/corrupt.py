@@ -1,7 +1,8 @@
 """Damaged log files, each labelled with what was done and how a correct reader reacts.
 
 :func:`corrupted_logs` draws a valid log of one format (VRRL ring log, journal
-recording, fleet log), damages it in exactly one way, and returns a
+recording, fleet log, journal record file, replication trace), damages it in exactly
+one way, and returns a
 :class:`Corrupted`: the damaged bytes, a :class:`Corruption` saying what was
 done (kind, file, byte offset, detail) and ``expected_error``, the exception
 type a correct reader must raise. ``expected_error is None`` marks damage the
@@ -30,15 +31,22 @@ from hypothesis import strategies as st
 from pytest_replay.errors import ReplayError
 from pytest_replay.fleet.errors import FleetLogError
 from pytest_replay.fleet.logformat import (
+    END_FRAME_BYTES,
     FLAG_FINAL,
     FRAME_HEADER,
     SLAB_HEADER,
     SectionType,
+    encode_end_frame,
     encode_frame,
 )
 from pytest_replay.journal.codec import DEFAULT_PERSISTENCE_ID, encode_entry, entry_to_repr
 from pytest_replay.journal.entries import BatchSize, JournalEntry, RngSeed
-from pytest_replay.journal.errors import JournalCorrupted, JournalDecodeError, UnknownEntryTag
+from pytest_replay.journal.errors import (
+    JournalCorrupted,
+    JournalDecodeError,
+    JournalTruncated,
+    UnknownEntryTag,
+)
 from pytest_replay.journal.file_journal import encode_journal_image
 from pytest_replay.journal.frames import (
     FILE_HEADER_BYTES,
@@ -47,8 +55,16 @@ from pytest_replay.journal.frames import (
     scan_frames,
 )
 from pytest_replay.journal.frames import (
+    encode_end_frame as encode_records_end_frame,
+)
+from pytest_replay.journal.frames import (
     encode_frame as encode_journal_frame,
 )
+from pytest_replay.journal.record_file import encode_journal_records, encode_record
+from pytest_replay.journal.records import JournalRecord
+from pytest_replay.replication.errors import TraceFormatError
+from pytest_replay.replication.schedule import NetworkSchedule
+from pytest_replay.replication.trace import encode_trace
 from pytest_replay.ringlog import (
     HEADER_BYTES,
     LOG_MAGIC,
@@ -69,7 +85,7 @@ from pytest_replay.ringlog import (
 
 from .errors import StrategyArgumentError
 from .fleet import FleetLogCase, fleet_log_cases, slab_name
-from .journal import journal_entries
+from .journal import journal_entries, journal_records
 from .ring import replay_records, ring_logs
 
 __all__ = [
@@ -83,7 +99,7 @@ __all__ = [
     "corrupted_logs",
 ]
 
-LogFormat = Literal["ring", "journal", "fleet"]
+LogFormat = Literal["ring", "journal", "fleet", "records", "trace"]
 
 _U32: Final = 2**32 - 1
 _U64: Final = 2**64 - 1
@@ -496,7 +512,7 @@ def _journal_image(entries: Sequence[JournalEntry | bytes], batch_size: int) -> 
 
 def _journal_info(entries: Sequence[JournalEntry], batch_size: int) -> _JournalInfo:
     data = _journal_image(entries, batch_size)
-    frames, _end, _torn = scan_frames(data, JOURNAL_MAGIC, "<strategy>", allow_torn_tail=False)
+    frames = scan_frames(data, JOURNAL_MAGIC, "<strategy>").frames
     ranges = tuple((offset, offset + FRAME_HEADER_BYTES + len(body)) for offset, body in frames)
     return _JournalInfo(data, tuple(entries), batch_size, ranges)
 
@@ -857,15 +873,23 @@ def _with_slab(case: FleetLogCase, index: int, data: bytes | None) -> list[bytes
 
 
 def _frame_ranges(slab: bytes) -> list[tuple[int, int, int]]:
-    """(start, end, section type) of every frame of a valid slab."""
+    """(start, end, section type) of every data frame of a valid slab (not its end frame)."""
     out = []
     offset = SLAB_HEADER.size
-    while offset < len(slab):
+    stop = len(slab) - END_FRAME_BYTES
+    while offset < stop:
         kind, _reserved, length, _crc = FRAME_HEADER.unpack_from(slab, offset)
         end = offset + FRAME_HEADER.size + length
         out.append((offset, end, kind))
         offset = end
     return out
+
+
+def _reclosed(slab: bytes) -> bytes:
+    """``slab`` (data frames changed, old end frame still last) with a matching end frame:
+    damage made with valid checksums throughout, as a writer bug would leave it."""
+    body = slab[:-END_FRAME_BYTES]
+    return body + encode_end_frame(body[SLAB_HEADER.size :], len(_frame_ranges(slab)))
 
 
 def _draw_frame(draw: st.DrawFn, case: FleetLogCase) -> tuple[int, int, int, int]:
@@ -904,17 +928,52 @@ def _f_truncate_mid_frame(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
 
 
 def _f_truncate_frame_boundary(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    # Only the last slab: a keyframe frame in a later slab would name a dropped step.
-    slab = len(case.slabs) - 1
-    start, _end, _kind = draw(st.sampled_from(_frame_ranges(case.slabs[slab])))
+    # Any boundary of any slab, the one before the end frame included: the slab's end
+    # frame is gone either way, so the reader reports the slab as truncated.
+    slab = draw(st.integers(0, len(case.slabs) - 1))
+    data = case.slabs[slab]
+    start = draw(st.sampled_from([start for start, _end, _kind in _frame_ranges(data)]))
+    cut = draw(st.sampled_from([start, len(data) - END_FRAME_BYTES]))
     return _fleet(
         case,
-        _with_slab(case, slab, case.slabs[slab][:start]),
+        _with_slab(case, slab, data[:cut]),
         slab,
         "truncate_frame_boundary",
-        start,
-        f"last slab {slab} cut at a frame boundary (frames dropped)",
-        None,
+        cut,
+        f"slab {slab} cut at a frame boundary (its end frame and later frames dropped)",
+        FleetLogError,
+    )
+
+
+def _f_frame_after_end(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
+    slab, start, end, _kind = _draw_frame(draw, case)
+    data = case.slabs[slab]
+    return _fleet(
+        case,
+        _with_slab(case, slab, data + data[start:end]),
+        slab,
+        "frame_after_end",
+        len(data),
+        f"a copy of a valid frame appended after the end frame of slab {slab}",
+        FleetLogError,
+    )
+
+
+def _f_end_frame_mismatch(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
+    slab = draw(st.integers(0, len(case.slabs) - 1))
+    data = case.slabs[slab]
+    count = len(_frame_ranges(data))
+    wrong = (count + draw(st.integers(1, _U64))) % 2**64  # never equal to count
+    at = len(data) - END_FRAME_BYTES
+    end = encode_end_frame(data[SLAB_HEADER.size : at], wrong)
+    return _fleet(
+        case,
+        _with_slab(case, slab, data[:at] + end),
+        slab,
+        "end_frame_mismatch",
+        at,
+        f"end frame of slab {slab} counts {wrong} frames (valid CRC), the slab holds {count}",
+        FleetLogError,
     )
 
 
@@ -934,7 +993,7 @@ def _f_wrong_magic(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
 
 def _f_wrong_version(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
     slab = draw(st.integers(0, len(case.slabs) - 1))
-    version = draw(st.integers(0, 0xFFFF).map(lambda v: v if v != 1 else 0))
+    version = draw(st.integers(0, 0xFFFF).map(lambda v: v if v not in (1, 2) else 0))
     data = _put(case.slabs[slab], 8, struct.pack("<H", version))
     return _fleet(
         case,
@@ -1011,7 +1070,7 @@ def _f_frame_header_damage(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
 
 def _f_unknown_section(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
     slab, start, _end, _kind = _draw_frame(draw, case)
-    section = draw(st.integers(4, 0xFFFF))
+    section = draw(st.integers(5, 0xFFFF))  # 4 is the end frame
     payload = draw(st.binary(max_size=16))
     head = struct.pack("<HHI", section, 0, len(payload))
     frame = head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
@@ -1120,7 +1179,7 @@ def _f_rewritten_step(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
     stamps[index] ^= np.uint64(1 + draw(st.integers(0, 62)))
     fields[5] = stamps.tobytes()
     frame = encode_frame(SectionType.STEPS, _packb(fields))
-    data = case.slabs[slab][:start] + frame + case.slabs[slab][end:]
+    data = _reclosed(case.slabs[slab][:start] + frame + case.slabs[slab][end:])
     return _fleet(
         case,
         _with_slab(case, slab, data),
@@ -1136,6 +1195,8 @@ _FLEET_KINDS: Final = (
     _Kind("truncate_header", lambda c: True, _f_truncate_header),
     _Kind("truncate_mid_frame", lambda c: True, _f_truncate_mid_frame),
     _Kind("truncate_frame_boundary", lambda c: True, _f_truncate_frame_boundary),
+    _Kind("frame_after_end", lambda c: True, _f_frame_after_end),
+    _Kind("end_frame_mismatch", lambda c: True, _f_end_frame_mismatch),
     _Kind("wrong_file_magic", lambda c: True, _f_wrong_magic),
     _Kind("wrong_version", lambda c: True, _f_wrong_version),
     _Kind("unknown_flags", lambda c: True, _f_unknown_flags),
@@ -1173,6 +1234,232 @@ def _fleet_corrupted(draw: st.DrawFn, allowed: frozenset[str]) -> Corrupted:
     return _draw_kind(draw, _FLEET_KINDS, draw(fleet_log_cases(slab_size=slab_size)), allowed)
 
 
+# --------------------------------------------------------------------------- closed files
+
+# Journal record files and replication traces are written whole and closed by an end
+# frame, so every cut is detectable; both get the same kinds, built over their units
+# (record frames / msgpack events) and end frame.
+
+
+@dataclass(frozen=True, slots=True)
+class _ClosedInfo:
+    format: LogFormat
+    file: str
+    data: bytes
+    items: tuple[Any, ...]
+    units: tuple[tuple[int, int], ...]  # (start, end) of every unit, in file order
+    end: tuple[int, int]  # the end frame's byte range
+    corrupt: type[ReplayError]
+    truncated: type[ReplayError]
+    rebuild: Callable[[Sequence[Any]], bytes]
+    #: The file's bytes with the end frame claiming ``count`` units (all else valid).
+    recount: Callable[[int], bytes]
+    other_item: st.SearchStrategy[Any]
+    #: A valid item that differs from the given one.
+    changed: Callable[[Any], Any]
+
+
+def _closed(
+    info: _ClosedInfo,
+    data: bytes,
+    kind: str,
+    offset: int,
+    detail: str,
+    error: type[ReplayError] | None,
+) -> Corrupted:
+    return Corrupted(
+        info.format,
+        data,
+        Corruption(kind, info.file, offset, detail),
+        error,
+        info.items,
+        ((info.file, data),),
+        info.file,
+    )
+
+
+def _all_frames(info: _ClosedInfo) -> list[tuple[int, int]]:
+    return [*info.units, info.end]
+
+
+def _c_truncate_header(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    cut = draw(st.integers(0, (info.units[0][0] if info.units else info.end[0]) - 1))
+    return _closed(
+        info, info.data[:cut], "truncate_header", cut, f"cut to {cut} bytes", info.corrupt
+    )
+
+
+def _c_truncate_frame_boundary(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    cut = draw(st.sampled_from([start for start, _end in _all_frames(info)]))
+    return _closed(
+        info,
+        info.data[:cut],
+        "truncate_frame_boundary",
+        cut,
+        "cut at a frame boundary: the end frame (and any frame after the cut) dropped",
+        info.truncated,
+    )
+
+
+def _c_truncate_mid_frame(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    start, end = draw(st.sampled_from([r for r in _all_frames(info) if r[1] - r[0] > 1]))
+    cut = draw(st.integers(start + 1, end - 1))
+    return _closed(
+        info,
+        info.data[:cut],
+        "truncate_mid_frame",
+        cut,
+        f"cut {cut - start} bytes into the frame at byte {start}",
+        info.corrupt,
+    )
+
+
+def _c_bit_flip(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    start, end = draw(st.sampled_from(_all_frames(info)))
+    offset = draw(st.integers(start, end - 1))
+    bit = draw(st.integers(0, 7))
+    return _closed(
+        info,
+        _flip_bit(info.data, offset, bit),
+        "bit_flip",
+        offset,
+        f"bit {bit} flipped in the frame at byte {start}",
+        info.corrupt,
+    )
+
+
+def _c_frame_after_end(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    start, end = draw(st.sampled_from(_all_frames(info)))
+    return _closed(
+        info,
+        info.data + info.data[start:end],
+        "frame_after_end",
+        len(info.data),
+        f"a copy of the frame at byte {start} appended after the end frame",
+        info.corrupt,
+    )
+
+
+def _c_end_frame_mismatch(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    count = len(info.units)
+    wrong = (count + draw(st.integers(1, _U32))) % 2**32  # never equal to count
+    return _closed(
+        info,
+        info.recount(wrong),
+        "end_frame_mismatch",
+        info.end[0],
+        f"end frame counts {wrong} frames (valid checksum), the file holds {count}",
+        info.corrupt,
+    )
+
+
+def _c_rewritten(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
+    index = draw(st.integers(0, len(info.items) - 1))
+    item = draw(info.other_item)
+    if item == info.items[index]:
+        item = info.changed(item)
+    items = list(info.items)
+    items[index] = item
+    return _closed(
+        info,
+        info.rebuild(items),
+        "rewritten_frame",
+        info.units[index][0],
+        f"item #{index} replaced by a valid one, checksums and end frame rewritten to match",
+        None,
+    )
+
+
+_CLOSED_KINDS: Final = (
+    _Kind("truncate_header", lambda i: True, _c_truncate_header),
+    _Kind("truncate_frame_boundary", lambda i: True, _c_truncate_frame_boundary),
+    _Kind("truncate_mid_frame", lambda i: True, _c_truncate_mid_frame),
+    _Kind("bit_flip", lambda i: True, _c_bit_flip),
+    _Kind("frame_after_end", lambda i: True, _c_frame_after_end),
+    _Kind("end_frame_mismatch", lambda i: True, _c_end_frame_mismatch),
+    _Kind("rewritten_frame", lambda i: bool(i.items), _c_rewritten, 1),
+)
+
+
+def _records_info(records: Sequence[JournalRecord]) -> _ClosedInfo:
+    data = encode_journal_records(records)
+    units, offset = [], FILE_HEADER_BYTES
+    for record in records:
+        end = offset + FRAME_HEADER_BYTES + len(encode_record(record))
+        units.append((offset, end))
+        offset = end
+
+    def recount(count: int) -> bytes:
+        frames = data[FILE_HEADER_BYTES:offset]
+        return data[:offset] + encode_records_end_frame(frames, count)
+
+    return _ClosedInfo(
+        "records",
+        "run.jrecs",
+        data,
+        tuple(records),
+        tuple(units),
+        (offset, len(data)),
+        JournalCorrupted,
+        JournalTruncated,
+        encode_journal_records,
+        recount,
+        journal_records(),
+        lambda record: replace(record, record_id=record.record_id + "'"),
+    )
+
+
+@st.composite
+def _records_corrupted(draw: st.DrawFn, allowed: frozenset[str]) -> Corrupted:
+    need = _need(_CLOSED_KINDS, allowed)
+    records = draw(st.lists(journal_records(), min_size=need, max_size=6))
+    return _draw_kind(draw, _CLOSED_KINDS, _records_info(records), allowed)
+
+
+_TRACE_SCHEDULE: Final = NetworkSchedule(1, (1, 2), 100)
+_TRACE_EVENT: Final = st.tuples(
+    st.integers(0, 100),
+    st.sampled_from(["deliver", "drop", "role"]),
+    st.integers(-1, 2),
+    st.integers(-1, 2),
+    st.dictionaries(st.sampled_from(["seq", "term"]), st.integers(0, 2**32)),
+).map(list)
+
+
+def _trace_info(events: Sequence[list[Any]]) -> _ClosedInfo:
+    data = encode_trace(_TRACE_SCHEDULE, events)
+    offset = 20 + struct.unpack_from("<I", data, 12)[0]
+    units = []
+    for event in events:
+        units.append((offset, offset + len(_packb(event))))
+        offset = units[-1][1]
+
+    def recount(count: int) -> bytes:
+        return _put(data, offset + 8, struct.pack("<I", count))  # the digest then differs too
+
+    return _ClosedInfo(
+        "trace",
+        "run.rpltrace",
+        data,
+        tuple(events),
+        tuple(units),
+        (offset, len(data)),
+        TraceFormatError,
+        TraceFormatError,
+        lambda items: encode_trace(_TRACE_SCHEDULE, items),
+        recount,
+        _TRACE_EVENT,
+        lambda event: [event[0] + 1, *event[1:]],
+    )
+
+
+@st.composite
+def _trace_corrupted(draw: st.DrawFn, allowed: frozenset[str]) -> Corrupted:
+    need = _need(_CLOSED_KINDS, allowed)
+    events = draw(st.lists(_TRACE_EVENT, min_size=need, max_size=6))
+    return _draw_kind(draw, _CLOSED_KINDS, _trace_info(events), allowed)
+
+
 # --------------------------------------------------------------------------- entry point
 
 #: Every corruption kind of every format, in the order generation prefers them.
@@ -1180,12 +1467,16 @@ CORRUPTION_KINDS: Final[dict[str, tuple[str, ...]]] = {
     "ring": tuple(kind.name for kind in _RING_KINDS),
     "journal": tuple(kind.name for kind in _JOURNAL_KINDS),
     "fleet": tuple(kind.name for kind in _FLEET_KINDS),
+    "records": tuple(kind.name for kind in _CLOSED_KINDS),
+    "trace": tuple(kind.name for kind in _CLOSED_KINDS),
 }
 
 _BUILDERS: Final[dict[str, Callable[[frozenset[str]], st.SearchStrategy[Corrupted]]]] = {
     "ring": _ring_corrupted,
     "journal": _journal_corrupted,
     "fleet": _fleet_corrupted,
+    "records": _records_corrupted,
+    "trace": _trace_corrupted,
 }
 
 

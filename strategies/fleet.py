@@ -27,10 +27,10 @@ from pytest_replay._atomic import atomic_write_bytes
 from pytest_replay.errors import ReplayError
 from pytest_replay.fleet.errors import ReplayGraphError, ReplayValidationError
 from pytest_replay.fleet.logformat import (
-    FLAG_FINAL,
     LOG_EXTENSION,
     SLAB_HEADER,
     SectionType,
+    encode_end_frame,
     encode_frame,
     encode_keyframes,
     encode_lifecycle,
@@ -685,10 +685,9 @@ def _slabs(frames: Sequence[bytes], slab_size: int) -> tuple[bytes, ...]:
         size += len(frame)
     out = []
     for index, group in enumerate(groups):
-        header = bytearray(encode_slab_header(index, final=False))
-        if index == len(groups) - 1:
-            header[10:12] = FLAG_FINAL.to_bytes(2, "little")
-        out.append(bytes(header) + b"".join(group))
+        body = b"".join(group)
+        header = encode_slab_header(index, final=index == len(groups) - 1)
+        out.append(header + body + encode_end_frame(body, len(group)))
     return tuple(out)
 
 

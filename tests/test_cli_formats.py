@@ -35,6 +35,7 @@ from pytest_replay.journal import (
     result_to_msgpack,
     write_journal_records,
 )
+from pytest_replay.journal.frames import END_FRAME_BYTES
 
 
 def cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -346,7 +347,7 @@ def test_reduce_errors_are_one_line(tmp_path: Path) -> None:
     write_journal_records(path, records())
     data = path.read_bytes()
     torn = tmp_path / "torn.jrecs"
-    torn.write_bytes(data[:-5])
+    torn.write_bytes(data[: -(END_FRAME_BYTES + 5)])
     one_line_error(cli("reduce", torn), "corrupted at byte offset", "record #4", status=1)
     journal = tmp_path / "cmds.jrnl"
     journal.write_bytes(encode_journal(entries(1)))
@@ -383,3 +384,16 @@ def test_inspect_and_diff_record_files_and_results(tmp_path: Path) -> None:
     different = cli("diff", ra, rb)
     assert different.returncode == 1
     assert "first divergence: status: A has 'complete', B has 'repair_needed'" in different.stdout
+
+
+def test_an_old_record_file_reduces_with_a_one_line_warning(tmp_path: Path) -> None:
+    path = tmp_path / "run.jrecs"
+    write_journal_records(path, records())
+    data = path.read_bytes()
+    old = tmp_path / "old.jrecs"
+    old.write_bytes(data[:12] + bytes(4) + data[16:-END_FRAME_BYTES])  # flag clear, no end
+    result = cli("reduce", old)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pytest-replay: warning: "), lines
+    assert "cannot be detected" in lines[0] and str(old) in lines[0]

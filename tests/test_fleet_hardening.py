@@ -30,7 +30,7 @@ from pytest_replay.fleet import (
     load_fleet_recording,
     load_topology,
 )
-from pytest_replay.fleet.logformat import encode_slab_header
+from pytest_replay.fleet.logformat import encode_empty_slab, encode_slab_header
 from pytest_replay.fleet.testing import stack_for, write_identity_log, write_topology
 from pytest_replay.fleet.topology import SubsystemSpec, Topology
 
@@ -260,7 +260,7 @@ def test_an_empty_final_slab_after_the_final_slab_is_ignored_and_nothing_else(
 ) -> None:
     base = write_identity_log(tmp_path / "a.flog", stack_for("a", 0, 1), None)
     leftover = tmp_path / "a_1.flog"
-    leftover.write_bytes(encode_slab_header(1, final=True))
+    leftover.write_bytes(encode_empty_slab(1, final=True))
     reader = FleetLogReader(base)
     assert reader.slab_paths == (tmp_path / "a_0.flog",)
     (tmp_path / "a_2.flog").write_bytes(encode_slab_header(2, final=True))

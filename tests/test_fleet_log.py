@@ -25,7 +25,13 @@ from pytest_replay.fleet import (
     Step,
     read_identity,
 )
-from pytest_replay.fleet.logformat import FRAME_HEADER, SLAB_HEADER, SectionType, encode_frame
+from pytest_replay.fleet.logformat import (
+    END_FRAME_BYTES,
+    FRAME_HEADER,
+    SLAB_HEADER,
+    SectionType,
+    encode_frame,
+)
 from pytest_replay.fleet.testing import stack_for, write_identity_log
 
 origins = st.none() | st.builds(
@@ -218,12 +224,13 @@ def test_truncated_frame(tmp_path: Path) -> None:
 def test_unknown_section_type(tmp_path: Path) -> None:
     base = _one_slab_log(tmp_path)
     slab = tmp_path / "ping_0.flog"
-    size = len(slab.read_bytes())
+    data = slab.read_bytes()
+    size = len(data) - END_FRAME_BYTES
     frame = encode_frame(SectionType.STEPS, b"\x90")
     frame = struct.pack("<HHI", 9, 0, 1) + frame[8:]
     crc = zlib.crc32(frame[12:], zlib.crc32(frame[:8]))
     frame = frame[:8] + struct.pack("<I", crc) + frame[12:]
-    slab.write_bytes(slab.read_bytes() + frame)
+    slab.write_bytes(data[:size] + frame + data[size:])
     with pytest.raises(FleetLogError, match=f"at byte {size}: unknown section type 9"):
         FleetLogReader(base)
 
@@ -258,7 +265,7 @@ def test_consistent_crc_but_inconsistent_columns(tmp_path: Path) -> None:
     base = tmp_path / "bad.flog"
     ids, starts = struct.pack("<QQ", 9, 5), struct.pack("<III", 0, 0, 0)
     payload = msgpack.packb([5, 9, 2, 0, ids, bytes(16), starts, b"", b"", b"", b""])
-    slab = SLAB_HEADER.pack(b"PRFLOG01", 1, 1, 0) + encode_frame(SectionType.STEPS, payload)
+    slab = SLAB_HEADER.pack(b"PRFLOG01", 2, 1, 0) + encode_frame(SectionType.STEPS, payload)
     (tmp_path / "bad_0.flog").write_bytes(slab)
     with pytest.raises(FleetLogError, match=r"says ids 5\.\.9 but its id column holds 9\.\.5"):
         FleetLogReader(base)
@@ -300,7 +307,7 @@ def test_any_corruption_raises_only_fleet_log_error(
 
 
 def test_frame_length_is_bounded_before_allocation(tmp_path: Path) -> None:
-    slab = SLAB_HEADER.pack(b"PRFLOG01", 1, 1, 0) + FRAME_HEADER.pack(2, 0, 2**32 - 1, 0)
+    slab = SLAB_HEADER.pack(b"PRFLOG01", 2, 1, 0) + FRAME_HEADER.pack(2, 0, 2**32 - 1, 0)
     (tmp_path / "huge_0.flog").write_bytes(slab)
     with pytest.raises(FleetLogError, match="exceeds the limit"):
         FleetLogReader(tmp_path / "huge.flog")

@@ -41,7 +41,7 @@ from pytest_replay.journal import (
     write_journal_records,
 )
 from pytest_replay.journal.file_journal import encode_journal_image
-from pytest_replay.journal.frames import FILE_HEADER_BYTES, FRAME_HEADER_BYTES
+from pytest_replay.journal.frames import END_FRAME_BYTES, FILE_HEADER_BYTES, FRAME_HEADER_BYTES
 
 U64 = 2**64 - 1
 
@@ -286,11 +286,12 @@ def test_record_file_damage_names_record_index_and_offset(tmp_path: Path) -> Non
 
 def test_record_file_truncation_is_an_error_not_a_torn_tail(tmp_path: Path) -> None:
     path = tmp_path / "cut.jrec"
-    path.write_bytes(encode_journal_records(records())[:-4])
+    path.write_bytes(encode_journal_records(records())[: -(END_FRAME_BYTES + 4)])
     with pytest.raises(JournalCorrupted, match=r"record #2"):
         load_journal_records(path)
 
 
+@pytest.mark.filterwarnings("ignore::pytest_replay.errors.UnclosedFormatWarning")
 def test_record_with_bad_fields_names_index_and_offset() -> None:
     from pytest_replay.journal.frames import RECORDS_MAGIC, encode_file_header, encode_frame
 

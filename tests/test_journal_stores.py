@@ -524,10 +524,10 @@ def test_journal_image_batch_size_must_be_positive(size: object) -> None:
     assert "Fix:" in str(info.value)
 
 
-def test_parse_image_without_torn_tail_allowance_raises(tmp_path: Path) -> None:
+def test_parse_image_in_absolute_mode_raises_on_a_torn_tail(tmp_path: Path) -> None:
     image = encode_journal_image(batch("a", 1, 3))
-    streams, end, torn = parse_journal_image(image, "img")
-    assert end == len(image) and torn is None
+    streams, scan = parse_journal_image(image, "img")
+    assert scan.good_end == len(image) and scan.torn_offset is None
     assert [m.sequence_nr for m in streams["a"]] == [1, 2, 3]
     with pytest.raises(JournalCorrupted, match="ends inside a frame"):
         parse_journal_image(image[:-3], "img")

@@ -22,7 +22,7 @@ from pytest_replay.megakernel import (
 )
 
 # The plugin skips `gpu` tests, with gpu_available()'s reason, where CuPy or a GPU is missing.
-pytestmark = pytest.mark.gpu
+pytestmark = pytest.mark.replay_gpu
 
 OPCODES = [int(op) for op in Opcode] + [0x42, 0xFFFF_FFFF]
 

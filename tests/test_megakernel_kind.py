@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import blake3
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -134,6 +135,8 @@ def test_recording_is_a_vrrl_image_with_volatile_fields_zeroed(tmp_path: Path) -
         "capacity": 1 << 16,
         "appended": 8,
         "volatile": ["timestamp_ns"],
+        "appended_digest": blake3.blake3(records.tobytes()).hexdigest(),
+        "overwritten_digest": blake3.blake3().hexdigest(),
     }
     assert records["timestamp_ns"].tolist() == [0] * 8
     assert records["epoch"].tolist() == list(range(8))
@@ -337,8 +340,12 @@ def test_a_wrapped_working_log_keeps_the_newest_records(tmp_path: Path) -> None:
     records = read_ring_image(stored.data).records
     assert records["epoch"].tolist() == list(range(12, 20))
     verify(tmp_path, stored, program, slots=4, capacity=8)
-    # The ring overwrote slot #2: a change there has nothing to compare with.
-    verify(tmp_path, stored, with_change(program, 0, 2, [9, 9]), slots=4, capacity=8)
+    # The ring overwrote slot #2: its digest, kept in the meta, still catches a change.
+    with pytest.raises(ReplayDivergence) as info:
+        verify(tmp_path, stored, with_change(program, 0, 2, [9, 9]), slots=4, capacity=8)
+    assert "records 0..11 were overwritten in the ring; their digest differs" in str(info.value)
+    found = info.value.mismatch.divergence
+    assert found is not None and found.field == "overwritten records"
     with pytest.raises(ReplayDivergence) as info:
         verify(tmp_path, stored, with_change(program, 3, 2, [9, 9]), slots=4, capacity=8)
     found = info.value.mismatch.divergence

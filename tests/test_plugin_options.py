@@ -30,7 +30,7 @@ def test_marker_accepted_under_strict_markers(pytester: pytest.Pytester) -> None
         def test_marked(replay):
             replay.data("v", 1)
 
-        @pytest.mark.gpu
+        @pytest.mark.replay_gpu
         def test_gpu_marked():
             import cupy
         """
@@ -39,7 +39,24 @@ def test_marker_accepted_under_strict_markers(pytester: pytest.Pytester) -> None
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) + outcomes.get("skipped", 0) == 2, outcomes
     markers = pytester.runpytest("--markers").stdout.str()
-    assert "replay_determinism" in markers and "@pytest.mark.gpu" in markers
+    assert "replay_determinism" in markers and "@pytest.mark.replay_gpu" in markers
+    assert "@pytest.mark.gpu" not in markers
+
+
+def test_a_gpu_marker_of_another_project_is_left_alone(pytester: pytest.Pytester) -> None:
+    # Only markers pytest_replay owns are acted on: this project's `gpu` marker runs its test.
+    pytester.makeini("[pytest]\nmarkers =\n    gpu: this project's own marker\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.gpu
+        def test_project_gpu():
+            pass
+        """
+    )
+    result = pytester.runpytest("--strict-markers", "-rs")
+    result.assert_outcomes(passed=1)
 
 
 def test_record_and_verify_together_is_a_usage_error(pytester: pytest.Pytester) -> None:

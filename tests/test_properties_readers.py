@@ -12,18 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import Phase, find, given, settings
+from hypothesis import Phase, event, find, given, settings
 
 from pytest_replay import strategies as rst
 from pytest_replay.diff import first_divergence
 from pytest_replay.errors import ReplayError
 from pytest_replay.fleet import FleetLogReader, Step
-from pytest_replay.journal import decode_journal, first_journal_divergence
+from pytest_replay.journal import decode_journal, first_journal_divergence, load_journal_records
+from pytest_replay.replication import decode_trace
 from pytest_replay.ringlog import RingLog, read_ring_image, records_to_array
 
 #: Allocation allowed while decoding: a multiple of the file size (decoded Python
 #: objects are larger than their encoding) plus a constant for interpreter noise.
-ALLOC_FACTOR = {"ring": 3, "journal": 32, "fleet": 32}
+ALLOC_FACTOR = {"ring": 3, "journal": 32, "fleet": 32, "records": 32, "trace": 32}
 ALLOC_CONSTANT = 128 * 1024
 #: Seconds one decode may take before the test calls it a hang.
 HANG_SECONDS = 20
@@ -58,10 +59,16 @@ def _read_fleet(path: Path) -> Any:
     return (*reader.lifecycle, *steps, *reader.keyframes)
 
 
+def _read_trace(path: Path) -> Any:
+    return decode_trace(path.read_bytes(), str(path)).events
+
+
 READERS: dict[str, Callable[[Path], Any]] = {
     "ring": _read_ring,
     "journal": _read_journal,
     "fleet": _read_fleet,
+    "records": load_journal_records,
+    "trace": _read_trace,
 }
 
 
@@ -71,7 +78,7 @@ def _differs(case: rst.Corrupted, replayed: Any) -> bool:
         return first_divergence(records_to_array(case.original), replayed, ignore=()) is not None
     if case.format == "journal":
         return first_journal_divergence(case.original, replayed, ignore=()) is not None
-    return tuple(replayed) != case.original
+    return tuple(replayed) != tuple(case.original)
 
 
 def _check(case: rst.Corrupted, folder: Path) -> None:
@@ -89,6 +96,11 @@ def _check(case: rst.Corrupted, folder: Path) -> None:
                 )
                 assert "Fix:" in str(exc)
                 replayed = None
+                outcome = type(exc).__name__
+            else:
+                outcome = "replayed, differs"
+        # Counted per kind in --hypothesis-show-statistics (docs/formats.md quotes a run).
+        event(f"{case.corruption.kind} -> {outcome}")
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -133,6 +145,16 @@ def test_journal_reader_meets_every_corruption(tmp_path_factory, case: rst.Corru
 @given(case=rst.corrupted_logs("fleet"))
 def test_fleet_reader_meets_every_corruption(tmp_path_factory, case: rst.Corrupted) -> None:
     _check(case, tmp_path_factory.mktemp("fleet"))
+
+
+@given(case=rst.corrupted_logs("records"))
+def test_record_file_reader_meets_every_corruption(tmp_path_factory, case: rst.Corrupted) -> None:
+    _check(case, tmp_path_factory.mktemp("records"))
+
+
+@given(case=rst.corrupted_logs("trace"))
+def test_trace_reader_meets_every_corruption(tmp_path_factory, case: rst.Corrupted) -> None:
+    _check(case, tmp_path_factory.mktemp("trace"))
 
 
 @pytest.mark.parametrize(

@@ -268,9 +268,10 @@ def corrupt(data: bytes, offset: int, value: bytes) -> bytes:
         (lambda d: corrupt(d, 8, struct.pack("<H", 9)), "unknown trace format version 9"),
         (lambda d: corrupt(d, 12, struct.pack("<I", 1 << 30)), "runs past the end"),
         (lambda d: corrupt(d, 16, struct.pack("<I", 1 << 30)), "cannot fit"),
-        (lambda d: d[:-1], "not a complete event"),
-        (lambda d: d + b"\x95\x01\xa1x\x01\x01\x80", "more events than"),
-        (lambda d: corrupt(d, 16, struct.pack("<I", 1)), "more events than the 1 announced"),
+        (lambda d: d[:-1], "no end frame after the last announced event"),
+        (lambda d: d[:-44], "truncated: the trace ends after its last event"),
+        (lambda d: d + b"\x95\x01\xa1x\x01\x01\x80", "7 bytes follow the end frame"),
+        (lambda d: corrupt(d, 16, struct.pack("<I", 1)), "no end frame after the last announced"),
         (lambda d: corrupt(d, 20, b"\xc1"), "header is not msgpack"),
     ],
 )

@@ -55,7 +55,7 @@ def test_capture_replays_on_every_backend(replay):
     assert both.matched, both.describe()
 
 
-@pytest.mark.gpu
+@pytest.mark.replay_gpu
 def test_cupy_reproduces_the_committed_recording(tmp_path):
     """The recording committed from a CPU-only machine is what CuPy records, byte for byte."""
     manifest = json.loads((STORED / "manifest.json").read_text())

@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from pytest_replay.cli.common import EXIT_DIFFERENT, EXIT_ERROR, CliError, CorruptInput, Run
 
@@ -391,6 +392,17 @@ def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    sys.stderr.write(f"{PROG}: warning: {_one_line(str(message))}\n")
+
+
 def _fail(message: str, status: int = EXIT_ERROR) -> int:
     sys.stdout.flush()
     sys.stderr.write(f"{PROG}: error: {_one_line(message)}\n")
@@ -409,7 +421,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help / --version printed their text
             raise _Usage(exc.code if isinstance(exc.code, int) else 0) from None
         run = Run(json=bool(getattr(args, "json", False)), progress=args.progress)
-        return _dispatch(args, run)
+        with warnings.catch_warnings():
+            # A reader's warning (an old file without an end frame, a torn tail) is one line.
+            warnings.showwarning = _warning_line
+            return _dispatch(args, run)
     except _Usage as usage:
         return usage.code
     except BrokenPipeError:

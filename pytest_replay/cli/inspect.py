@@ -390,7 +390,7 @@ def inspect_journal(path: Path, run: Run) -> Inspection:
     from pytest_replay.journal.file_journal import parse_journal_image
 
     data = read_bounded(path, "journal file")
-    streams, good_end, torn = parse_journal_image(data, str(path), allow_torn_tail=True)
+    streams, scan = parse_journal_image(data, str(path), recovery="tolerate_torn_tail")
     flat = [item for pid in sorted(streams) for item in streams[pid]]
     rows: list[dict[str, Any]] = []
     entry_types: collections.Counter[str] = collections.Counter()
@@ -441,8 +441,8 @@ def inspect_journal(path: Path, run: Run) -> Inspection:
         "time_range_us": [min(stamps), max(stamps)] if stamps else None,
         "bytes": len(data),
         "torn_tail": None
-        if torn is None
-        else {"offset": torn, "dropped_bytes": len(data) - good_end},
+        if scan.torn_offset is None
+        else {"offset": scan.torn_offset, "dropped_bytes": len(data) - scan.good_end},
     }
     return Inspection(summary, len(rows), lambda a, b: rows[a:b], "messages")
 

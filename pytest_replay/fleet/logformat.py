@@ -5,15 +5,20 @@ A log is addressed by its base path ``name.flog`` and stored as slab files
 
     slab header, 16 bytes
         0   magic        b"PRFLOG01"
-        8   version      u16 = 1
+        8   version      u16 = 2 (1: written before end frames, still read)
         10  flags        u16   bit 0: FINAL, this is the last slab of the log
         12  slab_index   u32   equals the N of name_N.flog
     frames, back to back up to the end of the file
-        0   section_type u16   1 lifecycle, 2 steps, 3 keyframes
+        0   section_type u16   1 lifecycle, 2 steps, 3 keyframes, 4 end (version 2)
         2   reserved     u16 = 0
         4   length       u32   payload bytes, at most MAX_SECTION_BYTES
         8   crc32        u32   zlib.crc32 over frame bytes [0, 8) then the payload
-        12  payload      msgpack
+        12  payload      msgpack; the end frame's is binary (below)
+    end frame, last in every version-2 slab: payload u64 count of the frames before it,
+        then the 32-byte BLAKE3 digest of every byte from offset 16 to the end frame
+
+The end frame makes a slab cut exactly at a frame boundary detectable: a version-2 slab
+without it is truncated. A version-1 slab is read with an :class:`UnclosedFormatWarning`.
 
 The first FINAL slab ends the log. A writer moving on to slab N+1 first writes it as a
 bare FINAL header, then rewrites slab N without FINAL; a crash in between leaves slab N
@@ -29,15 +34,19 @@ from __future__ import annotations
 import enum
 import re
 import struct
+import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import blake3
 import msgpack
 import numpy as np
 import numpy.typing as npt
 
+from pytest_replay._msgpack import unpack_bounded
+from pytest_replay.errors import UnclosedFormatWarning
 from pytest_replay.fleet.errors import FleetLogError
 from pytest_replay.fleet.records import (
     MAX_CODE,
@@ -56,9 +65,11 @@ from pytest_replay.fleet.records import (
 )
 
 __all__ = [
+    "END_FRAME_BYTES",
     "FLAG_FINAL",
     "FORMAT_VERSION",
     "FRAME_HEADER",
+    "LEGACY_VERSION",
     "LOG_EXTENSION",
     "MAX_SECTION_BYTES",
     "ORIGIN_DTYPE",
@@ -69,6 +80,8 @@ __all__ = [
     "decode_keyframes",
     "decode_lifecycle",
     "decode_steps",
+    "encode_empty_slab",
+    "encode_end_frame",
     "encode_frame",
     "encode_keyframes",
     "encode_lifecycle",
@@ -81,7 +94,9 @@ __all__ = [
 ]
 
 SLAB_MAGIC: Final = b"PRFLOG01"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+#: Slabs written before end frames: read, with a warning that a cut cannot be detected.
+LEGACY_VERSION: Final = 1
 FLAG_FINAL: Final = 1
 SLAB_HEADER: Final = struct.Struct("<8sHHI")
 FRAME_HEADER: Final = struct.Struct("<HHII")
@@ -107,6 +122,11 @@ class SectionType(enum.IntEnum):
 
 
 _SECTION_TYPES: Final = {int(member): member for member in SectionType}
+#: The end frame's section type (not a SectionType: it is never yielded as a section).
+_END_TYPE: Final = 4
+_END_PAYLOAD: Final = struct.Struct("<Q32s")
+#: Size of a slab's end frame, header included.
+END_FRAME_BYTES: Final = FRAME_HEADER.size + _END_PAYLOAD.size
 
 
 # --------------------------------------------------------------------------- slab naming
@@ -145,11 +165,20 @@ def parse_slab_header(path: Path, data: bytes | memoryview, expected_index: int)
         raise FleetLogError(
             path, 0, f"bad slab magic {bytes(magic)!r} (expected {SLAB_MAGIC!r})", _CORRUPT_FIX
         )
-    if version != FORMAT_VERSION:
+    if version == LEGACY_VERSION:
+        warnings.warn(
+            UnclosedFormatWarning(
+                f"slab '{path}' was written before end frames (format version 1): a copy cut "
+                "at a frame boundary cannot be detected. Fix: record the log again"
+            ),
+            stacklevel=2,
+        )
+    elif version != FORMAT_VERSION:
         raise FleetLogError(
             path,
             8,
-            f"unsupported format version {version} (this reader reads {FORMAT_VERSION})",
+            f"unsupported format version {version} (this reader reads {LEGACY_VERSION} "
+            f"and {FORMAT_VERSION})",
             "record the log again with this version of pytest_replay",
         )
     if flags & ~FLAG_FINAL:
@@ -164,10 +193,20 @@ def parse_slab_header(path: Path, data: bytes | memoryview, expected_index: int)
     return bool(flags & FLAG_FINAL)
 
 
-def encode_frame(section_type: SectionType, payload: bytes) -> bytes:
+def encode_frame(section_type: SectionType | int, payload: bytes) -> bytes:
     head = struct.pack("<HHI", int(section_type), 0, len(payload))
     crc = zlib.crc32(payload, zlib.crc32(head))
     return head + struct.pack("<I", crc) + payload
+
+
+def encode_end_frame(frames: bytes | bytearray | memoryview, count: int) -> bytes:
+    """The end frame closing a slab whose ``count`` frames (after the header) are ``frames``."""
+    return encode_frame(_END_TYPE, _END_PAYLOAD.pack(count, blake3.blake3(frames).digest()))
+
+
+def encode_empty_slab(index: int, *, final: bool) -> bytes:
+    """A closed slab holding no frames."""
+    return encode_slab_header(index, final=final) + encode_end_frame(b"", 0)
 
 
 def iter_frames(
@@ -176,11 +215,15 @@ def iter_frames(
     """Yield (offset, type, payload) of every frame of one slab's bytes.
 
     Every frame's CRC is checked, or only the CRC of ``verify_only`` frames (discovery
-    reads lifecycle records and skips step data unchecked).
+    reads lifecycle records and skips step data unchecked; the end frame's digest over
+    the whole slab is then skipped too, its frame count still checked). A version-2
+    slab must end with its end frame, which is checked and not yielded.
     """
     view = memoryview(data)
     offset = SLAB_HEADER.size
     end = len(view)
+    closing = SLAB_HEADER.unpack_from(view, 0)[1] != LEGACY_VERSION
+    count = 0
     while offset < end:
         if end - offset < FRAME_HEADER.size:
             raise FleetLogError(
@@ -202,22 +245,51 @@ def iter_frames(
                 f"truncated frame: header says {length} payload bytes, {end - body} remain",
             )
         payload = view[body : body + length]
-        if (verify_only is None or kind == verify_only) and zlib.crc32(
+        if (verify_only is None or kind in (verify_only, _END_TYPE)) and zlib.crc32(
             payload, zlib.crc32(view[offset : offset + 8])
         ) != crc:
             raise FleetLogError(path, offset, f"CRC32 mismatch in a {length}-byte frame")
         if reserved != 0:
             raise FleetLogError(path, offset, f"reserved frame field is {reserved}, not 0")
+        if kind == _END_TYPE and closing:
+            _check_end_frame(path, view, offset, payload, count, verify_only is None)
+            return
         section_type = _SECTION_TYPES.get(kind)
         if section_type is None:
             raise FleetLogError(path, offset, f"unknown section type {kind}")
         yield offset, section_type, payload
+        count += 1
         offset = body + length
+    if closing:
+        raise FleetLogError(
+            path,
+            offset,
+            f"slab ends after {count} frames on a frame boundary without its end frame: "
+            "it was truncated",
+            "copy the whole slab again, or record the log again",
+        )
+
+
+def _check_end_frame(
+    path: Path, view: memoryview, offset: int, payload: memoryview, count: int, digest: bool
+) -> None:
+    after = offset + FRAME_HEADER.size + len(payload)
+    if after != len(view):
+        raise FleetLogError(path, after, "a frame follows the slab's end frame")
+    if len(payload) != _END_PAYLOAD.size:
+        raise FleetLogError(
+            path, offset, f"end frame payload is {len(payload)} bytes, expected {_END_PAYLOAD.size}"
+        )
+    said, stored = _END_PAYLOAD.unpack_from(payload, 0)
+    if said != count:
+        raise FleetLogError(path, offset, f"end frame counts {said} frames, the slab holds {count}")
+    if digest and blake3.blake3(view[SLAB_HEADER.size : offset]).digest() != stored:
+        raise FleetLogError(path, offset, "end frame digest differs from the slab's frames")
 
 
 def _unpack(path: Path, offset: int, payload: bytes | memoryview) -> Any:
     try:
-        return msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        return unpack_bounded(payload)
     except Exception as exc:  # msgpack raises several unrelated types on bad input
         raise FleetLogError(path, offset, f"section payload is not valid msgpack ({exc})") from None
 

@@ -18,15 +18,19 @@ import numpy.typing as npt
 from pytest_replay import _fs
 from pytest_replay.fleet.errors import FleetLogError
 from pytest_replay.fleet.logformat import (
+    FLAG_FINAL,
     FRAME_HEADER,
+    LEGACY_VERSION,
     ORIGIN_DTYPE,
+    SLAB_HEADER,
+    SLAB_MAGIC,
     SectionType,
     StepFields,
     StepSection,
     decode_keyframes,
     decode_lifecycle,
     decode_steps,
-    encode_slab_header,
+    encode_empty_slab,
     iter_frames,
     parse_slab_header,
     unpack_step_fields,
@@ -148,9 +152,10 @@ def _read_slab(path: Path) -> bytes | None:
 def _is_rotation_leftover(path: Path, index: int) -> bool:
     """Whether ``path`` is an empty FINAL slab: a writer stopped while rotating wrote it
     before taking the FINAL flag off the slab before it, and it holds nothing."""
-    leftover = encode_slab_header(index, final=True)
+    legacy = SLAB_HEADER.pack(SLAB_MAGIC, LEGACY_VERSION, FLAG_FINAL, index)
+    leftovers = (encode_empty_slab(index, final=True), legacy)
     try:
-        return os.path.getsize(path) == len(leftover) and _read_slab(path) == leftover
+        return os.path.getsize(path) <= len(leftovers[0]) and _read_slab(path) in leftovers
     except (OSError, FleetLogError):
         return False
 
@@ -504,13 +509,17 @@ def _index_batch(bases: list[Path]) -> list[_LogIndex]:
     for base in bases:
         try:
             scans.append(_scan(base))
-        except FleetLogError:
-            # Report what a reader opening the logs one by one would: a deferred column
-            # check of an earlier log first, then the first problem of this one in file
-            # order (the scan met this one but defers the column checks).
-            _raise_first_bad(scans)
-            _index_precisely(base)
-            raise
+            continue
+        except FleetLogError as exc:
+            # Dropping the traceback frees the scan's frames and the slab bytes they hold
+            # before the log is read again: decode memory stays one file plus a constant.
+            error = exc.with_traceback(None)
+        # Report what a reader opening the logs one by one would: a deferred column
+        # check of an earlier log first, then the first problem of this one in file
+        # order (the scan met this one but defers the column checks).
+        _raise_first_bad(scans)
+        _index_precisely(base)
+        raise error
     _raise_first_bad(scans)
     return _assemble(scans)
 

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Final
 import msgpack
 
 from pytest_replay._atomic import atomic_write_bytes
+from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.fleet.app import MockClock, NoopApp
 from pytest_replay.fleet.catalog import ReplayCatalog
 from pytest_replay.fleet.errors import FleetRecordingError
@@ -273,7 +274,7 @@ def decode_fleet_recording(
     if zlib.crc32(body) != crc:
         raise _bad(path, f"CRC32 mismatch in the body at byte {_HEADER.size}")
     try:
-        raw: Any = msgpack.unpackb(body, raw=False, strict_map_key=True)
+        raw: Any = unpack_bounded(body)
     except Exception as exc:  # msgpack raises several unrelated types on bad input
         raise _bad(path, f"body is not valid msgpack ({exc})") from None
     keys = {"version", "topology_name", "topology", "configs", "logs"}

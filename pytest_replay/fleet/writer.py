@@ -18,6 +18,8 @@ from pytest_replay.fleet.logformat import (
     MAX_SECTION_BYTES,
     SLAB_HEADER,
     SectionType,
+    encode_empty_slab,
+    encode_end_frame,
     encode_frame,
     encode_keyframes,
     encode_lifecycle,
@@ -119,6 +121,7 @@ class FleetLogWriter:
         self._section_bytes = section_bytes
         self._slab_index = 0
         self._slab = bytearray(encode_slab_header(0, final=False))
+        self._slab_frames = 0
         self._slabs_written = 0
         self._steps: list[Step] = []
         self._steps_bytes = 0
@@ -429,23 +432,29 @@ class FleetLogWriter:
         if len(self._slab) > SLAB_HEADER.size and len(self._slab) + len(frame) > self._slab_size:
             self._rotate()
         self._slab += frame
+        self._slab_frames += 1
 
     def _rotate(self) -> None:
         # The next slab reaches the disk, empty and FINAL, before this one loses its FINAL
         # flag: a crash between the two writes leaves the synced log plus an empty FINAL
         # slab, which the reader ignores, instead of a slab pointing at a missing one.
-        following = bytearray(encode_slab_header(self._slab_index + 1, final=True))
-        self._store(self._slab_index + 1, following)
+        self._store(self._slab_index + 1, encode_empty_slab(self._slab_index + 1, final=True))
         self._write_slab(final=False)
         self._slab_index += 1
-        self._slab = following
+        self._slab = bytearray(encode_slab_header(self._slab_index, final=True))
+        self._slab_frames = 0
 
     def _write_slab(self, *, final: bool) -> None:
+        # Every slab on disk is closed by its end frame; the buffer never holds it, so
+        # later frames append to the buffer and the next write closes the slab again.
         flags = FLAG_FINAL if final else 0
         self._slab[10:12] = flags.to_bytes(2, "little")
-        self._store(self._slab_index, self._slab)
+        frames = memoryview(self._slab)[SLAB_HEADER.size :]
+        closed = self._slab + encode_end_frame(frames, self._slab_frames)
+        frames.release()
+        self._store(self._slab_index, closed)
 
-    def _store(self, index: int, data: bytearray) -> None:
+    def _store(self, index: int, data: bytes | bytearray) -> None:
         path = slab_path(self._base, index)
         try:
             atomic_write_bytes(path, data)

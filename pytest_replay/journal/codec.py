@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import msgpack
 
+from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.journal.entries import (
     ENTRY_KINDS,
     BatchSize,
@@ -168,7 +169,7 @@ def decode_entry(
 ) -> JournalEntry:
     """Decode :func:`encode_entry` output; errors name ``source`` and ``sequence_nr``."""
     try:
-        row = msgpack.unpackb(data, raw=False)
+        row = unpack_bounded(data)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise JournalDecodeError(
             source, f"payload is not a msgpack entry ({exc})", sequence_nr=sequence_nr
@@ -264,7 +265,7 @@ def decode_journal(
     byte offset; a bad payload raises :class:`JournalDecodeError` with the
     sequence number. Deleted messages are skipped.
     """
-    streams, _end, _torn = parse_journal_image(data, name)
+    streams, _scan = parse_journal_image(data, name)
     if persistence_id is None:
         if len(streams) > 1:
             raise JournalUsageError(

@@ -21,9 +21,11 @@ __all__ = [
     "JournalIoError",
     "JournalPersistError",
     "JournalStoreClosed",
+    "JournalTruncated",
     "JournalUsageError",
     "NoJournalAttached",
     "NonContiguousSequenceNr",
+    "PointInTimeRecoveryWarning",
     "ReplayAckError",
     "ReplayReducerError",
     "ReplaySinkError",
@@ -142,8 +144,16 @@ class FrameTooLarge(JournalError):
         )
 
 
+class JournalTruncated(JournalCorrupted):
+    """A file that promises an end frame ends on a frame boundary without it: cut short."""
+
+
 class TornTailWarning(UserWarning):
     """A crash left a partly written final frame; it was truncated away on open."""
+
+
+class PointInTimeRecoveryWarning(UserWarning):
+    """``point_in_time`` recovery stopped at a damaged frame and dropped it and what follows."""
 
 
 # --------------------------------------------------------------------------- stores

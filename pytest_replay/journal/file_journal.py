@@ -7,10 +7,14 @@ batch, then fsyncs: a batch is on disk entirely or not at all. Frame bodies
     [0, [[persistence_id, sequence_nr, payload, manifest, writer_uuid, deleted, [tags]], ...]]
     [1, persistence_id, to_sequence_nr]          # delete_messages_to marker
 
-On open, the whole file is checked. A final frame cut short by a crash is
-reported (:attr:`FileJournal.torn_tail` and a :class:`TornTailWarning`) and
-truncated away; damage anywhere before the tail raises
-:class:`JournalCorrupted` naming the byte offset.
+On open, the whole file is checked, under one of RocksDB's WAL recovery modes:
+``tolerate_torn_tail`` (default) drops a final frame cut short by a crash,
+reporting it (:attr:`FileJournal.torn_tail`, a :class:`TornTailWarning`);
+``absolute`` raises on that too; ``point_in_time`` stops at the first bad
+frame, saves the bytes from there beside the journal, reports them
+(:attr:`FileJournal.dropped`, a :class:`PointInTimeRecoveryWarning`) and keeps
+what precedes. Any other damage raises :class:`JournalCorrupted` naming the
+byte offset; a complete frame failing its CRC is damage, never a torn tail.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
+import stat
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,17 +32,22 @@ from typing import Any, Final
 import msgpack
 
 from pytest_replay._atomic import atomic_write_bytes
+from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.journal.errors import (
     FrameTooLarge,
     JournalCorrupted,
     JournalIoError,
     JournalUsageError,
+    PointInTimeRecoveryWarning,
     SequenceNrConflict,
     TornTailWarning,
 )
 from pytest_replay.journal.frames import (
     JOURNAL_MAGIC,
     MAX_FRAME_BYTES,
+    RECOVERY_MODES,
+    FrameScan,
+    RecoveryMode,
     encode_file_header,
     encode_frame,
     scan_frames,
@@ -62,6 +72,7 @@ except ImportError:  # pragma: no cover - Windows has no fcntl
     _LOCK_FLAGS = 0
 
 __all__ = [
+    "DroppedFrames",
     "FileJournal",
     "TornTail",
     "encode_journal_image",
@@ -82,6 +93,18 @@ class TornTail:
     path: str
     offset: int
     dropped_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedFrames:
+    """What ``point_in_time`` recovery dropped: the damage it stopped at and where the
+    dropped bytes were saved (``saved_to``, beside the journal) before truncation."""
+
+    path: str
+    offset: int
+    dropped_bytes: int
+    reason: str
+    saved_to: str
 
 
 #: The stored row of a message, as a tuple built in C (msgpack packs tuples as arrays).
@@ -126,7 +149,7 @@ def _decode_row(row: Any, source: str, offset: int, index: int, frame: int) -> P
 
 def _apply_frame(streams: Streams, body: memoryview, source: str, offset: int, frame: int) -> None:
     try:
-        op = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=True)
+        op = unpack_bounded(body)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise _bad(source, offset, f"frame body is not valid msgpack ({exc})", frame) from exc
     if type(op) is not list or not op or type(op[0]) is not int:
@@ -136,15 +159,16 @@ def _apply_frame(streams: Streams, body: memoryview, source: str, offset: int, f
         groups: dict[str, list[PersistentRepr]] = {}
         for item in items:
             groups.setdefault(item.persistence_id, []).append(item)
+        # Every group is checked before any is applied: a refused frame changes nothing.
         for pid, group in groups.items():
-            stream = streams.setdefault(pid, [])
             try:
-                check_continuity(pid, len(stream), group)
+                check_continuity(pid, len(streams.get(pid, ())), group)
             except SequenceNrConflict as exc:
                 raise _bad(
                     source, offset, f"stored batch breaks the sequence ({exc})", frame
                 ) from exc
-            stream.extend(group)
+        for pid, group in groups.items():
+            streams.setdefault(pid, []).extend(group)
         return
     if op[0] == _OP_DELETE and len(op) == 3:
         pid, to_seq = op[1], op[2]
@@ -156,19 +180,27 @@ def _apply_frame(streams: Streams, body: memoryview, source: str, offset: int, f
 
 
 def parse_journal_image(
-    data: bytes | bytearray | memoryview, source: str, *, allow_torn_tail: bool = False
-) -> tuple[Streams, int, int | None]:
+    data: bytes | bytearray | memoryview,
+    source: str,
+    *,
+    recovery: RecoveryMode = "absolute",
+) -> tuple[Streams, FrameScan]:
     """Decode a journal file image into per-persistence-id message lists.
 
-    Returns ``(streams, good_end, torn_offset)``; see :func:`scan_frames`.
+    Returns the streams and the :class:`FrameScan` saying how the file ends. Under
+    ``point_in_time`` a frame that passes its CRC but does not decode (or breaks its
+    streams' sequence) also stops the scan: it and every later frame are dropped.
     """
-    frames, good_end, torn = scan_frames(
-        data, JOURNAL_MAGIC, source, allow_torn_tail=allow_torn_tail
-    )
+    scan = scan_frames(data, JOURNAL_MAGIC, source, recovery=recovery)
     streams: Streams = {}
-    for frame, (offset, body) in enumerate(frames):
-        _apply_frame(streams, body, source, offset, frame)
-    return streams, good_end, torn
+    for frame, (offset, body) in enumerate(scan.frames):
+        try:
+            _apply_frame(streams, body, source, offset, frame)
+        except JournalCorrupted as exc:
+            if recovery != "point_in_time":
+                raise
+            return streams, FrameScan(scan.frames[:frame], offset, None, exc, False)
+    return streams, scan
 
 
 def encode_journal_image(reprs: Iterable[PersistentRepr], batch_size: int = 4096) -> bytes:
@@ -201,20 +233,40 @@ class FileJournal(InMemoryJournal):
     kill still loses nothing written; a power cut may).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        recovery: RecoveryMode = "tolerate_torn_tail",
+    ) -> None:
+        if recovery not in RECOVERY_MODES:
+            raise JournalUsageError(
+                f"unknown recovery mode {recovery!r}", f"pass one of {', '.join(RECOVERY_MODES)}"
+            )
         super().__init__()
         self.path = Path(path)
         self._source = os.fspath(self.path)
         self._sync = fsync
+        self._recovery: RecoveryMode = recovery
         #: The torn final frame removed on open, if a crash left one.
         self.torn_tail: TornTail | None = None
+        #: What ``point_in_time`` recovery dropped on open, if the file was damaged.
+        self.dropped: DroppedFrames | None = None
         if not self.path.exists():
             atomic_write_bytes(self.path, encode_file_header(JOURNAL_MAGIC))
         try:
-            self._fd = os.open(self.path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+            self._fd = os.open(
+                self.path, os.O_RDWR | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+            )
         except OSError as exc:
             raise JournalIoError("open", self.path, exc) from exc
         try:
+            if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+                raise JournalUsageError(
+                    f"'{self._source}' is not a regular file",
+                    "pass the path of a FileJournal file (or of one to create)",
+                )
             self._take_lock()
             self._streams, self._size = self._load()
         except BaseException:
@@ -236,23 +288,53 @@ class FileJournal(InMemoryJournal):
         except OSError as exc:
             raise JournalIoError("read", self.path, exc) from exc
         with bulk_allocation():
-            streams, good_end, torn = parse_journal_image(data, self._source, allow_torn_tail=True)
-        if torn is not None:
-            self.torn_tail = TornTail(self._source, torn, size - good_end)
+            streams, scan = parse_journal_image(data, self._source, recovery=self._recovery)
+        if scan.closed:
+            # An end frame would sit before every later append: a "frame after the end".
+            raise JournalUsageError(
+                f"'{self._source}' is a closed journal image (it ends with an end frame)",
+                "open a journal written by FileJournal, or copy its messages into a new one",
+            )
+        good_end = scan.good_end
+        if scan.stopped_at is not None:
+            saved = self._save_dropped(data, good_end)
+            self.dropped = DroppedFrames(
+                self._source, good_end, size - good_end, scan.stopped_at.detail, saved
+            )
             warnings.warn(
-                TornTailWarning(
-                    f"journal file '{self._source}': dropped a torn final frame of "
-                    f"{size - good_end} bytes at byte offset {torn} (a crash mid-write); "
-                    "every acknowledged batch before it is intact"
+                PointInTimeRecoveryWarning(
+                    f"journal file '{self._source}': point_in_time recovery stopped at byte "
+                    f"offset {good_end} ({scan.stopped_at.detail}); the {size - good_end} bytes "
+                    f"from there were saved to '{saved}' and dropped, every frame before is kept"
                 ),
                 stacklevel=3,
             )
+        elif scan.torn_offset is not None:
+            self.torn_tail = TornTail(self._source, scan.torn_offset, size - good_end)
+            warnings.warn(
+                TornTailWarning(
+                    f"journal file '{self._source}': dropped a torn final frame of "
+                    f"{size - good_end} bytes at byte offset {scan.torn_offset} (a crash "
+                    "mid-write); every acknowledged batch before it is intact"
+                ),
+                stacklevel=3,
+            )
+        if good_end != size:
             try:
                 os.ftruncate(self._fd, good_end)
                 os.fsync(self._fd)
             except OSError as exc:
                 raise JournalIoError("truncate", self.path, exc) from exc
         return streams, good_end
+
+    def _save_dropped(self, data: bytes, offset: int) -> str:
+        # Damage is dropped only once its bytes are safe beside the journal.
+        saved = self.path.with_name(f"{self.path.name}.dropped-{offset}")
+        try:
+            atomic_write_bytes(saved, data[offset:])
+        except OSError as exc:
+            raise JournalIoError("save the dropped frames of", saved, exc) from exc
+        return os.fspath(saved)
 
     def _append(self, frame: bytes) -> None:
         start = self._size

@@ -19,10 +19,13 @@ from typing import Any
 import msgpack
 
 from pytest_replay._atomic import atomic_write_bytes
+from pytest_replay._fs import NotRegularFile, open_regular
+from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.journal.errors import JournalDecodeError, JournalIoError, JournalUsageError
 from pytest_replay.journal.frames import (
     MAX_FRAME_BYTES,
     RECORDS_MAGIC,
+    encode_end_frame,
     encode_file_header,
     encode_frame,
     scan_frames,
@@ -95,7 +98,7 @@ def decode_record(
 ) -> JournalRecord:
     """Decode :func:`encode_record` output; errors name the record index and byte offset."""
     try:
-        wire: Any = msgpack.unpackb(data, raw=False, strict_map_key=True)
+        wire: Any = unpack_bounded(data)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise JournalDecodeError(
             source, f"record is not msgpack ({exc})", record_index=record_index, offset=offset
@@ -116,8 +119,8 @@ def decode_record(
 
 
 def encode_journal_records(records: Iterable[JournalRecord]) -> bytes:
-    """A complete record file image, one frame per record."""
-    parts = [encode_file_header(RECORDS_MAGIC)]
+    """A complete record file image, one frame per record, closed by the end frame."""
+    parts = []
     for record in records:
         body = encode_record(record)
         if len(body) > MAX_FRAME_BYTES:
@@ -127,26 +130,40 @@ def encode_journal_records(records: Iterable[JournalRecord]) -> bytes:
                 "keep large content out of records (reference it by content ref)",
             )
         parts.append(encode_frame(body))
-    return b"".join(parts)
+    frames = b"".join(parts)
+    return (
+        encode_file_header(RECORDS_MAGIC, end_frame=True)
+        + frames
+        + encode_end_frame(frames, len(parts))
+    )
 
 
 def decode_journal_records(
     data: bytes | bytearray | memoryview, source: str = "<records>"
 ) -> list[JournalRecord]:
-    """The records of a record file image, in file order."""
-    frames, _end, _torn = scan_frames(
-        data, RECORDS_MAGIC, source, allow_torn_tail=False, item="record"
-    )
+    """The records of a record file image, in file order.
+
+    Any damage raises: an incomplete last frame, a bad CRC, a file cut at a frame
+    boundary (:class:`JournalTruncated`), a frame after the end frame. A file written
+    before end frames is read with an :class:`UnclosedFormatWarning`.
+    """
+    scan = scan_frames(data, RECORDS_MAGIC, source, item="record", closed_format=True)
     return [
-        decode_record(body, source, index, offset) for index, (offset, body) in enumerate(frames)
+        decode_record(body, source, index, offset)
+        for index, (offset, body) in enumerate(scan.frames)
     ]
 
 
 def load_journal_records(path: str | os.PathLike[str]) -> list[JournalRecord]:
     """Read a record file; damage raises an error naming the record index and byte offset."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             data = fh.read()
+    except NotRegularFile as exc:
+        raise JournalUsageError(
+            f"'{os.fspath(path)}' is {exc.what}, not a journal record file",
+            "pass the path of a file written by write_journal_records",
+        ) from None
     except OSError as exc:
         raise JournalIoError("read", path, exc) from exc
     return decode_journal_records(data, os.fspath(path))

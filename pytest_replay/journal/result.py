@@ -14,6 +14,7 @@ from typing import Any
 
 import msgpack
 
+from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.journal.errors import JournalDecodeError
 from pytest_replay.journal.plain import PlainError, from_dict, to_dict
 from pytest_replay.journal.records import (
@@ -151,7 +152,7 @@ def result_to_msgpack(result: ReplayResult) -> bytes:
 
 def result_from_msgpack(data: bytes, name: str = "<result>") -> ReplayResult:
     try:
-        parsed = msgpack.unpackb(data, raw=False, strict_map_key=True)
+        parsed = unpack_bounded(data)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise JournalDecodeError(
             name, f"not msgpack ({exc})", fix="re-record the replay result"

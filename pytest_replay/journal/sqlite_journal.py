@@ -12,8 +12,10 @@ stored row is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Final
 
 import msgpack
 
+from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.journal.errors import (
     DuplicateSequenceNr,
     JournalCorrupted,
@@ -42,6 +45,18 @@ from pytest_replay.journal.persistent import (
 )
 
 __all__ = ["SCHEMA_VERSION", "SqliteJournal"]
+
+
+def _read_error(source: str, what: str, exc: sqlite3.Error) -> JournalDecodeError | JournalIoError:
+    """A failed read: damage when SQLite says a stored text is not UTF-8, else an I/O error."""
+    if isinstance(exc, sqlite3.OperationalError) and "decode" in str(exc):
+        return JournalDecodeError(
+            source,
+            f"{what} hold a text column that is not UTF-8 ({exc})",
+            fix="restore the database from a backup; it was damaged or written by another tool",
+        )
+    return JournalIoError("read", source, exc)
+
 
 #: Stored in ``PRAGMA user_version``.
 SCHEMA_VERSION: Final = 1
@@ -102,6 +117,13 @@ class SqliteJournal(StoreBase):
         self._lock = threading.Lock()
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(os.stat(self.path).st_mode):
+                # SQLite would fail with "disk I/O error" on a FIFO or device: say why.
+                raise JournalUsageError(
+                    f"'{self._source}' is a folder, FIFO or device, not an SQLite journal",
+                    "pass the path of a database file (or of one to create)",
+                )
         try:
             self._conn = sqlite3.connect(
                 self._source, timeout=timeout, isolation_level=None, check_same_thread=False
@@ -227,7 +249,7 @@ class SqliteJournal(StoreBase):
                     _SELECT_RANGE, (persistence_id, low, high, -1 if limit is None else limit)
                 ).fetchall()
             except sqlite3.Error as exc:
-                raise JournalIoError("replay", self.path, exc) from exc
+                raise _read_error(self._source, f"messages of {persistence_id!r}", exc) from exc
         # The loop below is stored_repr() inlined: one Python call less per row.
         new, cls = object.__new__, PersistentRepr
         set_pid, set_seq, set_payload, set_manifest, set_writer, set_deleted, set_tags = (
@@ -271,12 +293,12 @@ class SqliteJournal(StoreBase):
             try:
                 self._writers = self._load_writers()
             except sqlite3.Error as exc:
-                raise JournalIoError("read", self.path, exc) from exc
+                raise _read_error(self._source, "the writers table", exc) from exc
             return self._writers
 
     def _tags(self, blob: bytes, seq: int) -> tuple[str, ...]:
         try:
-            tags = msgpack.unpackb(blob, raw=False)
+            tags = unpack_bounded(blob)
         except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
             tags = None
         if type(tags) is not list or not all(type(tag) is str for tag in tags):

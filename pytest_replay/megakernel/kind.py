@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from pytest_replay.diff import Divergence, first_divergence
+from pytest_replay.diff import Divergence, first_divergence, ignored_words
 from pytest_replay.kinds import FinishedRecording, RecordingKind, RecordingTarget
 from pytest_replay.megakernel.backend import BackendLike
 from pytest_replay.megakernel.burst import PumpResult
@@ -34,6 +34,12 @@ from pytest_replay.megakernel.kernel import Megakernel
 from pytest_replay.megakernel.model import EpochMode
 from pytest_replay.megakernel.replay import ReplayReport, StreamEntry, replay_capture
 from pytest_replay.megakernel.stream import ObservedStream
+from pytest_replay.ringdigest import (
+    AppendedDigest,
+    append_hashed,
+    check_overwritten,
+    digest_meta,
+)
 from pytest_replay.ringlog import (
     RecordArray,
     RingImage,
@@ -118,6 +124,10 @@ class MegakernelRecorder:
         self._log = RingLog.open(working, capacity)
         self._capture = MegakernelCapture(megakernel, _Sink(self))
         self._appended = 0
+        self._digest = AppendedDigest(
+            self._log.capacity, ignored_words(VOLATILE), self._log.slot_view
+        )
+        self._closed_digests: dict[str, str | None] = {}
         self._snapshot: RecordArray | None = None
         self._expected: RecordArray | None = None
         self._stored_appended = 0
@@ -208,6 +218,15 @@ class MegakernelRecorder:
                     f"{self._stored_appended}"
                 ),
             )
+        if self._expected is not None:
+            check_overwritten(
+                self._digest,
+                self._target.expected_meta,
+                self._offset,
+                self._appended,
+                self._target.fail,
+                VOLATILE,
+            )
 
     def finish(self) -> FinishedRecording:
         """The VRRL image of the captured records (pending slots pumped first)."""
@@ -226,14 +245,22 @@ class MegakernelRecorder:
             "capacity": self._log.capacity,
             "appended": self._appended,
             "volatile": list(VOLATILE),
+            # Verify checks, by digest, what the image no longer holds.
+            **self._digests(len(stable)),
         }
         return FinishedRecording(data, len(stable), meta)
 
     def close(self) -> None:
         """Release the working log (pending slots are not pumped); safe to call twice."""
-        if self._snapshot is None:
-            self._snapshot = self._log.records() if not self._log.closed else None
+        if self._snapshot is None and not self._log.closed:
+            self._snapshot = self._log.records()
+            self._closed_digests = self._digests(len(self._snapshot))
         self._log.close()
+
+    def _digests(self, retained: int) -> dict[str, str | None]:
+        if self._log.closed:
+            return self._closed_digests
+        return digest_meta(self._digest, self._appended, retained)
 
     # -- the capture API
 
@@ -281,7 +308,7 @@ class MegakernelRecorder:
 
     def _append(self, records: RecordArray) -> None:
         __tracebackhide__ = True
-        self._log.append_many(records)
+        append_hashed(self._log, self._digest, self._appended, records)
         if self._expected is not None:
             self._check(records)
         self._appended += len(records)

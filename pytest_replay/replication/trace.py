@@ -10,12 +10,17 @@ Stored form (little-endian)::
 
     offset  size  field
     0       8     magic b"RPLTRACE"
-    8       2     format version (1)
+    8       2     format version (2; 1 was written before end frames and is still read)
     10      2     flags (0)
     12      4     header length H in bytes
     16      4     event count N
     20      H     msgpack map: {"schedule": <schedule_to_plain>}
     20+H    ...   N msgpack arrays, one per event, back to back
+    E       44    end frame (version 2): b"RPLTEND1", u32 N, then the BLAKE3 digest
+                  (32 bytes) of every byte before the end frame
+
+The end frame makes a trace cut at an event boundary (header count and all) detectable,
+and nothing may follow it. A version-1 trace is read with an ``UnclosedFormatWarning``.
 
 The schedule travels with the trace, so a stored trace can be re-simulated
 and compared (:func:`pytest_replay.replication.sim.verify_trace`).
@@ -24,12 +29,16 @@ and compared (:func:`pytest_replay.replication.sim.verify_trace`).
 from __future__ import annotations
 
 import struct
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import blake3
 import msgpack
 
+from pytest_replay._msgpack import unpack_bounded
+from pytest_replay.errors import UnclosedFormatWarning
 from pytest_replay.replication.errors import ScheduleError, TraceFormatError
 from pytest_replay.replication.schedule import (
     NetworkSchedule,
@@ -53,8 +62,11 @@ __all__ = [
 ]
 
 TRACE_MAGIC: Final = b"RPLTRACE"
-TRACE_FORMAT_VERSION: Final = 1
+TRACE_FORMAT_VERSION: Final = 2
+_LEGACY_VERSION: Final = 1
 _HEADER = struct.Struct("<8sHHII")
+_END = struct.Struct("<8sI32s")
+_END_MAGIC: Final = b"RPLTEND1"
 #: The smallest msgpack encoding of an event: fixarray, 4 one-byte scalars, empty fixmap.
 _MIN_EVENT_BYTES: Final = 6
 #: ``node`` / ``peer`` of an event that involves no node (e.g. a partition starting).
@@ -139,7 +151,11 @@ def encode_trace(schedule: NetworkSchedule, events: Iterable[RawEvent]) -> bytes
     for event in events:
         body += packer.pack(event)
         count += 1
-    return _HEADER.pack(TRACE_MAGIC, TRACE_FORMAT_VERSION, 0, len(header), count) + header + body
+    head = _HEADER.pack(TRACE_MAGIC, TRACE_FORMAT_VERSION, 0, len(header), count)
+    digest = blake3.blake3(head)
+    digest.update(header)
+    digest.update(body)
+    return head + header + body + _END.pack(_END_MAGIC, count, digest.digest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +186,22 @@ def decode_trace(data: bytes, source: str = "trace") -> DecodedTrace:
     magic, version, _flags, header_len, count = _HEADER.unpack_from(data, 0)
     if magic != TRACE_MAGIC:
         raise _fail(source, 0, f"bad magic {magic!r} (expected {TRACE_MAGIC!r})", _REFIX)
-    if version != TRACE_FORMAT_VERSION:
+    if version not in (TRACE_FORMAT_VERSION, _LEGACY_VERSION):
         raise _fail(
             source,
             8,
-            f"unknown trace format version {version} (this build reads {TRACE_FORMAT_VERSION})",
+            f"unknown trace format version {version} (this build reads {_LEGACY_VERSION} "
+            f"and {TRACE_FORMAT_VERSION})",
             "re-record with this version of pytest_replay.",
+        )
+    closed = version == TRACE_FORMAT_VERSION
+    if not closed:
+        warnings.warn(
+            UnclosedFormatWarning(
+                f"trace '{source}' was written before end frames (format version 1): a copy "
+                "cut at an event boundary cannot always be detected. Fix: re-record it"
+            ),
+            stacklevel=2,
         )
     body_start = _HEADER.size + header_len
     if body_start > size:
@@ -185,12 +211,13 @@ def decode_trace(data: bytes, source: str = "trace") -> DecodedTrace:
     if count > (size - body_start) // _MIN_EVENT_BYTES:
         raise _fail(
             source,
-            16,
-            f"event count {count} cannot fit in the {size - body_start} bytes that follow",
+            size,
+            f"truncated: the event count {count} (byte 16) cannot fit in the "
+            f"{size - body_start} bytes after the header",
             _REFIX,
         )
     try:
-        header = msgpack.unpackb(data[_HEADER.size : body_start], raw=False)
+        header = unpack_bounded(data[_HEADER.size : body_start])
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise _fail(source, _HEADER.size, f"header is not msgpack ({exc})", _REFIX) from exc
     if not isinstance(header, dict) or not isinstance(header.get("schedule"), dict):
@@ -203,11 +230,17 @@ def decode_trace(data: bytes, source: str = "trace") -> DecodedTrace:
     unpacker.feed(data[body_start:])
     events: list[RawEvent] = []
     offset = body_start
-    while True:
+    while len(events) < count:
         try:
             event = unpacker.unpack()
         except msgpack.OutOfData:
-            break
+            raise _fail(
+                source,
+                offset,
+                f"truncated: {len(events)} events of the {count} announced"
+                + (", the last one cut short" if offset != size else ""),
+                _REFIX,
+            ) from None
         except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
             raise _fail(
                 source, offset, f"event #{len(events)} is not msgpack ({exc})", _REFIX
@@ -220,21 +253,36 @@ def decode_trace(data: bytes, source: str = "trace") -> DecodedTrace:
                 _REFIX,
             )
         events.append(event)
-        if len(events) > count:
-            raise _fail(source, offset, f"more events than the {count} announced", _REFIX)
         offset = body_start + unpacker.tell()
+    if closed:
+        _check_end(data, offset, count, source)
+        offset += _END.size
     if offset != size:
         raise _fail(
             source,
             offset,
-            f"the {size - offset} bytes after event #{len(events) - 1} are not a complete event",
+            f"{size - offset} bytes follow the "
+            + ("end frame" if closed else f"{count} announced events"),
             _REFIX,
         )
-    if len(events) != count:
-        raise _fail(
-            source, offset, f"truncated: {len(events)} events of the {count} announced", _REFIX
-        )
     return DecodedTrace(schedule, events)
+
+
+def _check_end(data: bytes, offset: int, count: int, source: str) -> None:
+    if offset == len(data):
+        raise _fail(
+            source,
+            offset,
+            "truncated: the trace ends after its last event without its end frame",
+            _REFIX,
+        )
+    if len(data) - offset < _END.size or data[offset : offset + 8] != _END_MAGIC:
+        raise _fail(source, offset, "no end frame after the last announced event", _REFIX)
+    _magic, said, digest = _END.unpack_from(data, offset)
+    if said != count:
+        raise _fail(source, offset, f"end frame counts {said} events, the header {count}", _REFIX)
+    if blake3.blake3(memoryview(data)[:offset]).digest() != digest:
+        raise _fail(source, offset, "end frame digest differs from the trace before it", _REFIX)
 
 
 def _valid_event(event: Any) -> bool:
