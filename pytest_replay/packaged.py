@@ -1,5 +1,5 @@
 """The recording kinds that ship with pytest_replay beyond ``ring`` and ``data``, and the
-probe behind the ``gpu`` marker.
+probe behind the ``replay_gpu`` marker.
 
 The plugin and the CLI both build a kind registry from :data:`PACKAGED_KINDS`; each module
 is imported the first time one of its kinds is used, so that neither pays for kinds a run
@@ -26,7 +26,7 @@ PACKAGED_KINDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
 
 def gpu_available() -> tuple[bool, str]:
     """Whether the megakernel's CuPy backend can run here, and if not, why (the skip reason
-    of tests marked ``gpu``). Imports the megakernel only when called."""
+    of tests marked ``replay_gpu``). Imports the megakernel only when called."""
     from pytest_replay.megakernel.selection import gpu_available as probe
 
     return probe()
