@@ -41,6 +41,7 @@ __all__ = [
     "inspect_fleet_log",
     "inspect_kind_file",
     "run_inspect",
+    "store_rows",
 ]
 
 Fetch = Callable[[int, int], list[dict[str, Any]]]
