@@ -438,8 +438,20 @@ class ReplayStore:
                 "restore it from version control."
             ) from None
         manifest = Manifest.decode(data, path)
-        expected = _folder_parts(manifest.nodeid, folder.parent.parent.name == STORE_DIR_NAME)
+        beside = folder.parent.parent.name == STORE_DIR_NAME
+        expected = _folder_parts(manifest.nodeid, beside)
         if list(folder.parts[-len(expected) :]) != expected:
+            other = _folder_parts(manifest.nodeid, not beside)
+            if not beside and list(folder.parts[-len(other) :]) == other:
+                # The layout is read from the store folder's name: a renamed copy of a
+                # default store (`cp -r __replay__ backup`) is laid out as one.
+                root = folder.parents[len(other) - 1]
+                raise StoreCorrupted(
+                    f"manifest '{path}': its folder is laid out as a '{STORE_DIR_NAME}' store "
+                    f"(beside the test modules), but the store folder is named '{root.name}', "
+                    f"not '{STORE_DIR_NAME}'. Fix: keep a copy's folder name '{STORE_DIR_NAME}' "
+                    f"(e.g. old/{STORE_DIR_NAME}), or record into a central replay_dir."
+                )
             raise StoreCorrupted(
                 f"manifest '{path}' cannot be read: field 'nodeid' is {manifest.nodeid!r}, a "
                 f"test whose recordings belong in '{Path(*expected)}', not in this folder "
