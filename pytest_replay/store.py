@@ -419,6 +419,11 @@ class ReplayStore:
         except _fs.NotRegularFile as exc:
             raise _unsafe(exc) from None
 
+    def live_folder(self, folder: Path) -> Path:
+        """Where the recording of the test folder ``folder`` is read from: the folder, or
+        the ``.old`` copy an interrupted commit left (``folder`` itself when neither exists)."""
+        return self._live(folder) or folder
+
     def load_manifest(self, folder: Path) -> Manifest | None:
         """The manifest of the test folder ``folder``, checked (None when there is none)."""
         __tracebackhide__ = True
@@ -472,7 +477,7 @@ class ReplayStore:
         """The bytes of a stored recording, after checking their size (before reading), their
         digest and, given the kind's ``count``, their record count against the manifest."""
         __tracebackhide__ = True
-        path = (self._live(folder) or folder) / entry.file
+        path = self.live_folder(folder) / entry.file
         try:
             data = _fs.read_regular(path, entry.size)
         except _fs.NotRegularFile as exc:
