@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from pytest_replay._fs import fsync_dir
 
-__all__ = ["atomic_write_bytes", "atomic_writer"]
+__all__ = ["atomic_write_bytes"]
 
 
 def _read_umask() -> int:

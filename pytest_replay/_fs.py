@@ -13,7 +13,6 @@ from typing import BinaryIO
 
 __all__ = [
     "NotRegularFile",
-    "describe_mode",
     "entry_kind",
     "fsync_dir",
     "make_dirs",

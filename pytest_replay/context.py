@@ -45,17 +45,17 @@ if TYPE_CHECKING:
 __all__ = [
     "OpenRecording",
     "ReplayContext",
-    "derive_seed",
     "hypothesis_settings_for_replay",
     "nondeterminism",
+    "per_test_seed",
 ]
 
 
-def derive_seed(base: int, nodeid: str) -> int:
+def per_test_seed(base: int, nodeid: str) -> int:
     """A 63-bit seed from ``base`` and a test id: stable across runs, platforms and
     xdist workers (BLAKE3, never Python's salted ``hash()``).
 
-    >>> derive_seed(0, "tests/test_a.py::test_x") == derive_seed(0, "tests/test_a.py::test_x")
+    >>> per_test_seed(0, "tests/test_a.py::test_x") == per_test_seed(0, "tests/test_a.py::test_x")
     True
     """
     digest = blake3.blake3(f"{base}\x00{nodeid}".encode("utf-8", "surrogatepass")).digest()
@@ -129,7 +129,7 @@ class ReplayContext:
     def seed(self) -> int:
         """This test's seed: ``--replay-seed`` and the test's id in its store through BLAKE3
         (the node id, relative to the store's project folder)."""
-        return derive_seed(self._session.base_seed, self.test_id)
+        return per_test_seed(self._session.base_seed, self.test_id)
 
     @property
     def store(self) -> ReplayStore:

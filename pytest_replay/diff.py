@@ -30,6 +30,7 @@ __all__ = [
     "FieldDifference",
     "first_divergence",
     "first_value_difference",
+    "ignored_words",
     "record_fields",
     "ring_summary",
     "sequence_summary",
@@ -103,7 +104,8 @@ def _as_array(records: Records | Iterable[RecordedSlot | ReplayRecord]) -> Recor
     return records_to_array(records)
 
 
-def _ignored_words(ignore: Iterable[str]) -> list[int]:
+def ignored_words(ignore: Iterable[str]) -> list[int]:
+    """The 32-bit word columns of a VRRL record that the record fields ``ignore`` cover."""
     columns: list[int] = []
     for name in ignore:
         if name not in RECORD_FIELDS:
@@ -134,7 +136,7 @@ def _compared_words(
 ) -> tuple[list[int], RecordArray, RecordArray, np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """The masked word columns, both record arrays, and their common prefix as u32 words."""
     # The magic word marks a record live; it is not data (an array built by hand may hold 0).
-    masked = [_WORD_FIELDS.index("magic"), *_ignored_words(ignore)]
+    masked = [_WORD_FIELDS.index("magic"), *ignored_words(ignore)]
     left, right = _as_array(expected), _as_array(actual)
     common = min(len(left), len(right))
 

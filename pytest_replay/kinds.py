@@ -26,9 +26,9 @@ from pytest_replay.diff import (
     DiffSummary,
     Divergence,
     FieldDifference,
-    _ignored_words,
     first_divergence,
     first_value_difference,
+    ignored_words,
     record_fields,
     ring_summary,
     sequence_summary,
@@ -42,9 +42,9 @@ from pytest_replay.ringdigest import (
     overwritten_note,
 )
 from pytest_replay.ringlog import (
-    _RECORD,
     RECORD_BYTES,
     RECORD_MAGIC,
+    RECORD_STRUCT,
     RING_RECORD_DTYPE,
     RecordArray,
     RecordedSlot,
@@ -416,7 +416,7 @@ DATA_KIND = RecordingKind(
 
 
 def _field_byte_ranges(volatile: Sequence[str]) -> list[tuple[int, int]]:
-    return [(4 * word, 4 * word + 4) for word in _ignored_words(volatile)]
+    return [(4 * word, 4 * word + 4) for word in ignored_words(volatile)]
 
 
 def _render_record(index: int, record: np.void) -> str:
@@ -443,7 +443,7 @@ class RingRecorder:
         self._target = target
         self._volatile = tuple(volatile)
         self._masks = _field_byte_ranges(self._volatile)
-        self._masked_words = _ignored_words(self._volatile)
+        self._masked_words = ignored_words(self._volatile)
         working = target.scratch / f"{target.stored_path.name}"
         working.unlink(missing_ok=True)
         self._log = RingLog.open(working, capacity)
@@ -528,7 +528,7 @@ class RingRecorder:
                 )
             )
             packed = bytearray(
-                _RECORD.pack(
+                RECORD_STRUCT.pack(
                     RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
                     slot.opcode, a0, a1, a2, a3, slot.epoch, *tail,
                 )

@@ -18,6 +18,8 @@ import pytest
 
 from pytest_replay import hookspecs
 from pytest_replay._lock import DEFAULT_TIMEOUT
+from pytest_replay.markers import GPU_MARKER, MARKER
+from pytest_replay.packaged import PACKAGED_KINDS, gpu_available
 from pytest_replay.policy import MODE_INI, run_policy
 from pytest_replay.session import SESSION_PLUGIN_NAME, ReplaySession
 
@@ -26,9 +28,7 @@ if TYPE_CHECKING:
 
 # Only light modules are imported above: numpy, msgpack and the recorders are imported the
 # first time a test uses replay, so that the plugin costs nothing to suites that do not.
-MARKER = "replay_determinism"
-GPU_MARKER = "replay_gpu"
-# The plugin acts on these markers and on no other: every one is registered here.
+# The plugin acts on these markers (markers.py) and on no other: every one is registered here.
 MARKERS = (
     f"{MARKER}(runs=2, subprocess=False): run the test `runs` times with fresh recorders, the "
     "later runs under a shifted wall clock, other temp paths and thread switch interval, and "
@@ -41,13 +41,6 @@ MARKERS = (
 # alias (pytest_replay.alias), which this plugin then obeys by staying inert.
 ALIAS_PLUGIN_NAME = "detreplay"
 _ACTIVE = pytest.StashKey[bool]()
-# Kinds that ship with pytest_replay beyond ring/data: their modules are imported on first use.
-PACKAGED_KINDS = {
-    "pytest_replay.fleet.kind": ("fleet",),
-    "pytest_replay.journal.kind": ("journal", "reduce"),
-    "pytest_replay.megakernel.kind": ("megakernel",),
-    "pytest_replay.replication.kind": ("replication",),
-}
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -210,8 +203,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: Sequence[pytest.
         runtest.register(config)
     if not needs_gpu:
         return
-    from pytest_replay.megakernel.backend import gpu_available
-
     ok, reason = gpu_available()
     if not ok:
         for item in needs_gpu:

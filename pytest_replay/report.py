@@ -22,7 +22,6 @@ __all__ = [
     "ReplayDivergence",
     "ReplayUsageError",
     "render_summary",
-    "rerecord_command",
     "summary_json",
     "write_diff_report",
 ]

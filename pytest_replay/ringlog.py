@@ -57,6 +57,7 @@ __all__ = [
     "MAX_REPLAY_RECORDS",
     "RECORD_BYTES",
     "RECORD_MAGIC",
+    "RECORD_STRUCT",
     "RING_RECORD_DTYPE",
     "BackendError",
     "CapacityOverflow",
@@ -73,7 +74,9 @@ __all__ = [
     "RingLog",
     "TruncatedLog",
     "ZeroCapacity",
+    "check_capacity",
     "classify_backend_error",
+    "create_log",
     "encode_ring_image",
     "output_digest",
     "read_ring_image",
@@ -91,10 +94,11 @@ MAX_REPLAY_RECORDS: Final = 1_048_576
 _HEADER = struct.Struct("<8sIIQQ")
 _CURSOR = struct.Struct("<Q")
 _CURSOR_OFFSET: Final = 24
-_RECORD = struct.Struct("<IQIIIIIIIIIIIQ")
+# One record, packed field by field: the ring and megakernel recorders pack with it too.
+RECORD_STRUCT: Final = struct.Struct("<IQIIIIIIIIIIIQ")
 # The on-disk cursor is little-endian; a native store is only right on such a host.
 _LITTLE_ENDIAN: Final = sys.byteorder == "little"
-assert _HEADER.size == HEADER_BYTES and _RECORD.size == RECORD_BYTES
+assert _HEADER.size == HEADER_BYTES and RECORD_STRUCT.size == RECORD_BYTES
 
 #: numpy dtype of one on-disk record; ``args`` is a (4,) u32 sub-array.
 RING_RECORD_DTYPE: Final = np.dtype(
@@ -414,9 +418,11 @@ class ReplayRecord:
 # --------------------------------------------------------------------------- array codec
 
 
-def _check_capacity(
+def check_capacity(
     capacity: int, path: str | os.PathLike[str] | None = None, *, requested: bool = False
 ) -> None:
+    """Raise :class:`ZeroCapacity` or :class:`CapacityOverflow` unless ``capacity`` records
+    fit a log (``requested``: the caller asked for that capacity, it was not read)."""
     if capacity <= 0:
         raise ZeroCapacity(path, requested=requested, capacity=capacity)
     if capacity > MAX_REPLAY_RECORDS:
@@ -555,7 +561,7 @@ def _parse_header(buf: Any, size: int, path: str) -> tuple[int, int]:
     if version != LOG_VERSION:
         raise HeaderMismatch(path, f"unsupported version {version} (expected {LOG_VERSION})")
     # Bounds are checked before the capacity is used as a divisor or a size.
-    _check_capacity(capacity, path)
+    check_capacity(capacity, path)
     needed = HEADER_BYTES + RECORD_BYTES * capacity
     if size < needed:
         raise TruncatedLog(path, needed, size)
@@ -607,7 +613,7 @@ def read_ring_image(data: bytes | bytearray | memoryview, name: str = "<memory>"
 
 def encode_ring_image(capacity: int, items: SlotsLike) -> bytes:
     """The exact bytes a fresh log of ``capacity`` holds after appending ``items`` in order."""
-    _check_capacity(capacity)
+    check_capacity(capacity)
     buf = bytearray(HEADER_BYTES + RECORD_BYTES * capacity)
     array = records_to_array(items)
     body = np.frombuffer(buf, RING_RECORD_DTYPE, count=capacity, offset=HEADER_BYTES)
@@ -689,14 +695,14 @@ class RingLog:
         capacity. ``read_only`` maps the file without write access.
         """
         if capacity is not None:
-            _check_capacity(capacity, path, requested=True)
+            check_capacity(capacity, path, requested=True)
         path = Path(path)
         if not path.exists():
             if read_only or capacity is None:
                 raise ReplayLogIoError(
                     "open", path, FileNotFoundError(2, "no such replay log")
                 ) from None
-            _create(path, capacity)
+            create_log(path, capacity)
         try:
             # Never a FIFO or device: reading one would block or never end.
             file = open_regular(path, writable=not read_only)
@@ -755,7 +761,7 @@ class RingLog:
         # than pack_into on a map, too) means a refused record never touches the log.
         try:
             a0, a1, a2, a3 = slot.args
-            mm[pos : pos + RECORD_BYTES] = _RECORD.pack(
+            mm[pos : pos + RECORD_BYTES] = RECORD_STRUCT.pack(
                 RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
                 slot.opcode, a0, a1, a2, a3, slot.epoch, 0, 0, 0, 0,
             )  # fmt: skip
@@ -781,7 +787,7 @@ class RingLog:
         pos = self._pos
         try:
             a0, a1, a2, a3 = slot.args
-            mm[pos : pos + RECORD_BYTES] = _RECORD.pack(
+            mm[pos : pos + RECORD_BYTES] = RECORD_STRUCT.pack(
                 RECORD_MAGIC, slot.timestamp_ns, slot.slot_idx, slot.tenant_id,
                 slot.opcode, a0, a1, a2, a3, slot.epoch, failure.slot_status,
                 int(failure.failure_class), failure.backend_error_code, failure.output_digest,
@@ -930,8 +936,9 @@ class RingLog:
         return f"RingLog({str(self._path)!r}, capacity={self._capacity}, {state})"
 
 
-def _create(path: Path, capacity: int) -> None:
-    """Create a zeroed log atomically: temp file in the same folder, fsync, replace."""
+def create_log(path: Path, capacity: int) -> None:
+    """Create a zeroed log of ``capacity`` records atomically: temp file in the same folder,
+    fsync, replace."""
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from pytest_replay.plugin import MARKER
+from pytest_replay.markers import MARKER
 from pytest_replay.report import ReplayUsageError
 from pytest_replay.session import CONTEXT_KEY, SESSION_PLUGIN_NAME, ReplaySession
 from pytest_replay.store import Manifest, ManifestEntry, StoreError, digest_bytes, part_name

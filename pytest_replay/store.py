@@ -54,7 +54,6 @@ __all__ = [
     "StoreLocked",
     "StoreUnsafe",
     "check_extension",
-    "check_part_file",
     "digest_bytes",
     "leftover_of",
     "part_name",

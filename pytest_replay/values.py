@@ -67,7 +67,6 @@ __all__ = [
     "json_value",
     "register_value_type",
     "render_value",
-    "type_name",
 ]
 
 EXT_BIGINT: Final = 1

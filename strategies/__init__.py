@@ -18,7 +18,7 @@ Use them to stress your own replay engine, reducer, or log reader::
 
 from __future__ import annotations
 
-from pytest_replay.strategies.corrupt import (
+from .corrupt import (
     CORRUPTION_KINDS,
     Corrupted,
     Corruption,
@@ -28,8 +28,8 @@ from pytest_replay.strategies.corrupt import (
     corrupt_ring,
     corrupted_logs,
 )
-from pytest_replay.strategies.errors import StrategyArgumentError
-from pytest_replay.strategies.fleet import (
+from .errors import StrategyArgumentError
+from .fleet import (
     FAULTS,
     PROVENANCE_GRAPH_NODE_LIMIT,
     FaultyFleet,
@@ -46,7 +46,7 @@ from pytest_replay.strategies.fleet import (
     provenance_graphs,
     steps,
 )
-from pytest_replay.strategies.journal import (
+from .journal import (
     REORDERINGS,
     ExpectedOutcome,
     JournalCase,
@@ -58,8 +58,8 @@ from pytest_replay.strategies.journal import (
     reordered_journals,
     summarize,
 )
-from pytest_replay.strategies.replication import link_specs, network_schedules
-from pytest_replay.strategies.ring import (
+from .replication import link_specs, network_schedules
+from .ring import (
     RingLogCase,
     failure_evidence,
     recorded_slots,

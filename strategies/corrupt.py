@@ -82,10 +82,11 @@ from pytest_replay.ringlog import (
     read_ring_image,
     records_to_array,
 )
-from pytest_replay.strategies.errors import StrategyArgumentError
-from pytest_replay.strategies.fleet import FleetLogCase, fleet_log_cases, slab_name
-from pytest_replay.strategies.journal import journal_entries, journal_records
-from pytest_replay.strategies.ring import replay_records, ring_logs
+
+from .errors import StrategyArgumentError
+from .fleet import FleetLogCase, fleet_log_cases, slab_name
+from .journal import journal_entries, journal_records
+from .ring import replay_records, ring_logs
 
 __all__ = [
     "CORRUPTION_KINDS",

@@ -52,7 +52,8 @@ from pytest_replay.fleet.records import (
 )
 from pytest_replay.fleet.topology import format_topology
 from pytest_replay.fleet.writer import FleetLogWriter
-from pytest_replay.strategies.errors import StrategyArgumentError
+
+from .errors import StrategyArgumentError
 
 __all__ = [
     "FAULTS",
@@ -302,7 +303,7 @@ def _provenance_graphs(
                 session = (session + 1) % len(keys)
             room[session] -= 1
         add(session, gap, _parent_choices(node >> 16, max_origins))
-    if not fixed:
+    if not isinstance(steps_per_session, int):
         # Counts are drawn after the nodes, so fewer sessions leave every node where it
         # was in Hypothesis' choice sequence; padding steps have no provenance.
         for session in range(len(keys)):
@@ -684,9 +685,9 @@ def _slabs(frames: Sequence[bytes], slab_size: int) -> tuple[bytes, ...]:
         size += len(frame)
     out = []
     for index, group in enumerate(groups):
-        frames = b"".join(group)
+        body = b"".join(group)
         header = encode_slab_header(index, final=index == len(groups) - 1)
-        out.append(header + frames + encode_end_frame(frames, len(group)))
+        out.append(header + body + encode_end_frame(body, len(group)))
     return tuple(out)
 
 

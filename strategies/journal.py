@@ -51,7 +51,8 @@ from pytest_replay.journal.result import (
     ReplayResult,
     ReplayStatus,
 )
-from pytest_replay.strategies.errors import StrategyArgumentError
+
+from .errors import StrategyArgumentError
 
 __all__ = [
     "REORDERINGS",

@@ -20,7 +20,8 @@ from pytest_replay.replication.schedule import (
     Partition,
     WriteStream,
 )
-from pytest_replay.strategies.errors import StrategyArgumentError
+
+from .errors import StrategyArgumentError
 
 __all__ = ["OUTSIDER_BASE", "link_specs", "network_schedules"]
 

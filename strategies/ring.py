@@ -15,7 +15,8 @@ from pytest_replay.ringlog import (
     ReplayRecord,
     encode_ring_image,
 )
-from pytest_replay.strategies.errors import StrategyArgumentError
+
+from .errors import StrategyArgumentError
 
 __all__ = ["RingLogCase", "failure_evidence", "recorded_slots", "replay_records", "ring_logs"]
 

@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_replay.fleet import FleetCursor, ReplayEngine, ReplayPlan
-from pytest_replay.fleet.testing import AppCall, CallLogApp, FleetSpec, app_types, order_of
+from pytest_replay.fleet.testing import AppCall, CallLogApp, FakeFleet, app_types, order_of
 
 
 @st.composite
 def fleets(
     draw: st.DrawFn, *, max_sessions: int = 5, max_nodes: int = 24, full: bool = False
-) -> FleetSpec:
+) -> FakeFleet:
     """A random causal fleet: sessions with distinct (instance, code), each with at least
     one step, steps interleaved in a random valid order, and origins drawn from steps
     that come earlier in that order. ``full``: every instance runs every subsystem (what a
@@ -49,10 +49,10 @@ def fleets(
         nodes.append((session, step, origins))
         keys.append((instance, code, step))
     keyframes = draw(st.frozensets(st.sampled_from([(s, step) for s, step, _ in nodes])))
-    return FleetSpec(sessions, tuple(nodes), keyframes)
+    return FakeFleet(sessions, tuple(nodes), keyframes)
 
 
-def reference_order(spec: FleetSpec) -> list[tuple[int, int, int]]:
+def reference_order(spec: FakeFleet) -> list[tuple[int, int, int]]:
     graph: nx.DiGraph[tuple[int, int, int]] = nx.DiGraph()
     last: dict[int, tuple[int, int, int]] = {}
     for session, step, origins in spec.nodes:
@@ -68,7 +68,7 @@ def reference_order(spec: FleetSpec) -> list[tuple[int, int, int]]:
 
 
 @given(spec=fleets())
-def test_order_equals_networkx_lexicographical_topological_sort(spec: FleetSpec) -> None:
+def test_order_equals_networkx_lexicographical_topological_sort(spec: FakeFleet) -> None:
     engine = ReplayEngine(spec.fake_sessions())
     order = [(c.instance_id, c.subsystem_code, c.step_id) for c in order_of(engine)]
     assert order == reference_order(spec)
@@ -77,7 +77,7 @@ def test_order_equals_networkx_lexicographical_topological_sort(spec: FleetSpec)
     assert engine.executed_nodes == len(spec.nodes)
 
 
-def _replay(spec: FleetSpec, folder: str) -> tuple[ReplayPlan, list[AppCall]]:
+def _replay(spec: FakeFleet, folder: str) -> tuple[ReplayPlan, list[AppCall]]:
     topology = spec.write(folder)
     calls: list[AppCall] = []
     builder = ReplayPlan.builder(topology).discover_logs_under(f"{folder}/logs")
@@ -106,7 +106,7 @@ def _since_last_reset(calls: list[AppCall]) -> list[AppCall]:
     final=st.integers(0, 10_000),
 )
 def test_goto_equals_a_fresh_replay_stepped_to_the_target(
-    spec: FleetSpec, moves: list[tuple[bool, int]], final: int
+    spec: FakeFleet, moves: list[tuple[bool, int]], final: int
 ) -> None:
     """Steps and gotos in any order, then a goto: the fleet (executed count, frontier and
     the calls of the live apps) is where a fresh replay stepped to that target is."""

@@ -24,16 +24,16 @@ from pytest_replay.errors import ReplayError
 from pytest_replay.fleet import (
     FleetCursor,
     FleetLogReader,
+    FleetSession,
     Keyframe,
     ReplayEngine,
     ReplayPlan,
-    ReplaySession,
     Subsystem,
 )
 from pytest_replay.fleet.app import NoopApp
 from pytest_replay.fleet.reader import _index_precisely, index_logs
 from pytest_replay.fleet.stepblind import StepBlindSession, ignores_steps
-from pytest_replay.fleet.testing import FakeSession, FleetSpec
+from pytest_replay.fleet.testing import FakeFleet, FakeSession
 
 # --------------------------------------------------------------------------- engine
 
@@ -51,7 +51,7 @@ class LoggedSession(FakeSession):
         self.log.append((self.number, index))
 
 
-def logged_sessions(spec: FleetSpec, blind: list[bool]) -> tuple[list[LoggedSession], list[Any]]:
+def logged_sessions(spec: FakeFleet, blind: list[bool]) -> tuple[list[LoggedSession], list[Any]]:
     log: list[tuple[int, int]] = []
     sessions = [
         LoggedSession(
@@ -68,7 +68,7 @@ def logged_sessions(spec: FleetSpec, blind: list[bool]) -> tuple[list[LoggedSess
     return sessions, log
 
 
-def expected_moves(spec: FleetSpec) -> list[tuple[int, int]]:
+def expected_moves(spec: FakeFleet) -> list[tuple[int, int]]:
     """(session, log-order index) of every step, in the reference order."""
     where: dict[tuple[int, int, int], tuple[int, int]] = {}
     for session, (instance, code) in enumerate(spec.sessions):
@@ -78,7 +78,7 @@ def expected_moves(spec: FleetSpec) -> list[tuple[int, int]]:
 
 
 @given(spec=fleets(), blind=st.lists(st.booleans(), min_size=1, max_size=4))
-def test_run_all_moves_sessions_in_the_reference_order(spec: FleetSpec, blind: list[bool]) -> None:
+def test_run_all_moves_sessions_in_the_reference_order(spec: FakeFleet, blind: list[bool]) -> None:
     """Every session that watches steps is moved to each of them in the reference
     order; a blind one to a subsequence of its own moves that ends where it must."""
     sessions, log = logged_sessions(spec, blind)
@@ -101,7 +101,7 @@ def test_run_all_moves_sessions_in_the_reference_order(spec: FleetSpec, blind: l
 
 
 @given(spec=fleets(), stop=st.integers(0, 10_000))
-def test_stepping_after_a_partial_run_keeps_the_order(spec: FleetSpec, stop: int) -> None:
+def test_stepping_after_a_partial_run_keeps_the_order(spec: FakeFleet, stop: int) -> None:
     """Some steps one at a time (in-order prefix), then the rest: the reference order."""
     engine = ReplayEngine(spec.fake_sessions())
     order = []
@@ -141,7 +141,7 @@ class WatchfulApp(QuietApp):
         super().replay_step(clock, step, keyframe)
 
 
-def _plan(spec: FleetSpec, folder: str, base: type[QuietApp]) -> tuple[ReplayPlan, list[Any]]:
+def _plan(spec: FakeFleet, folder: str, base: type[QuietApp]) -> tuple[ReplayPlan, list[Any]]:
     topology = spec.write(folder)
     calls: list[tuple[object, ...]] = []
     builder = ReplayPlan.builder(topology).discover_logs_under(f"{folder}/logs")
@@ -162,7 +162,7 @@ def test_only_apps_that_keep_the_noop_replay_step_ignore_steps() -> None:
     moves=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 10_000)), max_size=5),
 )
 def test_step_blind_replay_equals_step_by_step_replay(
-    spec: FleetSpec, moves: list[tuple[int, int]]
+    spec: FakeFleet, moves: list[tuple[int, int]]
 ) -> None:
     """The same moves (steps, gotos, runs to the end) through apps that ignore steps
     and through apps that are handed every step: the same app calls, clocks, frontier."""
@@ -174,7 +174,7 @@ def test_step_blind_replay_equals_step_by_step_replay(
 
     outcomes = []
     with tempfile.TemporaryDirectory() as folder:
-        for base, session_type in ((QuietApp, StepBlindSession), (WatchfulApp, ReplaySession)):
+        for base, session_type in ((QuietApp, StepBlindSession), (WatchfulApp, FleetSession)):
             plan, calls = _plan(spec, f"{folder}/{base.__name__}", base)
             states = []
             with plan.start() as engine:
@@ -191,7 +191,7 @@ def test_step_blind_replay_equals_step_by_step_replay(
                     clocks = [
                         (s.current_index, s.clock.now)
                         for s in engine.sessions
-                        if isinstance(s, ReplaySession)
+                        if isinstance(s, FleetSession)
                     ]
                     states.append((engine.executed_nodes, engine.current_frontier(), clocks))
             outcomes.append((states, list(calls)))
@@ -215,7 +215,7 @@ def _same_index(bulk: FleetLogReader, base: Path) -> None:
 
 @settings(max_examples=25)
 @given(spec=fleets(max_nodes=30))
-def test_logs_indexed_together_equal_logs_indexed_one_by_one(spec: FleetSpec) -> None:
+def test_logs_indexed_together_equal_logs_indexed_one_by_one(spec: FakeFleet) -> None:
     with tempfile.TemporaryDirectory() as folder:
         spec.write(folder)
         bases = sorted(Path(folder, "logs").rglob("*_0.flog"))

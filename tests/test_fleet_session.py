@@ -9,9 +9,9 @@ import pytest
 from pytest_replay.fleet import (
     FleetLogReader,
     FleetLogWriter,
+    FleetSession,
     Keyframe,
     MockClock,
-    ReplaySession,
     ReplaySessionError,
     Step,
 )
@@ -29,7 +29,7 @@ def session_for(
     keyframes: list[Keyframe],
     steps: int = 10,
     output: Path | None = None,
-) -> tuple[ReplaySession, list[AppCall]]:
+) -> tuple[FleetSession, list[AppCall]]:
     base = write_identity_log(
         tmp_path / "ping.flog",
         stack_for("ping", 0, 1),
@@ -40,7 +40,7 @@ def session_for(
     )
     calls: list[AppCall] = []
     app = app_types([("ping", 0)], CallLogApp, calls)["ping"]
-    session = ReplaySession(
+    session = FleetSession(
         instance_id=1,
         subsystem_id="ping",
         subsystem_code=0,
@@ -119,7 +119,7 @@ def test_the_clock_is_set_from_the_keyframe_before_the_first_step(tmp_path: Path
         keyframes=[Keyframe(0, 3)],
     )
     clock_after_restore: list[int] = []
-    session = ReplaySession(
+    session = FleetSession(
         instance_id=1,
         subsystem_id="ping",
         subsystem_code=0,
@@ -220,7 +220,7 @@ def test_steps_across_many_sections_through_the_cache(tmp_path: Path) -> None:
     calls: list[AppCall] = []
     app = app_types([("ping", 0)], CallLogApp, calls)["ping"]
     reader = FleetLogReader(base)
-    session = ReplaySession(
+    session = FleetSession(
         instance_id=1,
         subsystem_id="ping",
         subsystem_code=0,
@@ -231,3 +231,11 @@ def test_steps_across_many_sections_through_the_cache(tmp_path: Path) -> None:
         session.goto_index(index)
     assert [c[3][0] for c in calls if c[2] == "replay_step"] == list(range(40))  # type: ignore[index]
     assert len(reader.cached_sections) <= 8
+
+
+def test_the_old_name_replay_session_still_works_with_a_deprecation_warning() -> None:
+    import pytest_replay.fleet as fleet
+
+    with pytest.warns(DeprecationWarning, match="FleetSession"):
+        old = fleet.ReplaySession  # type: ignore[attr-defined]
+    assert old is fleet.FleetSession

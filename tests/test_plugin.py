@@ -400,11 +400,11 @@ def test_seed_mode_and_path(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import pytest
-        from pytest_replay.context import derive_seed
+        from pytest_replay.context import per_test_seed
 
         @pytest.mark.parametrize("n", [1, 2])
         def test_seed(replay, n, request):
-            assert replay.seed == derive_seed(int(request.config.getoption("replay_seed")),
+            assert replay.seed == per_test_seed(int(request.config.getoption("replay_seed")),
                                               request.node.nodeid)
             assert 0 <= replay.seed < 2**63
             replay.data("seed", replay.seed)

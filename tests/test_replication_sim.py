@@ -24,7 +24,7 @@ from pytest_replay.replication import (
 )
 from pytest_replay.replication.config import UnderCapacity
 from pytest_replay.replication.messages import SyncEvent, SyncResponse, channel_id_for
-from pytest_replay.replication.sim import derive_seed, first_trace_divergence
+from pytest_replay.replication.sim import first_trace_divergence, purpose_seed
 from pytest_replay.replication.trace import TraceEvent, render_event
 
 R = ReplicaRole
@@ -236,10 +236,10 @@ def test_verify_trace_replays_and_finds_tampering() -> None:
     assert found is not None and found.kind == "length"
 
 
-def test_derive_seed_is_stable() -> None:
-    assert derive_seed(1, "network") == derive_seed(1, "network") != derive_seed(2, "network")
+def test_purpose_seed_is_stable() -> None:
+    assert purpose_seed(1, "network") == purpose_seed(1, "network") != purpose_seed(2, "network")
     # Pinned: BLAKE2b of "0:start:3", so a seed never changes between releases or hosts.
-    assert derive_seed(0, "start", 3) == 0xB4B81BFC7F0E1D66
+    assert purpose_seed(0, "start", 3) == 0xB4B81BFC7F0E1D66
 
 
 # ---------------------------------------------------------------- trace format

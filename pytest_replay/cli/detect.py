@@ -24,7 +24,6 @@ __all__ = [
     "FLEET_LOG",
     "FLEET_RECORDING",
     "JOURNAL",
-    "LABELS",
     "RECORDING",
     "RECORDS",
     "REDUCE",
@@ -94,7 +93,7 @@ class Detected:
 def kind_registry() -> KindRegistry:
     """Every recording kind the plugin knows (packaged kinds load on first use)."""
     from pytest_replay.kinds import KindRegistry, builtin_kinds
-    from pytest_replay.plugin import PACKAGED_KINDS
+    from pytest_replay.packaged import PACKAGED_KINDS
 
     registry = KindRegistry(builtin_kinds())
     for module, names in PACKAGED_KINDS.items():

@@ -166,7 +166,7 @@ def diff_detected(
     kind_name = left.kind if fmt == formats.RECORDING else formats.STORE_KIND_OF[fmt]
     assert kind_name is not None
     if fmt == formats.REDUCE:
-        from pytest_replay.cli.inspect import load_result
+        from pytest_replay.cli.records import load_result
         from pytest_replay.journal import result_to_msgpack
 
         expected = result_to_msgpack(load_result(left.path))
@@ -174,7 +174,7 @@ def diff_detected(
     else:
         expected = read_bounded(left.path, left.label)
         actual = read_bounded(right.path, right.label)
-    from pytest_replay.cli.inspect import count_checked
+    from pytest_replay.cli.records import count_checked
 
     kind = formats.kind_registry().get(kind_name)
     count_checked(left.path, kind, expected)
@@ -186,7 +186,7 @@ def _meta_for(path: Path, ignore: Sequence[str] | None) -> dict[str, Any]:
     """The meta a kind's diff gets: ``--ignore`` wins, else the manifest's meta of ``path``."""
     if ignore is not None:
         return {"volatile": list(ignore)}
-    from pytest_replay.cli.inspect import manifest_entry
+    from pytest_replay.cli.records import manifest_entry
 
     entry = manifest_entry(path)
     return {} if entry is None else dict(entry[1].meta)
@@ -234,7 +234,7 @@ def diff_with_kind(
 
 
 def diff_rings(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
-    from pytest_replay.cli.inspect import record_line, ring_record
+    from pytest_replay.cli.records import record_line, ring_record
     from pytest_replay.diff import first_divergence, ring_summary
     from pytest_replay.ringlog import RingLog
 
@@ -359,7 +359,7 @@ def _step_difference(
 def diff_record_files(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
     import dataclasses
 
-    from pytest_replay.cli.inspect import record_line
+    from pytest_replay.cli.records import record_line
     from pytest_replay.diff import first_value_difference
     from pytest_replay.journal import JournalRecord, load_journal_records
 

@@ -24,14 +24,7 @@ from pytest_replay.cli.common import EXIT_DIFFERENT, EXIT_OK, CliError, Run
 if TYPE_CHECKING:
     from pytest_replay.fleet import FleetCursor, FleetLogReader, ReplayPlan, StepTable
 
-__all__ = [
-    "Target",
-    "fleet_inputs",
-    "parse_goto",
-    "parse_instances",
-    "run_fleet_graph",
-    "run_fleet_replay",
-]
+__all__ = ["Target", "fleet_inputs", "run_fleet_graph", "run_fleet_replay"]
 
 
 def _is_recording(path: Path) -> bool:

@@ -12,7 +12,7 @@ import sys
 from types import TracebackType
 from typing import Literal, TextIO
 
-__all__ = ["Progress", "ProgressMode", "progress_enabled"]
+__all__ = ["Progress", "ProgressMode"]
 
 ProgressMode = Literal["auto", "always", "never"]
 _WIDTH = 30

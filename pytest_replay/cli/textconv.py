@@ -21,7 +21,7 @@ from typing import Any, Final
 from pytest_replay.cli import detect as formats
 from pytest_replay.cli.common import EXIT_OK, CliError, Run, jsonable, read_bounded
 
-__all__ = ["DRIVER", "attribute_lines", "run_git_setup", "run_textconv", "textconv_lines"]
+__all__ = ["attribute_lines", "run_git_setup", "run_textconv", "textconv_lines"]
 
 DRIVER: Final = "pytest-replay"
 #: Formats git shows through the driver. ``manifest.json`` is text already.
@@ -47,7 +47,7 @@ def _abbreviated(value: Any) -> Any:
 
 
 def _line(item: dict[str, Any], volatile: frozenset[str] = frozenset()) -> str:
-    from pytest_replay.cli.inspect import record_line
+    from pytest_replay.cli.records import record_line
 
     plain = {
         (f"{key}(volatile)" if key in volatile else key): value
@@ -58,7 +58,8 @@ def _line(item: dict[str, Any], volatile: frozenset[str] = frozenset()) -> str:
 
 def textconv_lines(path: Path) -> list[str]:
     """The text git shows for ``path``."""
-    from pytest_replay.cli.inspect import _show, inspect_detected, inspect_kind_file
+    from pytest_replay.cli.inspect import inspect_detected, inspect_kind_file
+    from pytest_replay.cli.records import show
 
     detected = formats.detect(path)
     if detected.format in (formats.STORE, formats.FLEET_FOLDER):
@@ -69,7 +70,7 @@ def textconv_lines(path: Path) -> list[str]:
     else:
         found = inspect_detected(detected, Run(progress="never"))
     lines = [f"# {detected.label}"]
-    lines += [f"# {key}: {_show(value)}" for key, value in found.summary.items()]
+    lines += [f"# {key}: {show(value)}" for key, value in found.summary.items()]
     if detected.format == formats.FLEET_RECORDING:
         return lines + _fleet_recording_steps(path)
     items = found.fetch(0, found.total) if found.total else []

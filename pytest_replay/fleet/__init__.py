@@ -78,7 +78,7 @@ from pytest_replay.fleet.records import (
     StepMessages,
     Subsystem,
 )
-from pytest_replay.fleet.session import AppFactory, EngineSession, ReplaySession
+from pytest_replay.fleet.session import AppFactory, EngineSession, FleetSession
 from pytest_replay.fleet.topology import (
     Interconnect,
     SubsystemSpec,
@@ -110,6 +110,7 @@ __all__ = [
     "FleetRecorder",
     "FleetRecording",
     "FleetRecordingError",
+    "FleetSession",
     "FleetTrace",
     "Instantiated",
     "Interconnect",
@@ -130,7 +131,6 @@ __all__ = [
     "ReplayGraphError",
     "ReplayPlan",
     "ReplayPlanBuilder",
-    "ReplaySession",
     "ReplaySessionError",
     "ReplayValidationError",
     "SectionIndexEntry",
@@ -161,3 +161,18 @@ __all__ = [
     "replay_trace",
     "write_fleet_recording",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # docs/fleet.md taught `ReplaySession` before the plugin's ReplaySession made the name
+    # ambiguous; the old name keeps working, with a warning.
+    if name == "ReplaySession":
+        import warnings
+
+        warnings.warn(
+            "pytest_replay.fleet.ReplaySession is now pytest_replay.fleet.FleetSession",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return FleetSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,16 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pytest_replay.fleet.errors import ReplayGraphError
 from pytest_replay.fleet.graph import CausalGraph, IntArray, SessionNodes, build_causal_graph
 from pytest_replay.fleet.session import EngineSession
-
-if TYPE_CHECKING:
-    from pytest_replay.fleet.plan import ReplayPlan
 
 __all__ = ["FleetCursor", "ReplayEngine"]
 
@@ -84,8 +80,7 @@ class ReplayEngine:
     :class:`~pytest_replay.fleet.session.EngineSession`.
     """
 
-    def __init__(self, sessions: Sequence[EngineSession], *, plan: ReplayPlan | None = None):
-        self.plan = plan
+    def __init__(self, sessions: Sequence[EngineSession]):
         self._sessions = list(sessions)
         self._graph = build_causal_graph(
             [

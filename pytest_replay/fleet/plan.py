@@ -14,7 +14,7 @@ from pytest_replay.fleet.errors import RegistrationError, ReplayValidationError
 from pytest_replay.fleet.logformat import LOG_EXTENSION
 from pytest_replay.fleet.reader import index_logs
 from pytest_replay.fleet.records import Subsystem
-from pytest_replay.fleet.session import ReplaySession
+from pytest_replay.fleet.session import FleetSession
 from pytest_replay.fleet.stepblind import StepBlindSession, ignores_steps
 from pytest_replay.fleet.topology import Topology, load_topology
 from pytest_replay.fleet.writer import FleetLogWriter
@@ -98,7 +98,7 @@ class ReplayPlan:
                 else output_log_path_for(root, assignment.instance_id, assignment.subsystem_id)
             )
             app_type = assignment.registration.app_type
-            session_type = StepBlindSession if ignores_steps(app_type) else ReplaySession
+            session_type = StepBlindSession if ignores_steps(app_type) else FleetSession
             sessions.append(
                 session_type(
                     instance_id=assignment.instance_id,
@@ -109,7 +109,7 @@ class ReplayPlan:
                     output_log_path=output,
                 )
             )
-        return ReplayEngine(sessions, plan=self)
+        return ReplayEngine(sessions)
 
 
 def _factory(

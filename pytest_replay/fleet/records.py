@@ -5,10 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, overload
-
-if TYPE_CHECKING:
-    from pytest_replay.fleet.logformat import StepSection
+from typing import Final, Protocol, overload
 
 __all__ = [
     "MAX_CODE",
@@ -19,6 +16,7 @@ __all__ = [
     "Keyframe",
     "LifecycleRecord",
     "Message",
+    "MessageSource",
     "MissionStarted",
     "Origin",
     "StackInfo",
@@ -50,6 +48,19 @@ class Message:
     origin: Origin | None = None
 
 
+class MessageSource(Protocol):
+    """Where :class:`StepMessages` reads a step's messages from (the step section of a log,
+    :class:`~pytest_replay.fleet.logformat.StepSection`, which builds on these records)."""
+
+    def message_range(self, index: int) -> tuple[int, int]:
+        """The half-open range of the messages of step ``index``."""
+        ...
+
+    def messages_between(self, lo: int, hi: int) -> tuple[Message, ...]:
+        """Messages ``lo`` to ``hi`` (exclusive), decoded."""
+        ...
+
+
 class StepMessages(Sequence[Message]):
     """The messages of a step read from a log, built only when first looked at.
 
@@ -62,7 +73,7 @@ class StepMessages(Sequence[Message]):
 
     _items: tuple[Message, ...]
 
-    def __init__(self, section: StepSection, index: int) -> None:
+    def __init__(self, section: MessageSource, index: int) -> None:
         self._section = section
         self._index = index
 

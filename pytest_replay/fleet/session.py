@@ -13,7 +13,7 @@ from pytest_replay.fleet.reader import FleetLogReader, StepTable
 from pytest_replay.fleet.records import Keyframe
 from pytest_replay.fleet.writer import FleetLogWriter
 
-__all__ = ["AppFactory", "EngineSession", "ReplaySession"]
+__all__ = ["AppFactory", "EngineSession", "FleetSession"]
 
 #: Builds the app of a session from its mock clock and optional output writer.
 AppFactory = Callable[[MockClock, FleetLogWriter | None], FleetApp]
@@ -42,7 +42,7 @@ class EngineSession(Protocol):
     def close(self) -> None: ...
 
 
-class ReplaySession:
+class FleetSession:
     """Replays one log through an app built by ``app_factory``.
 
     The app is built and started on the first seek. Seeking forward replays the steps
@@ -84,7 +84,7 @@ class ReplaySession:
 
     def __repr__(self) -> str:
         return (
-            f"ReplaySession(instance {self.instance_id} subsystem '{self.subsystem_id}', "
+            f"FleetSession(instance {self.instance_id} subsystem '{self.subsystem_id}', "
             f"log '{self.reader.base_path}')"
         )
 

@@ -5,13 +5,13 @@ unchanged cannot tell whether the steps between two moves were handed to it, so 
 engine moves such a session straight to the last step of a run (``ignores_steps``)
 and the session sets its clock from the log's timestamp column instead of decoding
 every step. Starting, keyframe restores, rewinds and stopping happen exactly as for a
-:class:`ReplaySession`.
+:class:`FleetSession`.
 """
 
 from __future__ import annotations
 
 from pytest_replay.fleet.app import FleetApp, NoopApp
-from pytest_replay.fleet.session import ReplaySession
+from pytest_replay.fleet.session import FleetSession
 
 __all__ = ["StepBlindSession", "ignores_steps"]
 
@@ -21,8 +21,8 @@ def ignores_steps(app_type: type[FleetApp]) -> bool:
     return getattr(app_type, "replay_step", None) is NoopApp.replay_step
 
 
-class StepBlindSession(ReplaySession):
-    """A :class:`ReplaySession` for an app that ignores ``replay_step``."""
+class StepBlindSession(FleetSession):
+    """A :class:`FleetSession` for an app that ignores ``replay_step``."""
 
     #: Read by the engine: forward moves may skip steps.
     ignores_steps = True
@@ -32,7 +32,7 @@ class StepBlindSession(ReplaySession):
         if 0 <= index < self.reader.total_steps and (current is None or current < index):
             if current is None:
                 # The first seek starts the app and restores the keyframe at or before
-                # the target, as ReplaySession does, without decoding the target step.
+                # the target, as FleetSession does, without decoding the target step.
                 app = self._ensure_started()
                 target_id = int(self.reader.step_table().step_ids[index])
                 self._restore(app, target_id, "start")

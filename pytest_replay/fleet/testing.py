@@ -34,8 +34,8 @@ __all__ = [
     "STRESS_SUBSYSTEMS",
     "AppCall",
     "CallLogApp",
+    "FakeFleet",
     "FakeSession",
-    "FleetSpec",
     "NoopApp",
     "OriginKey",
     "app_types",
@@ -43,7 +43,6 @@ __all__ = [
     "ping_pong",
     "stack_for",
     "step_table",
-    "stress_origins",
     "write_identity_log",
     "write_stress_fleet",
     "write_topology",
@@ -277,7 +276,7 @@ def order_of(engine: ReplayEngine) -> list[FleetCursor]:
 
 
 @dataclass(frozen=True)
-class FleetSpec:
+class FakeFleet:
     """A fleet as data: ``sessions[s] = (instance id, subsystem code)`` (subsystem id
     ``s<code>``); ``nodes`` are ``(session, step id, origins)`` in one valid causal order,
     so every origin names an earlier node; ``keyframes`` are extra ``(session, step id)``

@@ -11,9 +11,8 @@ from pytest_replay.megakernel.backend import (
     BurstOutput,
     MegakernelBackend,
     RingDevice,
-    gpu_available,
-    resolve_backend,
 )
+from pytest_replay.megakernel.burst import PumpResult, SlotFault
 from pytest_replay.megakernel.capture import (
     CaptureInfo,
     MegakernelCapture,
@@ -31,7 +30,7 @@ from pytest_replay.megakernel.errors import (
     UncapturableArguments,
     UnknownBackend,
 )
-from pytest_replay.megakernel.kernel import Megakernel, PumpResult, SlotFault
+from pytest_replay.megakernel.kernel import Megakernel
 from pytest_replay.megakernel.model import (
     ARG_WORDS,
     CAPTURED_ARGS,
@@ -53,6 +52,7 @@ from pytest_replay.megakernel.replay import (
     replay_capture,
     replay_stream,
 )
+from pytest_replay.megakernel.selection import gpu_available, resolve_backend
 from pytest_replay.megakernel.stream import (
     ObservedEpoch,
     ObservedStream,

@@ -1,4 +1,4 @@
-"""The protocol every megakernel backend implements, and backend selection by name.
+"""The protocol every megakernel backend implements (selection by name: :mod:`.selection`).
 
 A backend is bound once per :class:`~pytest_replay.megakernel.kernel.Megakernel`
 to a ring of a fixed size and epoch mode; the bound :class:`RingDevice` owns the
@@ -14,7 +14,6 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from pytest_replay.megakernel.errors import GpuUnavailable, UnknownBackend
 from pytest_replay.megakernel.model import EpochMode
 
 __all__ = [
@@ -23,8 +22,6 @@ __all__ = [
     "MegakernelBackend",
     "RingDevice",
     "U32Array",
-    "gpu_available",
-    "resolve_backend",
 ]
 
 U32Array = npt.NDArray[np.uint32]
@@ -71,35 +68,3 @@ class MegakernelBackend(Protocol):
 
 
 BackendLike = MegakernelBackend | str
-
-
-def gpu_available() -> tuple[bool, str]:
-    """Whether the CuPy backend can run here, and if not, why (for skip reasons)."""
-    from pytest_replay.megakernel.cupy_backend import probe_cupy
-
-    try:
-        probe_cupy()
-    except GpuUnavailable as exc:
-        return False, exc.reason
-    return True, "CuPy and a CUDA GPU are available"
-
-
-def resolve_backend(backend: BackendLike = "auto") -> MegakernelBackend:
-    """A backend object for ``"numpy"``, ``"cupy"`` or ``"auto"``; objects pass through.
-
-    ``"auto"`` picks CuPy when it is installed and sees a GPU, NumPy otherwise;
-    ``"cupy"`` raises :class:`GpuUnavailable` when it cannot run.
-    """
-    from pytest_replay.megakernel.cupy_backend import CupyBackend
-    from pytest_replay.megakernel.numpy_backend import NumpyBackend
-
-    if not isinstance(backend, str):
-        return backend
-    if backend == "numpy":
-        return NumpyBackend()
-    if backend == "cupy":
-        return CupyBackend()
-    if backend == "auto":
-        available, _reason = gpu_available()
-        return CupyBackend() if available else NumpyBackend()
-    raise UnknownBackend(backend)

@@ -30,8 +30,9 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from pytest_replay.megakernel.backend import BackendLike
+from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.errors import MalformedCapture, UncapturableArguments
-from pytest_replay.megakernel.kernel import Megakernel, PumpResult
+from pytest_replay.megakernel.kernel import Megakernel
 from pytest_replay.megakernel.model import (
     ARGS_OFFSET,
     CAPTURED_ARGS,
@@ -50,8 +51,8 @@ from pytest_replay.ringlog import (
     RecordArray,
     ReplayFailureEvidence,
     RingLog,
-    _check_capacity,
-    _create,
+    check_capacity,
+    create_log,
 )
 
 __all__ = [
@@ -274,11 +275,11 @@ def open_capture(
     owns the log: close it (or use it as a context manager) to flush pending
     slots and close the file. OS failures raise :class:`ReplayLogIoError`.
     """
-    _check_capacity(capacity, path, requested=True)
+    check_capacity(capacity, path, requested=True)
     megakernel = Megakernel(backend, slots, mode=mode, keep_history=keep_history)
     target = Path(path)
     # The fresh log is built beside the target and renamed over it, so nothing
     # is lost if creation fails (a folder in the way, a full disk).
-    _create(target, capacity)
+    create_log(target, capacity)
     log = RingLog.open(target, capacity)
     return MegakernelCapture(megakernel, log, clock=clock, owns_log=True)

@@ -11,13 +11,13 @@ GPU).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pytest_replay.megakernel.backend import BackendLike, BurstOutput, U32Array, resolve_backend
+from pytest_replay.megakernel.backend import BackendLike, BurstOutput, U32Array
+from pytest_replay.megakernel.burst import PumpResult, SlotFault
 from pytest_replay.megakernel.errors import InvalidPublish, RingFull
 from pytest_replay.megakernel.model import (
     ARG_WORDS,
@@ -34,41 +34,10 @@ from pytest_replay.megakernel.model import (
     SlotStatus,
     fault_error,
 )
+from pytest_replay.megakernel.selection import resolve_backend
 from pytest_replay.megakernel.stream import ObservedStream, stream_from_bursts
-from pytest_replay.ringlog import BackendError
 
-__all__ = ["Megakernel", "PumpResult", "SlotFault"]
-
-
-@dataclass(frozen=True, slots=True)
-class SlotFault:
-    """A slot that faulted: where, when, the backend error and the bytes it produced."""
-
-    slot: int
-    epoch: int
-    sequence: int
-    error: BackendError
-    output: bytes
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class PumpResult:
-    """One burst as the kernel ran it; row ``k`` is the ``k``-th slot published.
-
-    ``words`` is the ``(n, SLOT_WORDS)`` slot content as published, ``slots``
-    the ring indices, ``sequences`` the publish sequence numbers (u64, counted
-    from 0 over the megakernel's life) and ``output`` the kernel's results.
-    """
-
-    base_epoch: int
-    words: U32Array
-    slots: npt.NDArray[np.int64]
-    sequences: npt.NDArray[np.uint64]
-    output: BurstOutput
-    faults: tuple[SlotFault, ...]
-
-    def __len__(self) -> int:
-        return len(self.words)
+__all__ = ["Megakernel"]
 
 
 def _u32_column(value: Any, name: str, n: int, sequence: int) -> U32Array:

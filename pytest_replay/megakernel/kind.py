@@ -24,12 +24,13 @@ from typing import Any, Final
 
 import numpy as np
 
-from pytest_replay.diff import Divergence, _ignored_words, first_divergence
+from pytest_replay.diff import Divergence, first_divergence, ignored_words
 from pytest_replay.kinds import FinishedRecording, RecordingKind, RecordingTarget
 from pytest_replay.megakernel.backend import BackendLike
+from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.capture import CaptureInfo, MegakernelCapture
 from pytest_replay.megakernel.errors import MalformedCapture
-from pytest_replay.megakernel.kernel import Megakernel, PumpResult
+from pytest_replay.megakernel.kernel import Megakernel
 from pytest_replay.megakernel.model import EpochMode
 from pytest_replay.megakernel.replay import ReplayReport, StreamEntry, replay_capture
 from pytest_replay.megakernel.stream import ObservedStream
@@ -124,7 +125,7 @@ class MegakernelRecorder:
         self._capture = MegakernelCapture(megakernel, _Sink(self))
         self._appended = 0
         self._digest = AppendedDigest(
-            self._log.capacity, _ignored_words(VOLATILE), self._log.slot_view
+            self._log.capacity, ignored_words(VOLATILE), self._log.slot_view
         )
         self._closed_digests: dict[str, str | None] = {}
         self._snapshot: RecordArray | None = None

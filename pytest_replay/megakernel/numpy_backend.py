@@ -26,7 +26,7 @@ from pytest_replay.megakernel.model import (
     SlotStatus,
 )
 
-__all__ = ["FNV_OFFSET", "FNV_PRIME", "NumpyBackend", "execute_slots", "fnv1a_words"]
+__all__ = ["FNV_OFFSET", "FNV_PRIME", "NumpyBackend", "execute_slots"]
 
 FNV_OFFSET: Final = 0x811C9DC5
 FNV_PRIME: Final = 0x01000193

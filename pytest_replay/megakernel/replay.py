@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pytest_replay.diff import Divergence, first_divergence
-from pytest_replay.megakernel.backend import BackendLike, resolve_backend
+from pytest_replay.megakernel.backend import BackendLike
 from pytest_replay.megakernel.capture import burst_records
 from pytest_replay.megakernel.errors import MalformedCapture
 from pytest_replay.megakernel.kernel import Megakernel
@@ -37,6 +37,7 @@ from pytest_replay.megakernel.model import (
     EpochMode,
     SlotStatus,
 )
+from pytest_replay.megakernel.selection import resolve_backend
 from pytest_replay.megakernel.stream import ObservedStream, StreamDivergence, diff_streams
 from pytest_replay.ringlog import (
     RING_RECORD_DTYPE,

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from pytest_replay.megakernel.backend import U32Array
+from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.model import (
     OPCODE_WORD,
     OUTPUT_WORDS,
@@ -25,9 +26,6 @@ from pytest_replay.megakernel.model import (
     fault_class,
 )
 from pytest_replay.ringlog import ReplayFailureClass, output_digest
-
-if TYPE_CHECKING:
-    from pytest_replay.megakernel.kernel import PumpResult
 
 __all__ = [
     "ObservedEpoch",

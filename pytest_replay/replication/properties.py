@@ -15,19 +15,40 @@ holds.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Protocol
 
+from pytest_replay.replication.log import SequencedLog
 from pytest_replay.replication.messages import NodeId, ReplicaRole
 from pytest_replay.replication.tokens import REQUEST_TTL_MS
 
-if TYPE_CHECKING:
-    from pytest_replay.replication.sim import Simulation
-
-__all__ = ["convergence_problems", "safety_problems"]
+__all__ = ["ClusterView", "NodeView", "convergence_problems", "safety_problems"]
 
 
-def convergence_problems(sim: Simulation) -> list[str]:
+class NodeView(Protocol):
+    """What :func:`convergence_problems` reads of one node (a simulator ``SimNode``)."""
+
+    @property
+    def id(self) -> NodeId: ...
+    @property
+    def log(self) -> SequencedLog: ...
+    @property
+    def runtime(self) -> object | None: ...
+    @property
+    def role(self) -> ReplicaRole | None: ...
+
+
+class ClusterView(Protocol):
+    """What :func:`convergence_problems` reads of a cluster (a
+    :class:`~pytest_replay.replication.sim.Simulation`, which checks itself with it)."""
+
+    @property
+    def now_ms(self) -> int: ...
+    @property
+    def nodes(self) -> Mapping[NodeId, NodeView]: ...
+
+
+def convergence_problems(sim: ClusterView) -> list[str]:
     """Why the cluster has not converged (empty when it has)."""
     now = sim.now_ms
     up = [node for node in sim.nodes.values() if node.runtime is not None]

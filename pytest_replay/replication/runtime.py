@@ -99,7 +99,6 @@ __all__ = [
     "RuntimeInputs",
     "RuntimeObserver",
     "RuntimeState",
-    "clear_leader_belief_and_tokens",
     "handle_disk_pressure",
 ]
 

@@ -62,6 +62,7 @@ from pytest_replay.replication.messages import (
     channel_id_for,
 )
 from pytest_replay.replication.metrics import MetricsRegistry
+from pytest_replay.replication.properties import convergence_problems
 from pytest_replay.replication.roles import TransitionSignal
 from pytest_replay.replication.runtime import ObservedValue, ReplicationRuntime, RuntimeInputs
 from pytest_replay.replication.schedule import Forgery, LinkSpec, NetworkSchedule, Partition
@@ -80,8 +81,8 @@ __all__ = [
     "SimNode",
     "SimStats",
     "Simulation",
-    "derive_seed",
     "first_trace_divergence",
+    "purpose_seed",
     "verify_trace",
 ]
 
@@ -91,7 +92,7 @@ WALL_CLOCK_EPOCH_MS = 1_700_000_000_000
 _DELIVER, _TICK, _START, _CRASH, _PARTITION, _HEAL, _WRITE, _FORGE, _QUIET = range(9)
 
 
-def derive_seed(seed: int, *parts: object) -> int:
+def purpose_seed(seed: int, *parts: object) -> int:
     """A 64-bit seed for one purpose of one run (BLAKE2b of the seed and the parts)."""
     text = ":".join([str(seed), *(str(p) for p in parts)]).encode()
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
@@ -242,7 +243,7 @@ class Simulation:
         self._members = frozenset(schedule.nodes)
         self._replica_set = tuple(schedule.nodes)
         self._channel_id = channel_id_for(schedule.channel_name)
-        self._rng = random.Random(derive_seed(schedule.seed, "network"))
+        self._rng = random.Random(purpose_seed(schedule.seed, "network"))
         self._links: dict[tuple[NodeId, NodeId], LinkSpec] = {
             (s, d): spec for s, d, spec in schedule.links
         }
@@ -263,7 +264,7 @@ class Simulation:
             self.nodes[node_id] = SimNode(node_id, log)
         hb = schedule.heartbeat_ms
         for node_id in sorted(schedule.nodes):
-            self._push(derive_seed(schedule.seed, "start", node_id) % hb, _START, node_id)
+            self._push(purpose_seed(schedule.seed, "start", node_id) % hb, _START, node_id)
         for partition in schedule.partitions:
             self._push(partition.start_ms, _PARTITION, partition)
             self._push(partition.heal_ms, _HEAL, partition)
@@ -348,8 +349,6 @@ class Simulation:
 
     def converged(self) -> bool:
         """One leader, every other live node a replica holding exactly the leader's log."""
-        from pytest_replay.replication.properties import convergence_problems
-
         return not convergence_problems(self)
 
     def inject(self, source: NodeId, dest: NodeId, msg: Message) -> int:
@@ -532,7 +531,7 @@ class Simulation:
             node.registry,
         )
         coordinator.add_observer(self._role_observer(node))
-        tokens = random.Random(derive_seed(schedule.seed, "tokens", node.id, node.incarnation))
+        tokens = random.Random(purpose_seed(schedule.seed, "tokens", node.id, node.incarnation))
         clock = self.clock
         links = self.schedule
         members = self._members

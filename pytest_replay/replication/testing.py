@@ -33,7 +33,7 @@ from pytest_replay.replication.metrics import MetricsRegistry
 from pytest_replay.replication.roles import TransitionSignal
 from pytest_replay.replication.runtime import ObservedValue, ReplicationRuntime, RuntimeInputs
 
-__all__ = ["TEST_CHANNEL", "RuntimeHarness", "build_harness", "promote"]
+__all__ = ["TEST_CHANNEL", "RuntimeHarness", "build_harness"]
 
 TEST_CHANNEL = "test/runtime"
 
