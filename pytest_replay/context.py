@@ -227,8 +227,9 @@ class ReplayContext:
     def example(self) -> Iterator[None]:
         """Scope the recordings of one example of a Hypothesis ``@given`` test: recording
         ``name`` of the k-th example is stored as ``name[k]``. The plugin runs such a test
-        derandomized and without the example database, so the examples, and so the stored
-        recordings, are the same on every run (with the same Hypothesis version)."""
+        seeded with ``replay.seed`` and without the example database, so the examples, and
+        so the stored recordings, are the same on every run (with the same Hypothesis
+        version)."""
         __tracebackhide__ = True
         if not self._given:
             raise ReplayUsageError(
@@ -245,9 +246,9 @@ class ReplayContext:
         try:
             yield
         except BaseException:
-            # Hypothesis replays a failing example, then shrinks it: those runs take the same
-            # index, so they fail at the same place (not as a "flaky" test), and the failed
-            # run's recorders are dropped.
+            # Hypothesis replays a failing example (and shrinks it when not comparing): those
+            # runs take the same index, so they fail at the same place (not as a "flaky"
+            # test), and the failed run's recorders are dropped.
             for name in set(self._open) - before:
                 self._open.pop(name).recorder.close()
             raise
@@ -457,9 +458,10 @@ class ReplayContext:
 
 
 @contextlib.contextmanager
-def hypothesis_settings_for_replay(item: pytest.Item) -> Iterator[None]:
-    """While ``item`` (a ``@given`` test using ``replay``) runs: derandomized, no example
-    database, and its function-scoped-fixture health check off, for this test only.
+def hypothesis_settings_for_replay(item: pytest.Item, context: ReplayContext) -> Iterator[None]:
+    """While ``item`` (a ``@given`` test using ``replay``) runs: seeded with ``replay.seed``,
+    no example database, its function-scoped-fixture health check off, and, when stored
+    recordings are compared, no shrinking; for this test only.
 
     ``replay`` is function-scoped on purpose: the examples of one test share it, and
     ``replay.example()`` gives each one its own recordings.
@@ -468,22 +470,33 @@ def hypothesis_settings_for_replay(item: pytest.Item) -> Iterator[None]:
     if not getattr(function, "is_hypothesis_test", False):
         yield
         return
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, Phase, settings
 
     target: Any = getattr(function, "__func__", function)  # a method: set it on the function
     previous = getattr(target, "_hypothesis_internal_use_settings", None)
+    previous_seed = getattr(target, "_hypothesis_internal_use_seed", None)
     parent: settings = previous if previous is not None else settings()
     checks = {*parent.suppress_health_check, HealthCheck.function_scoped_fixture}
+    phases = parent.phases
+    if context._checking and context._compares_with_store:
+        # Example k is compared with stored example k: a shrunk input is another example,
+        # so shrinking would end on a divergence of the input itself, not the real one.
+        phases = tuple(phase for phase in phases if phase is not Phase.shrink)
     target._hypothesis_internal_use_settings = settings(
         parent,
-        derandomize=True,
         database=None,
+        phases=phases,
         suppress_health_check=sorted(checks, key=lambda check: check.value),
     )
+    if previous_seed is None:
+        # Like @seed(replay.seed): derandomize would seed from the test's source, so any
+        # edit of the body would generate other examples than the ones recorded.
+        target._hypothesis_internal_use_seed = context.seed
     try:
         yield
     finally:
         target._hypothesis_internal_use_settings = previous
+        target._hypothesis_internal_use_seed = previous_seed
 
 
 def nondeterminism(

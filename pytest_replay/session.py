@@ -191,10 +191,11 @@ class ReplaySession:
         return store, f"{path}{sep}{rest}"
 
     def _label(self, root: Path) -> str:
-        try:
-            return str(root.relative_to(self.config.rootpath))
-        except ValueError:
-            return str(root)
+        # Relative to where pytest was started, as the divergence report names the files.
+        for start in (self.config.invocation_params.dir, self.config.rootpath):
+            with contextlib.suppress(ValueError):
+                return str(root.relative_to(start))
+        return str(root)
 
     def store_label(self) -> str:
         # Every collected test has a store folder; name only those that hold something.

@@ -418,6 +418,11 @@ class ReplayStore:
         except _fs.NotRegularFile as exc:
             raise _unsafe(exc) from None
 
+    def live_folder(self, folder: Path) -> Path:
+        """Where the recording of the test folder ``folder`` is read from: the folder, or
+        the ``.old`` copy an interrupted commit left (``folder`` itself when neither exists)."""
+        return self._live(folder) or folder
+
     def load_manifest(self, folder: Path) -> Manifest | None:
         """The manifest of the test folder ``folder``, checked (None when there is none)."""
         __tracebackhide__ = True
@@ -437,8 +442,20 @@ class ReplayStore:
                 "restore it from version control."
             ) from None
         manifest = Manifest.decode(data, path)
-        expected = _folder_parts(manifest.nodeid, folder.parent.parent.name == STORE_DIR_NAME)
+        beside = folder.parent.parent.name == STORE_DIR_NAME
+        expected = _folder_parts(manifest.nodeid, beside)
         if list(folder.parts[-len(expected) :]) != expected:
+            other = _folder_parts(manifest.nodeid, not beside)
+            if not beside and list(folder.parts[-len(other) :]) == other:
+                # The layout is read from the store folder's name: a renamed copy of a
+                # default store (`cp -r __replay__ backup`) is laid out as one.
+                root = folder.parents[len(other) - 1]
+                raise StoreCorrupted(
+                    f"manifest '{path}': its folder is laid out as a '{STORE_DIR_NAME}' store "
+                    f"(beside the test modules), but the store folder is named '{root.name}', "
+                    f"not '{STORE_DIR_NAME}'. Fix: keep a copy's folder name '{STORE_DIR_NAME}' "
+                    f"(e.g. old/{STORE_DIR_NAME}), or record into a central replay_dir."
+                )
             raise StoreCorrupted(
                 f"manifest '{path}' cannot be read: field 'nodeid' is {manifest.nodeid!r}, a "
                 f"test whose recordings belong in '{Path(*expected)}', not in this folder "
@@ -459,7 +476,7 @@ class ReplayStore:
         """The bytes of a stored recording, after checking their size (before reading), their
         digest and, given the kind's ``count``, their record count against the manifest."""
         __tracebackhide__ = True
-        path = (self._live(folder) or folder) / entry.file
+        path = self.live_folder(folder) / entry.file
         try:
             data = _fs.read_regular(path, entry.size)
         except _fs.NotRegularFile as exc:

@@ -452,6 +452,22 @@ def test_store_check_ok_then_corrupted(project: Path) -> None:
     assert listing["summary"]["missing_files"] == 1
 
 
+def test_store_check_reports_a_stranded_old_folder_and_reads_it(project: Path) -> None:
+    # A record run killed between its two renames leaves only `.<test>.old`: readers take
+    # it as the recording, and `store check` reports the leftover (exit 1), not a crash.
+    tests = project / ".replay" / "test_things.py"
+    (tests / "test_ring").rename(tests / ".test_ring.old")
+    result = cli("store", "check", ".replay", cwd=project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    problems = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
+    assert len(problems) == 1 and ".test_ring.old' is left over" in problems[0]
+    assert result.stdout.splitlines()[-1] == (
+        "checked 5 recording(s) in '.replay' (digest): 1 problem(s)"
+    )
+    listing = cli("store", "list", ".replay", cwd=project)
+    assert "missing" not in listing.stdout
+
+
 def test_store_check_deep_finds_a_wrong_record_count(project: Path) -> None:
     manifest = project / ".replay" / "test_things.py" / "test_ring" / "manifest.json"
     body = json.loads(manifest.read_text())

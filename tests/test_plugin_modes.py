@@ -218,7 +218,7 @@ def test_given_records_each_example_and_verifies_them(
     squares = sorted(p.name for p in (store / "test_square").glob("*.msgpack"))
     assert squares == sorted(f"square[{k}].msgpack" for k in range(8))
     before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
-    # Derandomized, no example database: the same examples, so the same bytes, every run.
+    # Seeded with replay.seed, no example database: the same examples and bytes, every run.
     pytester.runpytest("--replay-record").assert_outcomes(passed=2)
     assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
     pytester.runpytest("--replay-verify").assert_outcomes(passed=2)
@@ -231,6 +231,45 @@ def test_given_records_each_example_and_verifies_them(
     assert "FlakyFailure" not in diverged.stdout.str()
     # Shrinking replays the diverging example many times: it is counted once.
     assert replay_lines(diverged)[0] == "replay: 1 diverged (store: __replay__)"
+
+
+EDITED_GIVEN_TEST = """
+from hypothesis import given, settings, strategies as st
+
+@settings(max_examples=20)
+@given(st.integers(0, 1000))
+def test_square(replay, n):
+    with replay.example():
+        replay.data("square", {"n": n, "square": n * n})
+"""
+
+
+def test_given_examples_survive_an_edit_of_the_test_body(pytester: pytest.Pytester) -> None:
+    # Hypothesis's derandomize seeds from the test's source: the examples (so the stored
+    # recordings) must not change when the body is edited without changing what it records.
+    pytester.makepyfile(test_given=EDITED_GIVEN_TEST)
+    pytester.runpytest("--replay-record").assert_outcomes(passed=1)
+    edited = EDITED_GIVEN_TEST.replace(
+        "    with replay.example():", "    unused = 1  # an edit\n    with replay.example():"
+    )
+    pytester.makepyfile(test_given=edited)
+    result = pytester.runpytest("--replay-verify")
+    result.assert_outcomes(passed=1)
+    assert replay_lines(result)[0] == "replay: 20 verified (store: __replay__)"
+
+
+def test_given_divergence_reports_the_generated_example_not_a_shrunk_one(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_given=EDITED_GIVEN_TEST)
+    pytester.runpytest("--replay-record").assert_outcomes(passed=1)
+    changed = EDITED_GIVEN_TEST.replace('"square": n * n}', '"square": n * n if n < 500 else 0}')
+    pytester.makepyfile(test_given=changed)
+    result = pytester.runpytest("--replay-verify")
+    result.assert_outcomes(failed=1)
+    # Shrinking against one stored example would end on another n (a divergence at ["n"]).
+    result.stdout.fnmatch_lines(['*first divergence at [[]"square"]*', "*actual:   0*"])
+    assert 'first divergence at ["n"]' not in result.stdout.str()
 
 
 def test_given_must_record_inside_an_example(pytester: pytest.Pytester) -> None:

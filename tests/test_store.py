@@ -93,6 +93,17 @@ def test_a_nodeid_that_belongs_elsewhere_is_store_corrupted(tmp_path: Path) -> N
         store.load_manifest(moved)
 
 
+def test_a_renamed_copy_of_a_default_store_names_its_folder_as_the_cause(tmp_path: Path) -> None:
+    # `cp -r __replay__ backup` then `pytest-replay store check backup`: the layout is read
+    # from the store folder's name, so the message must say that, not "moved by hand".
+    store = ReplayStore(tmp_path / "__replay__")
+    record(store, store.test_dir("t.py::t"), {"a": b"a"})
+    (tmp_path / "__replay__").rename(tmp_path / "backup")
+    copy = ReplayStore(tmp_path / "backup")
+    with pytest.raises(StoreCorrupted, match=r"named 'backup', not '__replay__'.*Fix:.*__replay__"):
+        copy.load_manifest(tmp_path / "backup" / "t" / "t")
+
+
 def test_size_and_records_are_checked_before_and_after_reading(tmp_path: Path) -> None:
     store = ReplayStore(tmp_path / "__replay__")
     folder = store.test_dir("t.py::t")

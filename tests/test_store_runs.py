@@ -159,6 +159,25 @@ def test_the_same_recordings_are_found_from_any_folder(pytester: pytest.Pytester
     assert tree(pytester.path) == before
 
 
+def test_the_summary_names_the_store_as_the_report_does_from_a_subfolder(
+    pytester: pytest.Pytester,
+) -> None:
+    # From tests/, the report says "stored at __replay__/..." (relative to where pytest was
+    # started): the summary line must name the same folder, not the rootdir-relative one.
+    pytester.makeini("[pytest]\n")
+    tests = pytester.mkpydir("tests")
+    (tests / "test_p.py").write_text("def test_p(replay):\n    replay.data('v', 1)\n")
+    pytester.runpytest("--replay-record").assert_outcomes(passed=1)
+    (tests / "test_p.py").write_text("def test_p(replay):\n    replay.data('v', 2)\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tests)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*stored at __replay__/test_p/test_p/v.msgpack", "replay: 1 diverged (store: __replay__)"]
+    )
+
+
 def test_a_central_store_is_resolved_against_rootdir(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nreplay_dir = goldens\n")
     sub = pytester.mkpydir("sub")

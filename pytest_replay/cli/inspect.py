@@ -518,7 +518,7 @@ def store_rows(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
             unreadable.append(f"'{folder / MANIFEST_NAME}' disappeared while reading")
             continue
         for name, entry in sorted(manifest.recordings.items()):
-            file = folder / entry.file
+            file = store.live_folder(folder) / entry.file
             try:
                 size: int | None = file.stat().st_size
             except OSError:

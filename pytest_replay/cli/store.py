@@ -189,7 +189,7 @@ def run_store_check(run: Run, path: Path, deep: bool) -> int:
                 continue
             if manifest is None:
                 continue
-            problems.extend(_unlisted(folder, manifest))
+            problems.extend(_unlisted(store.live_folder(folder), manifest))
             for name, entry in sorted(manifest.recordings.items()):
                 checked += 1
                 try:
