@@ -29,12 +29,12 @@ from _harness import measure, verdict
 
 from pytest_replay.diff import first_divergence
 from pytest_replay.ringlog import (
-    _RECORD,
     HEADER_BYTES,
     LOG_MAGIC,
     MAX_REPLAY_RECORDS,
     RECORD_BYTES,
     RECORD_MAGIC,
+    RECORD_STRUCT,
     RING_RECORD_DTYPE,
     RecordedSlot,
     RingLog,
@@ -214,7 +214,7 @@ def main() -> None:
     def naive_divergence() -> int:
         # What a user writes first: unpack both logs record by record with struct and
         # compare the tuples without the volatile timestamp (field 1 after the magic).
-        unpack = _RECORD.iter_unpack
+        unpack = RECORD_STRUCT.iter_unpack
         pairs = zip(unpack(left.tobytes()), unpack(right.tobytes()), strict=True)
         for i, (a, b) in enumerate(pairs):
             if a[0] != b[0] or a[2:] != b[2:]:
