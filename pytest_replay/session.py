@@ -296,8 +296,13 @@ class ReplaySession:
         complete = tally.module_folders - tally.narrowed_folders
         for root in sorted(tally.roots):
             store = self._store(Path(root))
-            for folder, _ in store.iter_manifests():
+            for folder, manifest in store.iter_manifests():
                 if str(folder.parent) not in complete or str(folder) in tally.test_folders:
+                    continue
+                if manifest is None:
+                    # An unreadable manifest, or one that names another test (a folder moved
+                    # by hand), is damage to report, as `store check` does: never pruned.
+                    tally.add("corrupted", folder)
                     continue
                 if self.prune and self.mode == "record":
                     if self._refused_by_store(store.remove_test, folder):

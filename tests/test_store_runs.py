@@ -233,3 +233,19 @@ def test_prune_keeps_a_folder_holding_a_file_the_store_did_not_write(
     assert "1 unused" in summary_line(pruned)
     pruned.stdout.fnmatch_lines(["replay: *notes.txt' is a regular file the store did not write*"])
     assert (stale / "test_a" / "test_gone" / "notes.txt").read_text() == "mine"
+
+
+def test_a_folder_whose_manifest_names_another_test_is_corrupted_never_pruned(
+    pytester: pytest.Pytester, stale: Path
+) -> None:
+    # A manifest that does not belong to its folder (moved by hand, or damaged) is reported
+    # as corrupted, as `pytest-replay store check` reports it; prune never deletes it.
+    manifest = stale / "test_a" / "test_gone" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace("test_a.py::test_gone", "test_a.py::test_a1"))
+    before = tree(stale)
+    verified = pytester.runpytest()
+    assert "1 corrupted" in summary_line(verified) and "unused" not in summary_line(verified)
+    pruned = pytester.runpytest("--replay-record", "--replay-prune")
+    assert "1 corrupted" in summary_line(pruned) and "pruned" not in summary_line(pruned)
+    assert tree(stale)["test_a/test_gone/manifest.json"] == before["test_a/test_gone/manifest.json"]
+    assert (stale / "test_a" / "test_gone").is_dir()
