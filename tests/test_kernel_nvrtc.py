@@ -7,13 +7,12 @@ parameter list is then checked against the launch ``CupyBackend`` makes: CuPy
 passes each scalar with its NumPy dtype's size, so a size the kernel does not
 expect would corrupt every argument after it on a real GPU.
 
-Skips, with the reason, where the extra is not installed; with
-``PYTEST_REPLAY_REQUIRE_KERNEL_CHECKS=1`` (CI) that is a failure instead.
+The ``test`` extra installs both, so a missing NVRTC is a failure naming the fix,
+never a skip: a kernel check that did not run proves nothing.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +27,12 @@ from pytest_replay.megakernel.cupy_backend import (
     kernel_launch,
 )
 
-REQUIRED = os.environ.get("PYTEST_REPLAY_REQUIRE_KERNEL_CHECKS") == "1"
 ARCHITECTURES = ("compute_80", "compute_90")
 
 
 @pytest.fixture(scope="module")
 def nvrtc() -> Any:
-    """``cuda.bindings.nvrtc`` with its library loaded, or a skip naming the extra."""
+    """``cuda.bindings.nvrtc`` with its library loaded, or a failure naming the extra."""
     try:
         from cuda.bindings import nvrtc as module
 
@@ -45,11 +43,9 @@ def nvrtc() -> Any:
     except Exception as exc:  # ImportError, or the bindings failing to open libnvrtc
         reason = (
             f"NVRTC is not usable ({type(exc).__name__}: {exc}). "
-            "Fix: pip install -e '.[cuda-check]'"
+            "Fix: pip install -e '.[test]' (or '.[cuda-check]')"
         )
-        if REQUIRED:
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        pytest.fail(reason, pytrace=False)
     return module
 
 
