@@ -1,0 +1,118 @@
+"""What every on-disk format object provides, the way a syrupy extension owns its serializer.
+
+A :class:`Format` owns one file format end to end: its name and label, the file
+extensions and magic bytes that identify it, opening (regular files only), reading,
+validating with typed errors, the text that ``inspect``, ``textconv`` and divergence
+reports show for it, the key diffs align records on, and the :class:`Framing` that
+``pytest_replay.strategies.corrupt`` reads to damage it precisely. Nothing above this
+layer knows a format's bytes: kinds, CLI verbs and strategies look formats up in
+:mod:`pytest_replay.formats`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+from pytest_replay import _fs
+from pytest_replay.errors import ReplayError
+
+__all__ = ["FieldSpan", "Format", "FormatError", "Framing"]
+
+
+class FormatError(ReplayError):
+    """A file could not be opened or read as the format it was given as."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpan:
+    """A fixed field of a header or record: its name, byte offset and width."""
+
+    name: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How a format lays out its bytes, for tools that damage or step through them.
+
+    ``header`` spans the file header (magic included); fixed-size formats give
+    ``record_size`` and ``record_fields``; framed formats give ``frame_header`` (the
+    fields in front of each frame, such as its length and checksum). ``trailer_size``
+    is the size of an end frame, 0 when the format has none.
+    """
+
+    magic: bytes
+    header: tuple[FieldSpan, ...] = ()
+    record_size: int | None = None
+    record_fields: tuple[FieldSpan, ...] = ()
+    frame_header: tuple[FieldSpan, ...] = ()
+    trailer_size: int = 0
+    byte_order: str = "<"
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def header_size(self) -> int:
+        return max((span.offset + span.size for span in self.header), default=len(self.magic))
+
+
+class Format:
+    """One on-disk format. Subclasses set the class attributes and implement :meth:`read`.
+
+    ``read`` returns the format's document (a reader, a list of records, a mapping);
+    :meth:`records` gives the sequence of records in it that diffs align by
+    :meth:`diff_key`; :meth:`render` gives one line a record, the text that
+    ``inspect``, ``textconv`` and reports show.
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    extensions: ClassVar[tuple[str, ...]] = ()
+    magic: ClassVar[bytes | None] = None
+    framing: ClassVar[Framing | None] = None
+
+    def matches(self, path: Path, head: bytes) -> bool:
+        """Whether a file named ``path`` that starts with ``head`` is in this format."""
+        if self.magic is not None:
+            return head.startswith(self.magic)
+        return path.name.endswith(self.extensions) if self.extensions else False
+
+    def open(self, path: str | os.PathLike[str]) -> BinaryIO:
+        """``path`` opened for binary reading; a link, FIFO, device or folder is refused."""
+        try:
+            return _fs.open_regular(path)
+        except _fs.NotRegularFile as exc:
+            shown = "a folder" if exc.is_dir else "not a regular file"
+            raise FormatError(
+                f"{self.label} is {shown}",
+                where=os.fspath(path),
+                fix="pass a regular file (not a link, device, FIFO or folder)",
+            ) from None
+
+    def read(self, path: Path) -> Any:
+        """The document in ``path``; damage raises this format's typed error."""
+        raise NotImplementedError
+
+    def validate(self, path: Path) -> None:
+        """Read ``path`` through, raising this format's typed error at the first damage."""
+        self.read(path)
+
+    def records(self, document: Any) -> Sequence[Any]:
+        """The records of a document, in file order."""
+        return list(document)
+
+    def diff_key(self, index: int, record: Any) -> Hashable:
+        """The key diffs align records on; by default the record's position."""
+        return index
+
+    def render(self, index: int, record: Any) -> str:
+        """One line of text for one record."""
+        return f"#{index} {record!r}"
+
+    def render_lines(self, document: Any) -> list[str]:
+        """Every record of a document rendered, in order (``textconv``)."""
+        return [self.render(i, r) for i, r in enumerate(self.records(document))]
