@@ -74,6 +74,10 @@ class Format:
     extensions: ClassVar[tuple[str, ...]] = ()
     magic: ClassVar[bytes | None] = None
     framing: ClassVar[Framing | None] = None
+    #: The recording kind whose stored files are in this format (None: no kind stores it).
+    kind: ClassVar[str | None] = None
+    #: Record fields the recorders store as zero unless told otherwise (never compared).
+    volatile: ClassVar[tuple[str, ...]] = ()
 
     def matches(self, path: Path, head: bytes) -> bool:
         """Whether a file named ``path`` that starts with ``head`` is in this format."""
@@ -101,8 +105,9 @@ class Format:
         """Read ``path`` through, raising this format's typed error at the first damage."""
         self.read(path)
 
-    def records(self, document: Any) -> Sequence[Any]:
-        """The records of a document, in file order."""
+    def records(self, document: Any) -> Sequence[Any] | Any:
+        """The records of a document, in file order: a sequence, or a numpy record array
+        (``len``, indexing and iteration are all callers use)."""
         return list(document)
 
     def diff_key(self, index: int, record: Any) -> Hashable:
@@ -112,6 +117,10 @@ class Format:
     def render(self, index: int, record: Any) -> str:
         """One line of text for one record."""
         return f"#{index} {record!r}"
+
+    def item(self, index: int, record: Any) -> dict[str, Any]:
+        """One record as a mapping of named fields (``inspect --json``, ``textconv``)."""
+        return {"index": index, "record": record}
 
     def render_lines(self, document: Any) -> list[str]:
         """Every record of a document rendered, in order (``textconv``)."""
