@@ -79,6 +79,9 @@ class Format:
     #: Record fields the recorders store as zero unless told otherwise (never compared).
     volatile: ClassVar[tuple[str, ...]] = ()
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
     def matches(self, path: Path, head: bytes) -> bool:
         """Whether a file named ``path`` that starts with ``head`` is in this format."""
         if self.magic is not None:
@@ -99,6 +102,11 @@ class Format:
 
     def read(self, path: Path) -> Any:
         """The document in ``path``; damage raises this format's typed error."""
+        raise NotImplementedError
+
+    def decode(self, data: bytes, source: str) -> Any:
+        """The document in ``data``, bytes already read (``source`` names them in errors);
+        damage raises this format's typed error."""
         raise NotImplementedError
 
     def validate(self, path: Path) -> None:

@@ -565,6 +565,9 @@ class VrrlFormat(Format):
             raise ReplayLogIoError("read", path, exc) from None
         return read_ring_image(data, str(path))
 
+    def decode(self, data: bytes, source: str) -> RingImage:
+        return read_ring_image(data, source)
+
     def records(self, document: RingImage) -> RecordArray:
         return document.records
 
