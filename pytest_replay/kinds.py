@@ -21,7 +21,6 @@ from typing import Any, NoReturn, Protocol
 import msgpack
 import numpy as np
 
-from pytest_replay._msgpack import MAX_DEPTH, unpack_bounded
 from pytest_replay.diff import (
     DiffSummary,
     Divergence,
@@ -29,10 +28,11 @@ from pytest_replay.diff import (
     first_divergence,
     first_value_difference,
     ignored_words,
-    record_fields,
     ring_summary,
     sequence_summary,
 )
+from pytest_replay.formats.data import DATA, pack_plain, unpack_plain
+from pytest_replay.formats.vrrl import VRRL
 from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
 from pytest_replay.ringdigest import (
     AppendedDigest,
@@ -56,7 +56,7 @@ from pytest_replay.ringlog import (
     read_ring_image,
     records_to_array,
 )
-from pytest_replay.values import ValueDecodeError, ValueEncodeError, decode_value, encode_value
+from pytest_replay.values import ValueEncodeError, encode_value
 
 __all__ = [
     "DataRecorder",
@@ -316,23 +316,11 @@ def _packed_key(item: tuple[Any, Any]) -> bytes:
 
 
 def _pack(value: Any, what: str) -> bytes:
-    try:
-        packed: bytes = msgpack.packb(plain(value), use_bin_type=True)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ReplayUsageError(
-            f"{what} is not msgpack-serialisable: {exc}. "
-            "Fix: record dicts, lists, str, bytes, int, float, bool, None or dataclasses of them."
-        ) from exc
-    return packed
+    return pack_plain(value, what, plain)
 
 
 def _unpack(data: bytes, what: str) -> Any:
-    try:
-        return unpack_bounded(data, strict_map_key=False, max_depth=MAX_DEPTH)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise ReplayUsageError(
-            f"{what} is not valid msgpack: {exc}. Fix: re-record it (pytest --replay-record)."
-        ) from exc
+    return unpack_plain(data, what)
 
 
 # --------------------------------------------------------------------------- data
@@ -374,10 +362,7 @@ class DataRecorder:
 
 
 def _decoded(data: bytes, what: str) -> Any:
-    try:
-        return decode_value(data, what, resolve=False)
-    except ValueDecodeError as exc:
-        raise ReplayUsageError(str(exc)) from None
+    return DATA.decode(data, what)
 
 
 def _summarize_data(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffSummary:
@@ -420,9 +405,7 @@ def _field_byte_ranges(volatile: Sequence[str]) -> list[tuple[int, int]]:
 
 
 def _render_record(index: int, record: np.void) -> str:
-    fields = record_fields(record)
-    fields.pop("magic", None)
-    return f"#{index} " + " ".join(f"{k}={v}" for k, v in fields.items())
+    return VRRL.render(index, record)
 
 
 class RingRecorder:

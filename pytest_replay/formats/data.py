@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
@@ -57,11 +57,14 @@ class DataFormatError(FormatError, ReplayUsageError):
     too: the ``replay`` fixture reports it as the recording it was asked to make or read."""
 
 
-def pack_plain(value: Any, what: str) -> bytes:
-    """``value`` (already plain: lists, dicts, scalars) as msgpack; ``what`` names it in
-    the :class:`DataFormatError` a value msgpack cannot hold raises."""
+def pack_plain(value: Any, what: str, convert: Callable[[Any], Any] | None = None) -> bytes:
+    """``value`` as msgpack, made plain (lists, dicts, scalars) by ``convert`` first when
+    given; ``what`` names it in the :class:`DataFormatError` a value msgpack cannot hold
+    (or ``convert`` refuses with a ``TypeError``) raises."""
     try:
-        packed: bytes = msgpack.packb(value, use_bin_type=True)
+        packed: bytes = msgpack.packb(
+            value if convert is None else convert(value), use_bin_type=True
+        )
     except (TypeError, ValueError, OverflowError) as exc:
         raise DataFormatError(
             f"{what} is not msgpack-serialisable: {exc}",
