@@ -1,8 +1,9 @@
 """What a path holds: one look at the magic bytes (or the folder's contents) decides.
 
-Nothing here imports a format's package: detection reads at most 8 bytes of a
-file, and the kind registry is built (and a kind's module imported) only when
-the magic bytes do not settle the question.
+Files are detected through the format registry (:func:`pytest_replay.formats.format_for`:
+magic bytes first, then extensions); only the registry's format objects are loaded, never
+a system's package. The kind registry is built (and a kind's module imported) only when
+no format claims the file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from pytest_replay import _fs
 from pytest_replay.cli.common import CliError, open_regular, read_bounded
+from pytest_replay.formats import Format, format_for, head_size
 
 if TYPE_CHECKING:
     from pytest_replay.kinds import KindRegistry
@@ -24,6 +26,7 @@ __all__ = [
     "FLEET_LOG",
     "FLEET_RECORDING",
     "JOURNAL",
+    "MANIFEST",
     "RECORDING",
     "RECORDS",
     "REDUCE",
@@ -43,6 +46,7 @@ RECORDS: Final = "journal-records"
 REDUCE: Final = "reduce-result"
 STORE: Final = "store"
 RECORDING: Final = "recording"
+MANIFEST: Final = "manifest"
 
 LABELS: Final = {
     VRRL: "VRRL ring log",
@@ -54,10 +58,15 @@ LABELS: Final = {
     REDUCE: "reducer result",
     STORE: "recording store",
     RECORDING: "stored recording",
+    MANIFEST: "store manifest",
 }
 
-_MAGICS: Final = {
-    b"VRRL0001": VRRL,
+#: What ``Detected.format`` says for a file a format object claims, where that is not the
+#: format's own name: a megakernel capture reads as the VRRL log it is.
+_DETECTED_AS: Final = {"capture": VRRL}
+#: Magic bytes of the formats that have no format object in the registry yet (the journal
+#: and fleet formats move into pytest_replay.formats separately); each goes once it has one.
+_UNREGISTERED_MAGICS: Final = {
     b"PRFLOG01": FLEET_LOG,
     b"PRFLREC1": FLEET_RECORDING,
     b"PRJOURNL": JOURNAL,
@@ -67,26 +76,31 @@ _MAGICS: Final = {
 STORE_KIND_OF: Final = {JOURNAL: "journal", REDUCE: "reduce", FLEET_RECORDING: "fleet"}
 _FLEET_SUFFIX: Final = ".flog"
 _REDUCE_SUFFIX: Final = ".jreduce"
-_MANIFEST: Final = "manifest.json"
 
 _KNOWN = (
     "pass a VRRL ring log, a fleet log or folder of them, a journal file, a journal record "
-    "file, a reducer result (.jreduce or .json) or a store folder (.replay)"
+    "file, a reducer result (.jreduce or .json), a store manifest (manifest.json) or a store "
+    "folder (.replay)"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Detected:
-    """A path and what it holds; ``kind`` names the recording kind for ``RECORDING``."""
+    """A path and what it holds; ``kind`` names the recording kind for ``RECORDING``, and
+    ``file_format`` the format object that claimed the file (None for folders and the
+    formats detected otherwise)."""
 
     format: str
     path: Path
     kind: str | None = None
+    file_format: Format | None = None
 
     @property
     def label(self) -> str:
         if self.format == RECORDING and self.kind is not None:
             return f"stored recording of kind '{self.kind}'"
+        if self.file_format is not None and self.file_format.name != self.format:
+            return self.file_format.label  # read as another format (a capture as its VRRL log)
         return LABELS[self.format]
 
 
@@ -118,7 +132,9 @@ def _is_file(entry: os.DirEntry[str]) -> bool:
 
 
 def _has_manifest(folder: Path) -> bool:
-    return _holds_file(folder, _MANIFEST.__eq__)
+    from pytest_replay.formats.manifest import MANIFEST as MANIFEST_FORMAT
+
+    return _holds_file(folder, lambda name: MANIFEST_FORMAT.matches(Path(name), b""))
 
 
 def _has_fleet_log(folder: Path) -> bool:
@@ -152,22 +168,31 @@ def detect(path: Path) -> Detected:
         raise CliError(f"'{path}' does not exist", "check the path")
     try:
         with open_regular(path, "path") as fh:
-            head = fh.read(8)
+            head = fh.read(head_size())
     except OSError as exc:
         raise CliError(
             f"cannot read '{path}' ({exc.strerror or exc})", "check the path and permissions"
         ) from None
-    found = _MAGICS.get(head)
+    claimed = format_for(path, head)
+    if claimed is not None and claimed.magic is not None and head.startswith(claimed.magic):
+        found: str | None = _DETECTED_AS.get(claimed.name, claimed.name)
+        by_magic = claimed
+    else:
+        found, by_magic = _UNREGISTERED_MAGICS.get(head[:8]), None
     if found == FLEET_LOG:
-        return Detected(FLEET_LOG, _fleet_base(path))
+        return Detected(FLEET_LOG, _fleet_base(path), file_format=by_magic)
     if found is not None:
-        return Detected(found, path)
+        return Detected(found, path, file_format=by_magic)
     if path.suffix == _REDUCE_SUFFIX or (
         path.suffix == ".json" and head.lstrip()[:1] == b"{" and _looks_like_result(path)
     ):
         return Detected(REDUCE, path)
     if path.suffix == _FLEET_SUFFIX:
         return Detected(FLEET_LOG, _fleet_base(path))
+    if claimed is not None:  # by its extension
+        if claimed.kind is not None:
+            return Detected(RECORDING, path, claimed.kind, claimed)
+        return Detected(_DETECTED_AS.get(claimed.name, claimed.name), path, file_format=claimed)
     kind = kind_registry().for_path(path)
     if kind is not None:
         return Detected(RECORDING, path, kind.name)
