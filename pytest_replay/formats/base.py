@@ -100,6 +100,24 @@ class Format:
                 fix="pass a regular file (not a link, device, FIFO or folder)",
             ) from None
 
+    def read_bytes(self, path: str | os.PathLike[str], limit: int) -> bytes:
+        """The bytes of ``path``, at most ``limit`` of them: a regular file only, never
+        through a symbolic link, its size checked before anything is read."""
+        try:
+            return _fs.read_regular(path, limit)
+        except _fs.NotRegularFile as exc:
+            raise FormatError(
+                f"{self.label} is {exc.what}",
+                where=os.fspath(path),
+                fix="pass the file itself (not a link, device, FIFO or folder)",
+            ) from None
+        except (ValueError, OSError) as exc:
+            raise FormatError(
+                f"{self.label} cannot be read: {exc}",
+                where=os.fspath(path),
+                fix="check the path and its permissions, or restore the file",
+            ) from None
+
     def read(self, path: Path) -> Any:
         """The document in ``path``; damage raises this format's typed error."""
         raise NotImplementedError

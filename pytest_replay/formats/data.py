@@ -40,6 +40,8 @@ DATA_EXTENSION: Final = ".msgpack"
 #: What a data recorder that was never given a value stores: msgpack ``nil``.
 UNSET_VALUE: Final = b"\xc0"
 _RERECORD: Final = "re-record it (pytest --replay-record)."
+# As much as the command line reads of any file: a value is held in memory whole.
+_READ_LIMIT: Final = 4 << 30
 
 DATA_FRAMING: Final = Framing(
     magic=b"",
@@ -125,15 +127,7 @@ class DataFormat(Format):
             raise DataFormatError(exc.what, where=exc.where, fix=exc.fix) from None
 
     def read(self, path: Path) -> Any:
-        try:
-            with self.open(path) as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise DataFormatError(
-                f"{self.label} cannot be read: {exc.strerror or exc}",
-                where=os.fspath(path),
-                fix="check the path and its permissions.",
-            ) from None
+        data = self.read_bytes(path, _READ_LIMIT)
         return self.decode(data, os.fspath(path))
 
     def records(self, document: Any) -> list[tuple[str, str]]:

@@ -14,8 +14,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from pytest_replay import _fs
-from pytest_replay.formats.base import Format, FormatError, Framing
+from pytest_replay.formats.base import Format, Framing
 from pytest_replay.store import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
@@ -59,20 +58,7 @@ class ManifestFormat(Format):
     def read(self, path: Path) -> Manifest:
         """The manifest in ``path``, never through a link and at most
         ``MAX_MANIFEST_BYTES`` long (as the store reads it)."""
-        try:
-            data = _fs.read_regular(path, MAX_MANIFEST_BYTES)
-        except _fs.NotRegularFile as exc:
-            raise FormatError(
-                f"{self.label} is {exc.what}",
-                where=os.fspath(path),
-                fix="pass the manifest.json file itself (not a link, device, FIFO or folder)",
-            ) from None
-        except (ValueError, OSError) as exc:
-            raise FormatError(
-                f"{self.label} cannot be read: {exc}",
-                where=os.fspath(path),
-                fix="check its permissions, or restore it from version control",
-            ) from None
+        data = self.read_bytes(path, MAX_MANIFEST_BYTES)
         return self.decode(data, os.fspath(path))
 
     def records(self, document: Manifest) -> list[tuple[str, ManifestEntry]]:
