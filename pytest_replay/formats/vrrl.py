@@ -283,6 +283,20 @@ class RecordValueError(ReplayLogError, ValueError):
         )
 
 
+# Users catch these from pytest_replay.ringlog (and pytest_replay), where they were defined
+# before the format moved here: tracebacks, reprs and pickles keep naming that module.
+for _error in (
+    ReplayLogError,
+    ReplayLogIoError,
+    HeaderMismatch,
+    TruncatedLog,
+    ZeroCapacity,
+    CapacityOverflow,
+    RecordValueError,
+):
+    _error.__module__ = "pytest_replay.ringlog"
+
+
 def check_capacity(
     capacity: int, path: str | os.PathLike[str] | None = None, *, requested: bool = False
 ) -> None:
