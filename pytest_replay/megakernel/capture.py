@@ -65,6 +65,7 @@ __all__ = [
     "open_capture",
 ]
 
+
 class RecordSink(Protocol):
     """Where captured records go: a :class:`RingLog`, or anything with ``append_many``."""
 
