@@ -26,6 +26,12 @@ import numpy as np
 import numpy.typing as npt
 
 from pytest_replay.diff import Divergence, first_divergence
+from pytest_replay.formats.vrrl import (
+    RING_RECORD_DTYPE,
+    RecordArray,
+    ReplayFailureClass,
+    RingImage,
+)
 from pytest_replay.megakernel.backend import BackendLike
 from pytest_replay.megakernel.capture import burst_records
 from pytest_replay.megakernel.errors import MalformedCapture
@@ -39,13 +45,7 @@ from pytest_replay.megakernel.model import (
 )
 from pytest_replay.megakernel.selection import resolve_backend
 from pytest_replay.megakernel.stream import ObservedStream, StreamDivergence, diff_streams
-from pytest_replay.ringlog import (
-    RING_RECORD_DTYPE,
-    RecordArray,
-    ReplayFailureClass,
-    RingImage,
-    RingLog,
-)
+from pytest_replay.ringlog import RingLog
 
 __all__ = [
     "CaptureSource",

@@ -16,6 +16,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from pytest_replay.formats.vrrl import ReplayFailureClass, output_digest
 from pytest_replay.megakernel.backend import U32Array
 from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.model import (
@@ -25,7 +26,6 @@ from pytest_replay.megakernel.model import (
     SlotStatus,
     fault_class,
 )
-from pytest_replay.ringlog import ReplayFailureClass, output_digest
 
 __all__ = [
     "ObservedEpoch",
