@@ -49,6 +49,7 @@ from pytest_replay.formats.base import FieldSpan, Format, FormatError, Framing
 __all__ = [
     "CURSOR_OFFSET",
     "CURSOR_STRUCT",
+    "FIELDS_AFTER_MAGIC",
     "HEADER_BYTES",
     "HEADER_STRUCT",
     "LOG_MAGIC",
@@ -436,6 +437,9 @@ class ReplayRecord:
 
     slot: RecordedSlot
     failure: ReplayFailureEvidence | None = None
+
+
+# --------------------------------------------------------------------------- reading
 
 
 def records_from_array(array: RecordArray) -> list[ReplayRecord]:
