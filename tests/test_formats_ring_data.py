@@ -9,6 +9,7 @@ import itertools
 import json
 import struct
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -374,3 +375,29 @@ def test_the_record_dtype_and_struct_agree() -> None:
     row["magic"], row["timestamp_ns"], row["args"] = RECORD_MAGIC, 5, (1, 2, 3, 4)
     unpacked = RECORD_STRUCT.unpack(row.tobytes())
     assert unpacked[:6] == (RECORD_MAGIC, 5, 0, 0, 0, 1) and unpacked[6:9] == (2, 3, 4)
+
+
+def test_a_claimed_format_the_cli_does_not_show_is_a_recording_of_its_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_replay.formats import Format
+
+    class Stored(Format):
+        name = "stored-elsewhere"
+        label = "a format only a kind stores"
+        magic = b"STORED01"
+        kind: ClassVar[str | None] = "data"
+
+    path = tmp_path / "x.msgpack"
+    path.write_bytes(b"STORED01" + encode_value(1))
+    monkeypatch.setattr(detect, "format_for", lambda path, head: Stored())
+    found = detect.detect(path)
+    assert (found.format, found.kind, found.label) == (
+        detect.RECORDING,
+        "data",
+        "stored recording of kind 'data'",
+    )
+    # Without a kind it is left to the kind registry, which knows the file by its suffix.
+    Stored.kind = None
+    found = detect.detect(path)
+    assert (found.format, found.kind, found.file_format) == (detect.RECORDING, "data", None)

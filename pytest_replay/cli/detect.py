@@ -148,6 +148,19 @@ def _fleet_base(path: Path) -> Path:
     return normalize_candidate(path)
 
 
+def _claimed(fmt: Format, path: Path) -> Detected | None:
+    """What a file the format object ``fmt`` claims is to the CLI: a format it shows on its
+    own, else a stored recording of the format's kind; None leaves it to the kinds."""
+    shown = _DETECTED_AS.get(fmt.name, fmt.name)
+    if shown == FLEET_LOG:
+        return Detected(FLEET_LOG, _fleet_base(path), file_format=fmt)
+    if shown in LABELS:
+        return Detected(shown, path, file_format=fmt)
+    if fmt.kind is not None:
+        return Detected(RECORDING, path, fmt.kind, fmt)
+    return None
+
+
 def detect(path: Path) -> Detected:
     """What ``path`` holds, or a :class:`CliError` saying why it is none of the known kinds."""
     if path.is_dir():
@@ -174,25 +187,26 @@ def detect(path: Path) -> Detected:
             f"cannot read '{path}' ({exc.strerror or exc})", "check the path and permissions"
         ) from None
     claimed = format_for(path, head)
-    if claimed is not None and claimed.magic is not None and head.startswith(claimed.magic):
-        found: str | None = _DETECTED_AS.get(claimed.name, claimed.name)
-        by_magic = claimed
-    else:
-        found, by_magic = _UNREGISTERED_MAGICS.get(head[:8]), None
+    by_magic = claimed is not None and claimed.magic is not None and head.startswith(claimed.magic)
+    if claimed is not None and by_magic:
+        detected = _claimed(claimed, path)
+        if detected is not None:
+            return detected
+    found = _UNREGISTERED_MAGICS.get(head[:8])
     if found == FLEET_LOG:
-        return Detected(FLEET_LOG, _fleet_base(path), file_format=by_magic)
+        return Detected(FLEET_LOG, _fleet_base(path))
     if found is not None:
-        return Detected(found, path, file_format=by_magic)
+        return Detected(found, path)
     if path.suffix == _REDUCE_SUFFIX or (
         path.suffix == ".json" and head.lstrip()[:1] == b"{" and _looks_like_result(path)
     ):
         return Detected(REDUCE, path)
     if path.suffix == _FLEET_SUFFIX:
         return Detected(FLEET_LOG, _fleet_base(path))
-    if claimed is not None:  # by its extension
-        if claimed.kind is not None:
-            return Detected(RECORDING, path, claimed.kind, claimed)
-        return Detected(_DETECTED_AS.get(claimed.name, claimed.name), path, file_format=claimed)
+    if claimed is not None and not by_magic:
+        detected = _claimed(claimed, path)
+        if detected is not None:
+            return detected
     kind = kind_registry().for_path(path)
     if kind is not None:
         return Detected(RECORDING, path, kind.name)
