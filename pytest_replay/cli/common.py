@@ -45,7 +45,7 @@ class CliError(ReplayError):
 
     def __init__(self, detail: str, fix: str) -> None:
         self.detail = detail
-        super().__init__(detail, fix=fix)
+        super().__init__(detail, fix=f"{fix}.")
 
 
 class CorruptInput(CliError):
