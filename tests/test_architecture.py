@@ -115,16 +115,13 @@ def test_the_recording_path_in_the_architecture_doc_names_functions_that_exist()
 _FIX_LINE_OWNER = "pytest_replay/errors.py"
 # Converted by the format/recorder work: files other branches are restructuring right now.
 _FIX_LINE_PENDING = (
-    "pytest_replay/ringlog.py",
     "pytest_replay/kinds.py",
     "pytest_replay/*/kind.py",
     "pytest_replay/diff.py",
     "pytest_replay/report.py",
-    "pytest_replay/cli/inspect.py",
-    "pytest_replay/cli/diff.py",
-    "pytest_replay/cli/textconv.py",
-    "pytest_replay/cli/detect.py",
-    "pytest_replay/formats/*",
+    "pytest_replay/formats/fleet_log.py",
+    "pytest_replay/formats/journal.py",
+    "pytest_replay/formats/replication_trace.py",
     "strategies/corrupt.py",
     "pytest_replay/journal/record_file.py",
     "pytest_replay/journal/frames.py",
@@ -135,7 +132,6 @@ _FIX_LINE_PENDING = (
     "pytest_replay/fleet/writer.py",
     "pytest_replay/fleet/reader.py",
     "pytest_replay/fleet/catalog.py",
-    "pytest_replay/megakernel/capture.py",
     "pytest_replay/megakernel/replay.py",
     "pytest_replay/megakernel/stream.py",
     "pytest_replay/replication/trace.py",
