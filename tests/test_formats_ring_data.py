@@ -274,7 +274,7 @@ def test_damaged_data_is_a_typed_error_with_a_fix(tmp_path: Path) -> None:
         DATA.read(path)
     # A format error, and for the replay fixture a usage error, as the data kind reported.
     assert isinstance(e.value, FormatError) and isinstance(e.value, ReplayUsageError)
-    assert str(path) in str(e.value)
+    assert str(path) in str(e.value) and e.value.fix == "re-record it (pytest --replay-record)."
     with pytest.raises(DataFormatError, match=r"'thing' is not msgpack-serialisable.*Fix: record"):
         pack_plain({"a": object()}, "'thing'")
     with pytest.raises(DataFormatError, match=r"stored is not valid msgpack.*Fix: re-record"):
