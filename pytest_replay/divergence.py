@@ -75,13 +75,17 @@ class Divergence:
             )
         if self.kind == "length":
             return (
-                f"length differs: expected {self.expected} {self.unit}s, got {self.actual} "
+                f"length differs: expected {self.expected} {_plural(self.unit)}, got {self.actual} "
                 f"(first unmatched {self.unit} is #{self.index})"
             )
         where = f"{self.unit} #{self.index}: " if self.index is not None else ""
         return f"{where}{self.field} expected {self.expected!r}, got {self.actual!r}"
 
     __str__ = describe
+
+
+def _plural(unit: str) -> str:
+    return unit[:-1] + "ies" if unit.endswith("y") else unit + "s"
 
 
 def _side(value: Any) -> str:
