@@ -31,12 +31,11 @@ __all__ = [
 ]
 
 Item = TypeVar("Item")
-Batch = TypeVar("Batch")
 
 #: What a kind's ``diff`` returns: the first divergence and the stored records before it.
 DiffResult = tuple[Divergence, tuple[str, ...]]
 #: ``(field, expected, actual)`` of the first difference of two records, or ``None``.
-Compare = Callable[[Item, Item], "tuple[str, Any, Any] | None"]
+Compare = Callable[[Item, Item], tuple[str, Any, Any] | None]
 #: A divergence's detail line from the divergence and the stored and produced records at
 #: it (``None`` for a side that has none there).
 Detail = Callable[[Divergence, Any, Any], str]
@@ -146,11 +145,9 @@ class CheckedStream(Generic[Item]):
         self._compare = compare
         self._render = render
         self.offset = offset
-        self.stored_count = (
-            (offset + len(stored) if stored is not None else 0)
-            if stored_count is None
-            else stored_count
-        )
+        if stored_count is None:
+            stored_count = offset + (0 if stored is None else len(stored))
+        self.stored_count = stored_count
         self.ignored = tuple(ignored)
         self._detail = detail
         self._unit = unit
