@@ -52,7 +52,7 @@ def sequence_kind(
         value = unpack_plain(data, f"{what} at {source}")
         if not isinstance(value, list):
             raise ReplayUsageError(
-                f"{what} at {source} is not a list. Fix: re-record it (pytest --replay-record)."
+                f"{what} at {source} is not a list", fix="re-record it (pytest --replay-record)."
             )
         return value
 
