@@ -283,14 +283,15 @@ def test_damaged_data_is_a_typed_error_with_a_fix(tmp_path: Path) -> None:
     assert pack_plain((1, 2), "x", list) == pack_plain([1, 2], "x")
 
 
-def test_the_data_kind_packs_and_decodes_through_the_data_format() -> None:
-    from pytest_replay.kinds import _decoded, _pack, _unpack
+def test_the_data_and_sequence_kinds_pack_and_decode_through_the_data_format() -> None:
+    from pytest_replay.datakind import DATA_KIND
+    from pytest_replay.kindformat import pack_plain as pack_made_plain
 
-    assert _unpack(_pack({"b": 1, "a": (1, 2)}, "v"), "v") == {"a": [1, 2], "b": 1}
-    with pytest.raises(ReplayUsageError, match=r"stored value is not a valid recorded value"):
-        _decoded(b"\xc1", "stored value")
+    assert unpack_plain(pack_made_plain({"b": 1, "a": (1, 2)}, "v"), "v") == {"a": [1, 2], "b": 1}
+    with pytest.raises(ReplayUsageError, match=r"recording is not a valid recorded value"):
+        DATA_KIND.count(b"\xc1")
     with pytest.raises(ReplayUsageError, match=r"not msgpack-serialisable.*Fix:"):
-        _pack({(1, 2): 3}, "value")
+        pack_made_plain({(1, 2): 3}, "value")
 
 
 # --------------------------------------------------------------------------- manifest
