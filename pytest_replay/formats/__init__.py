@@ -25,7 +25,10 @@ __all__ = [
 ]
 
 #: module (under pytest_replay.formats) -> the name of its Format instance.
-_FORMAT_MODULES: dict[str, str] = {}
+_FORMAT_MODULES: dict[str, str] = {
+    "journal": "JOURNAL_FILE",
+    "journal_records": "JOURNAL_RECORDS",
+}
 
 _loaded: dict[str, Format] = {}
 

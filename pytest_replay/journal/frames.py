@@ -1,39 +1,29 @@
-"""Length-prefixed, CRC-checked frames: the container of journal and record files.
+"""The journal's view of its frame container (:mod:`pytest_replay.formats.journal`).
 
-Layout (little-endian)::
-
-    file header, 16 bytes
-        0   magic        8 bytes (b"PRJOURNL" for journals, b"PRJRECS1" for record files)
-        8   version      u32 = 1
-        12  flags        u32   bit 0 FLAG_END_FRAME: the file ends with an end frame
-    frame, repeated
-        0   body_len     u32, 1 .. MAX_FRAME_BYTES
-        4   body_crc     u32, CRC-32 of the body
-        8   header_crc   u32, CRC-32 of bytes 0..8 of this frame header
-        12  body         body_len bytes (msgpack)
-    end frame (only with FLAG_END_FRAME), a frame whose 44-byte body is
-        0   marker       b"\\xc1END" (0xc1 never starts msgpack, so no data frame looks like it)
-        4   count        u64, data frames before it
-        12  digest       32 bytes, BLAKE3 of every byte from offset 16 to the end frame
-
-The header CRC makes a damaged length field detectable before it is used, so
-a corrupted length can never be mistaken for a torn tail or size a read. The
-end frame makes a file cut exactly at a frame boundary detectable: record files
-(written whole, atomically) carry it; a live :class:`FileJournal` does not (a
-crash legitimately ends it anywhere) and relies on its recovery mode instead.
+The layout, the encoders and the checking scanner belong to the format; here the
+scanner raises the journal's own errors (:class:`JournalCorrupted`,
+:class:`JournalTruncated`), so journal callers catch one family.
 """
 
 from __future__ import annotations
 
-import struct
-import warnings
-import zlib
-from dataclasses import dataclass
-from typing import Final, Literal
-
-import blake3
-
-from pytest_replay.errors import UnclosedFormatWarning
+from pytest_replay.formats import journal as _container
+from pytest_replay.formats.journal import (
+    END_FRAME_BYTES,
+    FILE_HEADER_BYTES,
+    FILE_VERSION,
+    FLAG_END_FRAME,
+    FRAME_HEADER_BYTES,
+    JOURNAL_MAGIC,
+    MAX_FRAME_BYTES,
+    RECORDS_MAGIC,
+    RECOVERY_MODES,
+    FrameScan,
+    RecoveryMode,
+    encode_end_frame,
+    encode_file_header,
+    encode_frame,
+)
 from pytest_replay.journal.errors import JournalCorrupted, JournalTruncated
 
 __all__ = [
@@ -54,75 +44,6 @@ __all__ = [
     "scan_frames",
 ]
 
-JOURNAL_MAGIC: Final = b"PRJOURNL"
-RECORDS_MAGIC: Final = b"PRJRECS1"
-# Files a user may hand to the wrong reader: named instead of reported as damage.
-_KNOWN_FILES: Final = {
-    JOURNAL_MAGIC: ("a FileJournal file", "FileJournal(path)"),
-    RECORDS_MAGIC: (
-        "a journal record file",
-        "load_journal_records(path) or pytest-replay reduce",
-    ),
-    b"SQLite f": ("an SQLite database", "SqliteJournal(path)"),
-    b"VRRL0001": ("a VRRL ring log", "RingLog.open(path) or pytest-replay inspect"),
-}
-FILE_VERSION: Final = 1
-FLAG_END_FRAME: Final = 1
-FILE_HEADER_BYTES: Final = 16
-FRAME_HEADER_BYTES: Final = 12
-MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
-
-#: What a reader does with a damaged file (RocksDB's WAL recovery modes):
-#: ``tolerate_torn_tail`` drops only an incomplete last frame (and reports it),
-#: ``absolute`` raises on any anomaly, ``point_in_time`` stops at the first bad frame,
-#: reports it and keeps what precedes. A complete frame failing its CRC is never torn.
-RecoveryMode = Literal["tolerate_torn_tail", "absolute", "point_in_time"]
-RECOVERY_MODES: Final[tuple[RecoveryMode, ...]] = (
-    "tolerate_torn_tail",
-    "absolute",
-    "point_in_time",
-)
-
-_FILE_HEADER = struct.Struct("<8sII")
-_LEN_CRC = struct.Struct("<II")
-_HEADER_CRC = struct.Struct("<I")
-_END_MARKER: Final = b"\xc1END"
-_END_BODY = struct.Struct("<4sQ32s")
-#: Size of the end frame, header included.
-END_FRAME_BYTES: Final = FRAME_HEADER_BYTES + _END_BODY.size
-
-
-@dataclass(frozen=True, slots=True)
-class FrameScan:
-    """The frames of one file image and how the file ends.
-
-    ``good_end`` is where the last kept data frame ends. ``torn_offset`` is set when an
-    incomplete last frame was dropped; ``stopped_at`` (``point_in_time`` only) is the
-    damage the scan stopped at, every frame after it dropped. ``closed`` says an end
-    frame was found and matched the frames before it.
-    """
-
-    frames: list[tuple[int, memoryview]]
-    good_end: int
-    torn_offset: int | None
-    stopped_at: JournalCorrupted | None
-    closed: bool
-
-
-def encode_file_header(magic: bytes, *, end_frame: bool = False) -> bytes:
-    return _FILE_HEADER.pack(magic, FILE_VERSION, FLAG_END_FRAME if end_frame else 0)
-
-
-def encode_frame(body: bytes) -> bytes:
-    """One frame around ``body`` (the caller bounds its size)."""
-    head = _LEN_CRC.pack(len(body), zlib.crc32(body))
-    return head + _HEADER_CRC.pack(zlib.crc32(head)) + body
-
-
-def encode_end_frame(frames: bytes | bytearray | memoryview, count: int) -> bytes:
-    """The end frame closing ``count`` data frames whose bytes (after the header) are ``frames``."""
-    return encode_frame(_END_BODY.pack(_END_MARKER, count, blake3.blake3(frames).digest()))
-
 
 def scan_frames(
     data: bytes | bytearray | memoryview,
@@ -133,130 +54,17 @@ def scan_frames(
     item: str = "frame",
     closed_format: bool = False,
 ) -> FrameScan:
-    """Split a file image into frames, checking every one.
-
-    A final frame cut short by a crash (a header or body running past the end, or an
-    all-zero tail) is torn: dropped and reported unless ``recovery`` is ``absolute``.
-    Any other damage (a complete frame failing a CRC, a bad length, a frame after the
-    end frame, an end frame whose count or digest differs, a file promising an end
-    frame that ends without it) raises :class:`JournalCorrupted` naming the byte offset,
-    except that ``point_in_time`` stops there and returns it in ``stopped_at``.
-    ``closed_format``: files of this magic are written with an end frame, so one without
-    the flag predates end frames and is read with an :class:`UnclosedFormatWarning`.
-    """
-    view = memoryview(data)
-    size = len(view)
-    if size < FILE_HEADER_BYTES:
-        raise JournalCorrupted(
-            source, 0, f"file has {size} bytes, shorter than the {FILE_HEADER_BYTES}-byte header"
-        )
-    got_magic, version, flags = _FILE_HEADER.unpack_from(view, 0)
-    if got_magic != magic:
-        other = _KNOWN_FILES.get(bytes(got_magic))
-        if other is not None:
-            what, reader = other
-            raise JournalCorrupted(
-                source,
-                0,
-                f"this is {what} (magic {got_magic!r}), not the expected {magic!r} file",
-                fix=f"read it with {reader}",
-            )
-        raise JournalCorrupted(source, 0, f"wrong file magic {got_magic!r} (expected {magic!r})")
-    if version != FILE_VERSION:
-        raise JournalCorrupted(
-            source, 8, f"unsupported format version {version} (this reader knows {FILE_VERSION})"
-        )
-    if flags & ~FLAG_END_FRAME:
-        raise JournalCorrupted(source, 12, f"unknown header flags {flags:#x}")
-    has_end = bool(flags & FLAG_END_FRAME)
-    if closed_format and not has_end:
-        warnings.warn(
-            UnclosedFormatWarning(
-                f"'{source}' was written before end frames: a copy cut at a frame boundary "
-                "cannot be detected. Fix: write it again with this version to get the check"
-            ),
-            stacklevel=3,
-        )
-    frames: list[tuple[int, memoryview]] = []
-    offset = good_end = FILE_HEADER_BYTES
-    closed = False
-
-    def damage(
-        at: int,
-        detail: str,
-        error: type[JournalCorrupted] = JournalCorrupted,
-        *,
-        end_frame: bool = False,
-    ) -> FrameScan:
-        if end_frame:
-            exc = error(source, at, f"end frame: {detail}")
-        else:
-            exc = error(source, at, detail, index=len(frames), item=item)
-        if recovery != "point_in_time":
-            raise exc
-        return FrameScan(frames, at, None, exc, False)
-
-    crc32 = zlib.crc32
-    while offset < size:
-        if closed:
-            return damage(offset, "a frame follows the end frame")
-        torn: str | None = None
-        if size - offset < FRAME_HEADER_BYTES:
-            torn = f"{size - offset} bytes left, a frame header needs {FRAME_HEADER_BYTES}"
-        else:
-            body_len, body_crc = _LEN_CRC.unpack_from(view, offset)
-            (header_crc,) = _HEADER_CRC.unpack_from(view, offset + 8)
-            if crc32(view[offset : offset + 8]) != header_crc:
-                if any(view[offset:size]):
-                    return damage(offset, "frame header checksum mismatch")
-                torn = "all-zero tail"
-            elif body_len == 0 or body_len > MAX_FRAME_BYTES:
-                return damage(offset, f"frame length {body_len} outside 1..{MAX_FRAME_BYTES}")
-            else:
-                start = offset + FRAME_HEADER_BYTES
-                end = start + body_len
-                if end > size:
-                    torn = f"frame needs {end - offset} bytes, {size - offset} are left"
-                elif crc32(view[start:end]) != body_crc:
-                    # The frame is complete, so this is damage, not an interrupted write.
-                    return damage(offset, "frame body checksum mismatch")
-                elif body_len == _END_BODY.size and view[start] == _END_MARKER[0]:
-                    # 0xc1 never starts msgpack: this can only be an end frame.
-                    problem = _end_frame_problem(view, offset, start, len(frames), has_end)
-                    if problem is not None:
-                        return damage(offset, problem, end_frame=True)
-                    closed = True
-                    good_end, offset = offset, end
-                    continue
-                else:
-                    frames.append((offset, view[start:end]))
-                    offset = good_end = end
-                    continue
-        if recovery == "absolute":
-            raise JournalCorrupted(
-                source, offset, f"file ends inside a frame ({torn})", index=len(frames), item=item
-            )
-        return FrameScan(frames, offset, offset, None, False)
-    if has_end and not closed:
-        return damage(
-            offset,
-            "the file ends on a frame boundary without the end frame its header promises: "
-            "it was truncated",
-            JournalTruncated,
-        )
-    return FrameScan(frames, good_end, None, None, closed)
-
-
-def _end_frame_problem(
-    view: memoryview, offset: int, start: int, count: int, has_end: bool
-) -> str | None:
-    if not has_end:
-        return "an end frame in a file whose header does not announce one"
-    marker, said_count, digest = _END_BODY.unpack_from(view, start)
-    if marker != _END_MARKER:
-        return f"frame body starts with {marker!r}: neither msgpack nor an end frame"
-    if said_count != count:
-        return f"end frame counts {said_count} frames, the file holds {count}"
-    if blake3.blake3(view[FILE_HEADER_BYTES:offset]).digest() != digest:
-        return "end frame digest differs from the frames before it"
-    return None
+    """:func:`pytest_replay.formats.journal.scan_frames`, raising :class:`JournalCorrupted`
+    (a file cut at a frame boundary: :class:`JournalTruncated`)."""
+    return _container.scan_frames(
+        data,
+        magic,
+        source,
+        recovery=recovery,
+        item=item,
+        closed_format=closed_format,
+        corrupted=JournalCorrupted,
+        truncated=JournalTruncated,
+        # The warning names the caller of this function's caller, as before the move.
+        stacklevel=4,
+    )
