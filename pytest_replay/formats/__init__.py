@@ -28,6 +28,8 @@ __all__ = [
 _FORMAT_MODULES: dict[str, str] = {
     "journal": "JOURNAL_FILE",
     "journal_records": "JOURNAL_RECORDS",
+    "fleet_log": "FLEET_LOG",
+    "fleet_recording": "FLEET_RECORDING",
 }
 
 _loaded: dict[str, Format] = {}
