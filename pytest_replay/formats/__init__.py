@@ -30,6 +30,7 @@ _FORMAT_MODULES: dict[str, str] = {
     "journal_records": "JOURNAL_RECORDS",
     "fleet_log": "FLEET_LOG",
     "fleet_recording": "FLEET_RECORDING",
+    "replication_trace": "REPLICATION_TRACE",
 }
 
 _loaded: dict[str, Format] = {}
