@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from pytest_replay.errors import ReplayError
 from pytest_replay.fleet.errors import FleetLogError
 from pytest_replay.fleet.logformat import SectionType
-from pytest_replay.formats import FieldSpan, Framing, format_named
+from pytest_replay.formats import FieldSpan, Framing, format_named, laid_out
 from pytest_replay.formats.fleet_log import (
     END_FRAME_BYTES,
     FLAG_FINAL,
@@ -449,14 +449,9 @@ def _end_frame_mismatch(
 #: (then this is ``_framing("vrrl")``).
 _RING_FRAMING: Final = Framing(
     magic=LOG_MAGIC,
-    header=(
-        FieldSpan("magic", 0, 8),
-        FieldSpan("version", 8, 4),
-        FieldSpan("capacity", 16, 8),
-        FieldSpan("cursor", 24, 8),
-    ),
+    header=laid_out(("magic", 8), ("version", 4), ("flags", 4), ("capacity", 8), ("cursor", 8)),
     record_size=RECORD_BYTES,
-    record_fields=(FieldSpan("magic", 0, 4),),
+    record_fields=laid_out(("magic", 4)),
 )
 _RING_FILE: Final = "log.vrrl"
 

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from pytest_replay.formats.base import FieldSpan, Format, FormatError, Framing
+from pytest_replay.formats.base import FieldSpan, Format, FormatError, Framing, laid_out
 
 __all__ = [
     "FieldSpan",
@@ -22,6 +22,7 @@ __all__ = [
     "all_formats",
     "format_for",
     "format_named",
+    "laid_out",
 ]
 
 #: module (under pytest_replay.formats) -> the name of its Format instance.

@@ -40,7 +40,7 @@ import blake3
 
 from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.errors import UnclosedFormatWarning
-from pytest_replay.formats.base import FieldSpan, Format, FormatError, Framing
+from pytest_replay.formats.base import Format, FormatError, Framing, laid_out
 
 __all__ = [
     "END_FRAME_BYTES",
@@ -308,18 +308,8 @@ def _check_end_frame(
 
 FRAMING: Final = Framing(
     magic=SLAB_MAGIC,
-    header=(
-        FieldSpan("magic", 0, 8),
-        FieldSpan("version", 8, 2),
-        FieldSpan("flags", 10, 2),
-        FieldSpan("slab_index", 12, 4),
-    ),
-    frame_header=(
-        FieldSpan("section_type", 0, 2),
-        FieldSpan("reserved", 2, 2),
-        FieldSpan("length", 4, 4),
-        FieldSpan("crc32", 8, 4),
-    ),
+    header=laid_out(("magic", 8), ("version", 2), ("flags", 2), ("slab_index", 4)),
+    frame_header=laid_out(("section_type", 2), ("reserved", 2), ("length", 4), ("crc32", 4)),
     trailer_size=END_FRAME_BYTES,
     notes=(
         f"version u16 = {FORMAT_VERSION} ({LEGACY_VERSION}: no end frame); flags bit 0: FINAL",

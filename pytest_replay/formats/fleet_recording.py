@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pytest_replay._msgpack import unpack_bounded
-from pytest_replay.formats.base import FieldSpan, Format, FormatError, Framing
+from pytest_replay.formats.base import Format, FormatError, Framing, laid_out
 
 __all__ = [
     "BODY_KEYS",
@@ -45,7 +45,7 @@ _RECORD_FIX: Final = "record the fleet again (pytest --replay-record)"
 
 FRAMING: Final = Framing(
     magic=RECORDING_MAGIC,
-    header=(FieldSpan("magic", 0, 8), FieldSpan("body_crc", 8, 4), FieldSpan("body_len", 12, 8)),
+    header=laid_out(("magic", 8), ("body_crc", 4), ("body_len", 8)),
     notes=(
         "body_crc: CRC32 of the body; body_len: its length, the rest of the file",
         f"body: msgpack map of {', '.join(sorted(BODY_KEYS))}",

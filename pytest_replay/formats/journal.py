@@ -43,7 +43,7 @@ import blake3
 
 from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.errors import UnclosedFormatWarning
-from pytest_replay.formats.base import FieldSpan, Format, FormatError, Framing
+from pytest_replay.formats.base import Format, FormatError, Framing, laid_out
 
 __all__ = [
     "END_FRAME_BYTES",
@@ -113,12 +113,8 @@ def container_framing(magic: bytes, *, end_frame: bool) -> Framing:
     """The framing of a frame container file of ``magic`` (with or without an end frame)."""
     return Framing(
         magic=magic,
-        header=(FieldSpan("magic", 0, 8), FieldSpan("version", 8, 4), FieldSpan("flags", 12, 4)),
-        frame_header=(
-            FieldSpan("body_len", 0, 4),
-            FieldSpan("body_crc", 4, 4),
-            FieldSpan("header_crc", 8, 4),
-        ),
+        header=laid_out(("magic", 8), ("version", 4), ("flags", 4)),
+        frame_header=laid_out(("body_len", 4), ("body_crc", 4), ("header_crc", 4)),
         trailer_size=END_FRAME_BYTES if end_frame else 0,
         notes=(
             f"version u32 = {FILE_VERSION}; flags bit 0: the file ends with an end frame",

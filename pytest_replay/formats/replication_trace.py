@@ -34,7 +34,7 @@ import msgpack
 
 from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.errors import UnclosedFormatWarning
-from pytest_replay.formats.base import FieldSpan, Format, FormatError, Framing
+from pytest_replay.formats.base import Format, FormatError, Framing, laid_out
 
 __all__ = [
     "END_FRAME",
@@ -67,12 +67,8 @@ _REFIX: Final = "re-record it (pytest --replay-record)."
 
 FRAMING: Final = Framing(
     magic=TRACE_MAGIC,
-    header=(
-        FieldSpan("magic", 0, 8),
-        FieldSpan("version", 8, 2),
-        FieldSpan("flags", 10, 2),
-        FieldSpan("header_len", 12, 4),
-        FieldSpan("event_count", 16, 4),
+    header=laid_out(
+        ("magic", 8), ("version", 2), ("flags", 2), ("header_len", 4), ("event_count", 4)
     ),
     trailer_size=END_FRAME.size,
     notes=(

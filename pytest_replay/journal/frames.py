@@ -7,6 +7,9 @@ scanner raises the journal's own errors (:class:`JournalCorrupted`,
 
 from __future__ import annotations
 
+import functools
+from typing import Final
+
 from pytest_replay.formats import journal as _container
 from pytest_replay.formats.journal import (
     END_FRAME_BYTES,
@@ -45,26 +48,9 @@ __all__ = [
 ]
 
 
-def scan_frames(
-    data: bytes | bytearray | memoryview,
-    magic: bytes,
-    source: str,
-    *,
-    recovery: RecoveryMode = "absolute",
-    item: str = "frame",
-    closed_format: bool = False,
-) -> FrameScan:
-    """:func:`pytest_replay.formats.journal.scan_frames`, raising :class:`JournalCorrupted`
-    (a file cut at a frame boundary: :class:`JournalTruncated`)."""
-    return _container.scan_frames(
-        data,
-        magic,
-        source,
-        recovery=recovery,
-        item=item,
-        closed_format=closed_format,
-        corrupted=JournalCorrupted,
-        truncated=JournalTruncated,
-        # The warning names the caller of this function's caller, as before the move.
-        stacklevel=4,
-    )
+#: :func:`pytest_replay.formats.journal.scan_frames` raising :class:`JournalCorrupted` (a
+#: file cut at a frame boundary: :class:`JournalTruncated`); a partial adds no stack frame,
+#: so the format's warning still names the caller's caller.
+scan_frames: Final = functools.partial(
+    _container.scan_frames, corrupted=JournalCorrupted, truncated=JournalTruncated
+)
