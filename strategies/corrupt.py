@@ -35,13 +35,13 @@ from hypothesis import strategies as st
 
 from pytest_replay.errors import ReplayError
 from pytest_replay.fleet.errors import FleetLogError
-from pytest_replay.fleet.logformat import SectionType
 from pytest_replay.formats import FieldSpan, Framing, format_named, laid_out
 from pytest_replay.formats.fleet_log import (
     END_FRAME_BYTES,
     FLAG_FINAL,
     FRAME_HEADER,
     SLAB_HEADER,
+    SectionType,
     encode_end_frame,
     encode_frame,
     iter_frames,

@@ -40,53 +40,19 @@ from pytest_replay.fleet.records import (
     StepMessages,
 )
 from pytest_replay.formats import fleet_log as _slab
-from pytest_replay.formats.fleet_log import (
-    END_FRAME_BYTES,
-    FLAG_FINAL,
-    FORMAT_VERSION,
-    FRAME_HEADER,
-    LEGACY_VERSION,
-    LOG_EXTENSION,
-    MAX_SECTION_BYTES,
-    SLAB_CORRUPT_FIX,
-    SLAB_HEADER,
-    SLAB_MAGIC,
-    SectionType,
-    encode_empty_slab,
-    encode_end_frame,
-    encode_frame,
-    encode_slab_header,
-    slab_index_of,
-    slab_path,
-)
+from pytest_replay.formats.fleet_log import SectionType
 
 __all__ = [
-    "END_FRAME_BYTES",
-    "FLAG_FINAL",
-    "FORMAT_VERSION",
-    "FRAME_HEADER",
-    "LEGACY_VERSION",
-    "LOG_EXTENSION",
-    "MAX_SECTION_BYTES",
     "ORIGIN_DTYPE",
-    "SLAB_HEADER",
-    "SLAB_MAGIC",
-    "SectionType",
     "StepSection",
     "decode_keyframes",
     "decode_lifecycle",
     "decode_steps",
-    "encode_empty_slab",
-    "encode_end_frame",
-    "encode_frame",
     "encode_keyframes",
     "encode_lifecycle",
-    "encode_slab_header",
     "encode_steps",
     "iter_frames",
     "parse_slab_header",
-    "slab_index_of",
-    "slab_path",
 ]
 
 #: One message's provenance as stored in a step section (unaligned, 14 bytes).
@@ -95,7 +61,6 @@ ORIGIN_DTYPE: Final = np.dtype(
 )
 
 _STEP_FIELDS: Final = 11
-_CORRUPT_FIX: Final = SLAB_CORRUPT_FIX
 
 U64Array = npt.NDArray[np.uint64]
 

@@ -27,14 +27,7 @@ from pytest_replay._atomic import atomic_write_bytes
 from pytest_replay.fleet.app import MockClock, NoopApp
 from pytest_replay.fleet.catalog import ReplayCatalog
 from pytest_replay.fleet.errors import FleetRecordingError
-from pytest_replay.fleet.logformat import (
-    LOG_EXTENSION,
-    SectionType,
-    decode_steps,
-    iter_frames,
-    parse_slab_header,
-    slab_path,
-)
+from pytest_replay.fleet.logformat import decode_steps, iter_frames, parse_slab_header
 from pytest_replay.fleet.plan import ReplayPlan
 from pytest_replay.fleet.reader import FleetLogReader, read_regular_file
 from pytest_replay.fleet.records import (
@@ -46,6 +39,7 @@ from pytest_replay.fleet.records import (
 )
 from pytest_replay.fleet.topology import Topology, load_topology
 from pytest_replay.fleet.writer import DEFAULT_SLAB_SIZE, FleetLogWriter
+from pytest_replay.formats.fleet_log import LOG_EXTENSION, SectionType, slab_path
 from pytest_replay.formats.fleet_recording import (
     MAX_RECORDING_BYTES,
     RECORDING_MAGIC,

@@ -1,8 +1,9 @@
-"""The journal's view of its frame container (:mod:`pytest_replay.formats.journal`).
+"""The journal's frame scanner: the container format's
+(:func:`pytest_replay.formats.journal.scan_frames`), raising the journal's own errors.
 
-The layout, the encoders and the checking scanner belong to the format; here the
-scanner raises the journal's own errors (:class:`JournalCorrupted`,
-:class:`JournalTruncated`), so journal callers catch one family.
+The layout, the encoders and the facts (magics, sizes) belong to the format,
+:mod:`pytest_replay.formats.journal`; journal callers of the scanner catch one family,
+:class:`JournalCorrupted` (a file cut at a frame boundary: :class:`JournalTruncated`).
 """
 
 from __future__ import annotations
@@ -11,46 +12,11 @@ import functools
 from typing import Final
 
 from pytest_replay.formats import journal as _container
-from pytest_replay.formats.journal import (
-    END_FRAME_BYTES,
-    FILE_HEADER_BYTES,
-    FILE_VERSION,
-    FLAG_END_FRAME,
-    FRAME_HEADER_BYTES,
-    JOURNAL_MAGIC,
-    MAX_FRAME_BYTES,
-    RECORDS_MAGIC,
-    RECOVERY_MODES,
-    FrameScan,
-    RecoveryMode,
-    encode_end_frame,
-    encode_file_header,
-    encode_frame,
-)
 from pytest_replay.journal.errors import JournalCorrupted, JournalTruncated
 
-__all__ = [
-    "END_FRAME_BYTES",
-    "FILE_HEADER_BYTES",
-    "FILE_VERSION",
-    "FLAG_END_FRAME",
-    "FRAME_HEADER_BYTES",
-    "JOURNAL_MAGIC",
-    "MAX_FRAME_BYTES",
-    "RECORDS_MAGIC",
-    "RECOVERY_MODES",
-    "FrameScan",
-    "RecoveryMode",
-    "encode_end_frame",
-    "encode_file_header",
-    "encode_frame",
-    "scan_frames",
-]
+__all__ = ["scan_frames"]
 
-
-#: :func:`pytest_replay.formats.journal.scan_frames` raising :class:`JournalCorrupted` (a
-#: file cut at a frame boundary: :class:`JournalTruncated`); a partial adds no stack frame,
-#: so the format's warning still names the caller's caller.
+#: A partial adds no stack frame, so the format's warning still names the caller's caller.
 scan_frames: Final = functools.partial(
     _container.scan_frames, corrupted=JournalCorrupted, truncated=JournalTruncated
 )

@@ -17,16 +17,16 @@ import msgpack
 from pytest_replay._atomic import atomic_write_bytes
 from pytest_replay._fs import NotRegularFile, open_regular
 from pytest_replay._msgpack import unpack_bounded
-from pytest_replay.formats.journal_records import RECORD_WIRE_FIELDS
-from pytest_replay.journal.errors import JournalDecodeError, JournalIoError, JournalUsageError
-from pytest_replay.journal.frames import (
+from pytest_replay.formats.journal import (
     MAX_FRAME_BYTES,
     RECORDS_MAGIC,
     encode_end_frame,
     encode_file_header,
     encode_frame,
-    scan_frames,
 )
+from pytest_replay.formats.journal_records import RECORD_WIRE_FIELDS
+from pytest_replay.journal.errors import JournalDecodeError, JournalIoError, JournalUsageError
+from pytest_replay.journal.frames import scan_frames
 from pytest_replay.journal.plain import PlainError, from_row, to_row
 from pytest_replay.journal.records import JournalRecord, JournalRecordKind
 
