@@ -37,7 +37,7 @@ import zlib
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import blake3
 
@@ -56,6 +56,8 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "RECORDS_MAGIC",
     "RECOVERY_MODES",
+    "UNDECODABLE",
+    "ContainerFormat",
     "Frame",
     "FrameCorrupted",
     "FrameScan",
@@ -67,12 +69,16 @@ __all__ = [
     "encode_end_frame",
     "encode_file_header",
     "encode_frame",
+    "hashable_key",
     "read_framed_file",
     "scan_frames",
+    "shown_body",
 ]
 
 JOURNAL_MAGIC: Final = b"PRJOURNL"
 RECORDS_MAGIC: Final = b"PRJRECS1"
+#: What :attr:`Frame.body` is for a body that does not decode as msgpack.
+UNDECODABLE: Final = object()
 # Files a user may hand to the wrong reader: named instead of reported as damage.
 _KNOWN_FILES: Final = {
     JOURNAL_MAGIC: ("a FileJournal file", "FileJournal(path)"),
@@ -180,6 +186,35 @@ class FrameScan:
     torn_offset: int | None
     stopped_at: FrameCorrupted | None
     closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One data frame: its position, byte offset and body bytes (every checksum checked;
+    what the body means is the reader's business)."""
+
+    index: int
+    offset: int
+    data: bytes
+
+    @property
+    def body(self) -> Any:
+        """The body decoded as msgpack, or :data:`UNDECODABLE` when it is not msgpack."""
+        try:
+            return unpack_bounded(self.data)
+        except ValueError:
+            return UNDECODABLE
+
+
+@dataclass(frozen=True, slots=True)
+class FramedFile:
+    """A frame container read whole: its frames, whether an end frame closed it, and
+    where a torn tail was dropped (``None`` when the file ends cleanly)."""
+
+    frames: tuple[Frame, ...]
+    closed: bool
+    torn_offset: int | None
+    size: int
 
 
 def encode_file_header(magic: bytes, *, end_frame: bool = False) -> bytes:
@@ -338,26 +373,6 @@ def _end_frame_problem(
 # --------------------------------------------------------------------------- reading
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One data frame: its position, byte offset and msgpack body, decoded."""
-
-    index: int
-    offset: int
-    body: Any
-
-
-@dataclass(frozen=True, slots=True)
-class FramedFile:
-    """A frame container read whole: its frames, whether an end frame closed it, and
-    where a torn tail was dropped (``None`` when the file ends cleanly)."""
-
-    frames: tuple[Frame, ...]
-    closed: bool
-    torn_offset: int | None
-    size: int
-
-
 def read_framed_file(
     fmt: Format,
     path: Path,
@@ -366,37 +381,53 @@ def read_framed_file(
     item: str,
     closed_format: bool,
 ) -> FramedFile:
-    """Every frame of the container file ``path`` of ``fmt`` checked and its body decoded;
-    damage (a bad body included) raises :class:`FrameCorrupted`."""
+    """Every frame of the container file ``path`` of ``fmt``, checked; damage raises
+    :class:`FrameCorrupted` (a file cut at a frame boundary: :class:`FrameTruncated`)."""
     assert fmt.magic is not None
-    source = os.fspath(path)
     with fmt.open(path) as fh:
         data = fh.read()
     scan = scan_frames(
-        data, fmt.magic, source, recovery=recovery, item=item, closed_format=closed_format
+        data, fmt.magic, os.fspath(path), recovery=recovery, item=item, closed_format=closed_format
     )
-    frames = []
-    for index, (offset, body) in enumerate(scan.frames):
-        try:
-            decoded = unpack_bounded(body)
-        except ValueError as exc:
-            raise FrameCorrupted(
-                source,
-                offset,
-                f"{item} body is not msgpack ({exc})",
-                index=index,
-                item=item,
-                fix="re-record the file; it was written by another format version or is damaged",
-            ) from None
-        frames.append(Frame(index, offset, decoded))
-    return FramedFile(tuple(frames), scan.closed, scan.torn_offset, len(data))
+    frames = tuple(
+        Frame(index, offset, bytes(body)) for index, (offset, body) in enumerate(scan.frames)
+    )
+    return FramedFile(frames, scan.closed, scan.torn_offset, len(data))
 
 
-#: The frame body operations of a journal file.
-_JOURNAL_OPS: Final = {0: "append", 1: "delete"}
+class ContainerFormat(Format):
+    """A file of the frame container; subclasses say how a damaged file is read:
+    ``recovery`` (a live file may end in a torn frame), ``item`` (what a frame holds, in
+    messages) and ``closed_format`` (written with an end frame)."""
+
+    recovery: ClassVar[RecoveryMode] = "absolute"
+    item: ClassVar[str] = "frame"
+    closed_format: ClassVar[bool] = False
+
+    def read(self, path: Path) -> FramedFile:
+        return read_framed_file(
+            self, path, recovery=self.recovery, item=self.item, closed_format=self.closed_format
+        )
+
+    def records(self, document: Any) -> Sequence[Frame]:
+        frames: tuple[Frame, ...] = document.frames
+        return frames
 
 
-class JournalFileFormat(Format):
+def hashable_key(index: int, *parts: Any) -> Hashable:
+    """``parts`` as a diff key when every part is hashable, else the position ``index``."""
+    return parts if all(isinstance(part, Hashable) for part in parts) else index
+
+
+def shown_body(frame: Frame) -> str:
+    """A frame body that is not what its format expects, on one line."""
+    body = frame.body
+    if body is UNDECODABLE:
+        return f"undecodable {len(frame.data)} bytes"
+    return f"malformed {body!r:.120}"
+
+
+class JournalFileFormat(ContainerFormat):
     """A ``FileJournal`` file: one frame per write batch, no end frame (a live journal
     may end anywhere; a torn last frame is dropped and reported, as on open)."""
 
@@ -405,40 +436,42 @@ class JournalFileFormat(Format):
     extensions = (".jrnl", ".prj")
     magic = JOURNAL_MAGIC
     framing = container_framing(JOURNAL_MAGIC, end_frame=False)
-
-    def read(self, path: Path) -> FramedFile:
-        return read_framed_file(
-            self, path, recovery="tolerate_torn_tail", item="frame", closed_format=False
-        )
-
-    def records(self, document: Any) -> Sequence[Frame]:
-        frames: tuple[Frame, ...] = document.frames
-        return frames
+    recovery = "tolerate_torn_tail"
 
     def diff_key(self, index: int, record: Any) -> Hashable:
         """A batch is keyed by its first message's (persistence id, sequence nr), a delete
         marker by its persistence id and bound; anything else by its position."""
         body = record.body
-        if isinstance(body, list) and body[:1] == [0] and len(body) == 2 and body[1]:
-            first = body[1][0]
-            if isinstance(first, list) and len(first) >= 2:
-                return ("append", first[0], first[1])
-        if isinstance(body, list) and body[:1] == [1] and len(body) == 3:
-            return ("delete", body[1], body[2])
+        if _is_append(body) and body[1]:
+            return hashable_key(index, "append", *body[1][0][:2])
+        if _is_delete(body):
+            return hashable_key(index, "delete", *body[1:])
         return index
 
     def render(self, index: int, record: Any) -> str:
         body = record.body
-        op = body[0] if isinstance(body, list) and body else None
-        shown = _JOURNAL_OPS.get(op, f"op {op!r}") if isinstance(op, int) else "malformed"
-        if shown == "append" and len(body) == 2 and isinstance(body[1], list):
-            messages = " ".join(
-                f"{m[0]}:{m[1]}" for m in body[1] if isinstance(m, list) and len(m) >= 2
-            )
+        if _is_append(body):
+            messages = " ".join(f"{message[0]}:{message[1]}" for message in body[1])
             return f"#{index} offset={record.offset} append {len(body[1])} [{messages}]"
-        if shown == "delete" and len(body) == 3:
+        if _is_delete(body):
             return f"#{index} offset={record.offset} delete {body[1]} to {body[2]}"
-        return f"#{index} offset={record.offset} {shown} {body!r:.120}"
+        return f"#{index} offset={record.offset} {shown_body(record)}"
+
+
+def _is_append(body: Any) -> bool:
+    """``[0, [[persistence_id, sequence_nr, ...], ...]]``."""
+    return (
+        isinstance(body, list)
+        and len(body) == 2
+        and body[0] == 0
+        and isinstance(body[1], list)
+        and all(isinstance(message, list) and len(message) >= 2 for message in body[1])
+    )
+
+
+def _is_delete(body: Any) -> bool:
+    """``[1, persistence_id, to_sequence_nr]``."""
+    return isinstance(body, list) and len(body) == 3 and body[0] == 1
 
 
 JOURNAL_FILE: Final = JournalFileFormat()

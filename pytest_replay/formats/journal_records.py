@@ -11,17 +11,16 @@ array of :data:`RECORD_WIRE_FIELDS`::
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
-from pathlib import Path
+from collections.abc import Hashable
 from typing import Any, Final
 
-from pytest_replay.formats.base import Format
 from pytest_replay.formats.journal import (
     RECORDS_MAGIC,
+    ContainerFormat,
     Frame,
-    FramedFile,
     container_framing,
-    read_framed_file,
+    hashable_key,
+    shown_body,
 )
 
 __all__ = ["JOURNAL_RECORDS", "RECORD_WIRE_FIELDS", "JournalRecordsFormat"]
@@ -47,7 +46,7 @@ def _row(record: Frame) -> list[Any] | None:
     return body if isinstance(body, list) and len(body) == len(RECORD_WIRE_FIELDS) else None
 
 
-class JournalRecordsFormat(Format):
+class JournalRecordsFormat(ContainerFormat):
     """A journal record file: written whole and atomically, so every cut is detectable."""
 
     name = "journal-records"
@@ -55,27 +54,19 @@ class JournalRecordsFormat(Format):
     extensions = (".jrec", ".jrecs")
     magic = RECORDS_MAGIC
     framing = container_framing(RECORDS_MAGIC, end_frame=True)
-
-    def read(self, path: Path) -> FramedFile:
-        return read_framed_file(self, path, recovery="absolute", item="record", closed_format=True)
-
-    def records(self, document: Any) -> Sequence[Frame]:
-        frames: tuple[Frame, ...] = document.frames
-        return frames
+    item = "record"
+    closed_format = True
 
     def diff_key(self, index: int, record: Any) -> Hashable:
         """A record is keyed by its (journal seq, record id): records align across an
         inserted or dropped record."""
         row = _row(record)
-        if row is None:
-            return index
-        key = (row[_SEQ], row[_ID])
-        return key if all(isinstance(part, Hashable) for part in key) else index
+        return index if row is None else hashable_key(index, row[_SEQ], row[_ID])
 
     def render(self, index: int, record: Any) -> str:
         row = _row(record)
         if row is None:
-            return f"#{index} offset={record.offset} malformed {record.body!r:.120}"
+            return f"#{index} offset={record.offset} {shown_body(record)}"
         fields = " ".join(
             f"{name}={value!r}" for name, value in zip(RECORD_WIRE_FIELDS, row, strict=True)
         )
