@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import blake3
 import pytest
 
+from pytest_replay.errors import render_error
 from pytest_replay.kinds import DataRecorder, FinishedRecording, Recorder, RecordingKind
 from pytest_replay.kinds import RecordingTarget as _Target
 from pytest_replay.report import (
@@ -185,14 +186,14 @@ class ReplayContext:
         __tracebackhide__ = True
         if not isinstance(name, str) or not name:
             raise ReplayUsageError(
-                f"recording name must be a non-empty string, got {name!r}. "
-                "Fix: pass a name such as 'ring' or 'journal'."
+                f"recording name must be a non-empty string, got {name!r}",
+                fix="pass a name such as 'ring' or 'journal'.",
             )
         name = self._example_name(name)
         if name in self._open:
             raise ReplayUsageError(
-                f"recording name {name!r} is used twice in {self.nodeid}. "
-                "Fix: give each recording of a test its own name."
+                f"recording name {name!r} is used twice in {self.nodeid}",
+                fix="give each recording of a test its own name.",
             )
         recording_kind = self._session.kinds.get(kind)
         stored_path = self._folder / self._file_name(name, recording_kind)
@@ -233,13 +234,16 @@ class ReplayContext:
         __tracebackhide__ = True
         if not self._given:
             raise ReplayUsageError(
-                f"{self.nodeid}: replay.example() scopes the examples of a Hypothesis @given "
-                "test, and this test is not one. Fix: record directly (replay.data(...))."
+                "replay.example() scopes the examples of a Hypothesis @given test, and this "
+                "test is not one",
+                where=self.nodeid,
+                fix="record directly (replay.data(...)).",
             )
         if self._example is not None:
             raise ReplayUsageError(
-                f"{self.nodeid}: replay.example() is already open. "
-                "Fix: open it once per example, around the recordings of that example."
+                "replay.example() is already open",
+                where=self.nodeid,
+                fix="open it once per example, around the recordings of that example.",
             )
         self._example = self._examples
         before = set(self._open)
@@ -264,8 +268,8 @@ class ReplayContext:
         if self._example is None:
             raise ReplayUsageError(
                 f"{self.nodeid} is a Hypothesis @given test: record inside `with "
-                "replay.example():` so that each generated example has its own recordings. "
-                "Fix: wrap the body of the test in `with replay.example():`."
+                "replay.example():` so that each generated example has its own recordings",
+                fix="wrap the body of the test in `with replay.example():`.",
             )
         return f"{name}[{self._example}]"
 
@@ -276,8 +280,11 @@ class ReplayContext:
         session = self.__dict__.get("_session") if hasattr(self, "__dict__") else None
         if session is None or name not in session.kinds:
             raise AttributeError(
-                f"'replay' has no attribute {name!r} and no recording kind of that name is "
-                "registered. Fix: register it with a pytest_replay_register_kinds hook."
+                render_error(
+                    f"'replay' has no attribute {name!r} and no recording kind of that name is "
+                    "registered",
+                    fix="register it with a pytest_replay_register_kinds hook.",
+                )
             )
         return functools.partial(self.record, name)
 

@@ -43,7 +43,7 @@ class FleetLogWriteError(FleetError):
     def __init__(self, path: str | os.PathLike[str], detail: str, fix: str) -> None:
         self.path = os.fspath(path)
         self.detail = detail
-        super().__init__(f"fleet log writer '{self.path}': {detail}. Fix: {fix}.")
+        super().__init__(detail, where=f"fleet log writer '{self.path}'", fix=f"{fix}.")
 
 
 class TopologyError(FleetError):
@@ -56,7 +56,7 @@ class TopologyError(FleetError):
         self.key = key
         self.detail = detail
         where = f"'{self.path}'" if key is None else f"'{self.path}', key {key}"
-        super().__init__(f"topology {where}: {detail}. Fix: {fix}.")
+        super().__init__(detail, where=f"topology {where}", fix=f"{fix}.")
 
 
 class RegistrationError(FleetError):
@@ -64,7 +64,7 @@ class RegistrationError(FleetError):
 
     def __init__(self, detail: str, fix: str) -> None:
         self.detail = detail
-        super().__init__(f"{detail}. Fix: {fix}.")
+        super().__init__(detail, fix=f"{fix}.")
 
 
 class ReplayValidationError(FleetError):
@@ -78,11 +78,11 @@ class ReplayValidationError(FleetError):
             f"({len(self.issues)} problem{'s' if len(self.issues) != 1 else ''}):"
         ]
         lines.extend(f" - {issue}" for issue in self.issues)
-        lines.append(
-            "Fix: record the missing logs, register an app type for every subsystem, "
-            "and select instances whose logs agree with the topology."
+        super().__init__(
+            "\n".join(lines) + "\n",
+            fix="record the missing logs, register an app type for every subsystem, "
+            "and select instances whose logs agree with the topology.",
         )
-        super().__init__("\n".join(lines))
 
 
 class ReplayGraphError(FleetError):
@@ -90,7 +90,7 @@ class ReplayGraphError(FleetError):
 
     def __init__(self, detail: str, fix: str) -> None:
         self.detail = detail
-        super().__init__(f"{detail}. Fix: {fix}.")
+        super().__init__(detail, fix=f"{fix}.")
 
 
 class ReplaySessionError(FleetError):
@@ -98,7 +98,7 @@ class ReplaySessionError(FleetError):
 
     def __init__(self, detail: str, fix: str) -> None:
         self.detail = detail
-        super().__init__(f"{detail}. Fix: {fix}.")
+        super().__init__(detail, fix=f"{fix}.")
 
 
 class FleetRecordingError(FleetError, RecordingDamaged):

@@ -45,7 +45,7 @@ class JournalUsageError(JournalError, ValueError):
 
     def __init__(self, detail: str, fix: str) -> None:
         self.detail = detail
-        super().__init__(f"{detail}. Fix: {fix}")
+        super().__init__(detail, fix=fix)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -81,7 +81,7 @@ class JournalDecodeError(JournalError):
         if offset is not None:
             where.append(f"byte offset {offset}")
         located = f" ({', '.join(where)})" if where else ""
-        super().__init__(f"journal '{source}'{located}: {detail}. Fix: {fix}")
+        super().__init__(detail, where=f"journal '{source}'{located}", fix=fix)
 
 
 class UnknownEntryTag(JournalDecodeError):
@@ -114,8 +114,9 @@ class FrameTooLarge(JournalError):
         self.size = size
         self.limit = limit
         super().__init__(
-            f"journal file '{self.path}': a batch encodes to {size} bytes, over the "
-            f"{limit}-byte frame limit. Fix: split the batch into smaller write_messages calls."
+            f"a batch encodes to {size} bytes, over the {limit}-byte frame limit",
+            where=f"journal file '{self.path}'",
+            fix="split the batch into smaller write_messages calls.",
         )
 
 
@@ -142,8 +143,8 @@ class JournalIoError(JournalError):
         self.path = os.fspath(path)
         self.cause = cause
         super().__init__(
-            f"journal {op} on '{self.path}' failed: {cause}. "
-            "Fix: check disk space, permissions, and that no other process holds the file."
+            f"journal {op} on '{self.path}' failed: {cause}",
+            fix="check disk space, permissions, and that no other process holds the file.",
         )
 
 
@@ -153,7 +154,7 @@ class JournalStoreClosed(JournalError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(
-            f"journal store '{path}' is closed. Fix: open a new store for the same path."
+            f"journal store '{path}' is closed", fix="open a new store for the same path."
         )
 
 
@@ -165,9 +166,9 @@ class SequenceNrConflict(JournalError):
         self.expected = expected
         self.got = got
         super().__init__(
-            f"persistence id {persistence_id!r}: {detail}: expected sequence nr {expected}, "
-            f"got {got}; the whole batch was rejected. "
-            "Fix: continue at highest_sequence_nr(persistence_id) + 1 with contiguous numbers."
+            f"{detail}: expected sequence nr {expected}, got {got}; the whole batch was rejected",
+            where=f"persistence id {persistence_id!r}",
+            fix="continue at highest_sequence_nr(persistence_id) + 1 with contiguous numbers.",
         )
 
 
@@ -194,8 +195,8 @@ class HarnessModeError(JournalError):
     def __init__(self, operation: str, needed: str, actual: str) -> None:
         self.operation = operation
         super().__init__(
-            f"ReplayHarness.{operation} needs mode {needed}, the harness is in {actual}. "
-            f"Fix: call set_mode(ReplayMode.{needed}) first."
+            f"ReplayHarness.{operation} needs mode {needed}, the harness is in {actual}",
+            fix=f"call set_mode(ReplayMode.{needed}) first.",
         )
 
 
@@ -204,8 +205,8 @@ class NoJournalAttached(JournalError):
 
     def __init__(self, operation: str) -> None:
         super().__init__(
-            f"ReplayHarness.{operation} needs a journal store, none is attached. "
-            "Fix: construct ReplayHarness(mode, journal=..., persistence_id=...)."
+            f"ReplayHarness.{operation} needs a journal store, none is attached",
+            fix="construct ReplayHarness(mode, journal=..., persistence_id=...).",
         )
 
 
@@ -233,8 +234,10 @@ class JournalPersistError(JournalError):
         else:
             what = f"sequence nrs {_ranges(self.sequence_nrs)} were recorded but not persisted"
         super().__init__(
-            f"persistence id {persistence_id!r}: {what}: {cause}. Fix: repair the journal "
-            "store and call flush() again; the entries are still in snapshot()."
+            f"{what}: {cause}",
+            where=f"persistence id {persistence_id!r}",
+            fix="repair the journal store and call flush() again; the entries are still in "
+            "snapshot().",
         )
 
 
@@ -246,8 +249,8 @@ class ReplaySinkError(JournalError):
         self.entry = entry
         self.cause = cause
         super().__init__(
-            f"replay sink failed on entry #{index} ({entry!r}): {cause!r}. "
-            "Fix: make the sink handle this entry; replay stopped before the next one."
+            f"replay sink failed on entry #{index} ({entry!r}): {cause!r}",
+            fix="make the sink handle this entry; replay stopped before the next one.",
         )
 
 
@@ -257,8 +260,9 @@ class ReplayAckError(JournalError):
     def __init__(self, index: int, detail: str) -> None:
         self.index = index
         super().__init__(
-            f"replay entry #{index}: {detail}. "
-            "Fix: call the ack callback exactly once per entry, or use a sink without ack."
+            detail,
+            where=f"replay entry #{index}",
+            fix="call the ack callback exactly once per entry, or use a sink without ack.",
         )
 
 
@@ -297,7 +301,7 @@ class ReplayReducerError(JournalError):
             where = f" (record {record_id!r}, journal_seq {journal_seq})"
         kind_name = getattr(kind, "value", kind)
         retry_name = getattr(retry_classification, "value", retry_classification)
-        super().__init__(f"{kind_name} [{retry_name}]: {message}{where}. Fix: {fix}")
+        super().__init__(f"{kind_name} [{retry_name}]: {message}{where}", fix=fix)
 
 
 def _ranges(numbers: Sequence[int]) -> str:
