@@ -192,8 +192,8 @@ def _usable(kinds: Sequence[_Kind], info: Any, allowed: frozenset[str]) -> list[
     usable = [kind for kind in kinds if kind.name in allowed and kind.applies(info)]
     if not usable:
         raise StrategyArgumentError(
-            f"none of the corruption kinds {sorted(allowed)} applies to this log. "
-            "Fix: allow kinds that apply to every log (for example 'truncate_header')."
+            f"none of the corruption kinds {sorted(allowed)} applies to this log",
+            fix="allow kinds that apply to every log (for example 'truncate_header').",
         )
     return usable
 
@@ -938,7 +938,7 @@ def corrupt_journal(
     """
     if batch_size < 1:
         raise StrategyArgumentError(
-            f"batch_size={batch_size} must be >= 1. Fix: pass a positive size."
+            f"batch_size={batch_size} must be >= 1", fix="pass a positive size."
         )
     allowed = _allowed("journal", kinds)
     info = _journal_info(list(entries), batch_size)
@@ -1337,7 +1337,7 @@ _BUILDERS: Final[dict[str, Callable[[frozenset[str]], st.SearchStrategy[Corrupte
 def _allowed(kind: str, corruptions: Iterable[str] | None) -> frozenset[str]:
     if kind not in CORRUPTION_KINDS:
         raise StrategyArgumentError(
-            f"unknown log format {kind!r}. Fix: use one of {', '.join(CORRUPTION_KINDS)}."
+            f"unknown log format {kind!r}", fix=f"use one of {', '.join(CORRUPTION_KINDS)}."
         )
     known = CORRUPTION_KINDS[kind]
     if corruptions is None:
@@ -1346,8 +1346,8 @@ def _allowed(kind: str, corruptions: Iterable[str] | None) -> frozenset[str]:
     unknown = sorted(chosen - set(known))
     if unknown or not chosen:
         raise StrategyArgumentError(
-            f"corruption kinds {unknown or '(none)'} are not {kind} corruptions. "
-            f"Fix: pick from {', '.join(known)}."
+            f"corruption kinds {unknown or '(none)'} are not {kind} corruptions",
+            fix=f"pick from {', '.join(known)}.",
         )
     return chosen
 

@@ -39,7 +39,7 @@ from typing import Any, Final
 import blake3
 
 from pytest_replay._msgpack import unpack_bounded
-from pytest_replay.errors import UnclosedFormatWarning
+from pytest_replay.errors import UnclosedFormatWarning, render_error
 from pytest_replay.formats.base import Format, FormatError, Framing, laid_out
 
 __all__ = [
@@ -175,8 +175,11 @@ def parse_slab_header(
     if version == LEGACY_VERSION:
         warnings.warn(
             UnclosedFormatWarning(
-                f"slab '{path}' was written before end frames (format version 1): a copy cut "
-                "at a frame boundary cannot be detected. Fix: record the log again"
+                render_error(
+                    f"slab '{path}' was written before end frames (format version 1): a copy "
+                    "cut at a frame boundary cannot be detected",
+                    fix="record the log again",
+                )
             ),
             stacklevel=stacklevel,
         )

@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Final, Literal
 import blake3
 
 from pytest_replay._msgpack import unpack_bounded
-from pytest_replay.errors import UnclosedFormatWarning
+from pytest_replay.errors import UnclosedFormatWarning, render_error
 from pytest_replay.formats.base import Format, FormatError, Framing, laid_out
 
 __all__ = [
@@ -284,8 +284,11 @@ def scan_frames(
     if closed_format and not has_end:
         warnings.warn(
             UnclosedFormatWarning(
-                f"'{source}' was written before end frames: a copy cut at a frame boundary "
-                "cannot be detected. Fix: write it again with this version to get the check"
+                render_error(
+                    f"'{source}' was written before end frames: a copy cut at a frame "
+                    "boundary cannot be detected",
+                    fix="write it again with this version to get the check",
+                )
             ),
             stacklevel=stacklevel,
         )

@@ -33,7 +33,7 @@ import blake3
 import msgpack
 
 from pytest_replay._msgpack import unpack_bounded
-from pytest_replay.errors import UnclosedFormatWarning
+from pytest_replay.errors import UnclosedFormatWarning, render_error
 from pytest_replay.formats.base import Format, FormatError, Framing, laid_out
 
 __all__ = [
@@ -161,8 +161,11 @@ def read_trace_image(
     if not closed:
         warnings.warn(
             UnclosedFormatWarning(
-                f"trace '{source}' was written before end frames (format version 1): a copy "
-                "cut at an event boundary cannot always be detected. Fix: re-record it"
+                render_error(
+                    f"trace '{source}' was written before end frames (format version 1): a "
+                    "copy cut at an event boundary cannot always be detected",
+                    fix="re-record it",
+                )
             ),
             stacklevel=stacklevel,
         )
