@@ -95,9 +95,9 @@ class SlabCorrupted(FormatError):
         self.path = os.fspath(path)
         self.offset = offset
         self.detail = detail
-        where = f"'{self.path}'" if offset is None else f"'{self.path}' at byte {offset}"
+        at = "" if offset is None else f" at byte {offset}"
         # The sentence ends with the fix (the fleet's messages always did).
-        super().__init__(detail, where=f"fleet log {where}", fix=f"{fix}.")
+        super().__init__(detail, where=f"fleet log '{self.path}'{at}", fix=f"{fix}.")
 
 
 SLAB_MAGIC: Final = b"PRFLOG01"
