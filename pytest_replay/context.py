@@ -334,7 +334,7 @@ class ReplayContext:
                 kind.name,
                 stored_path,
                 "diverged",
-                detail=(
+                note=(
                     f"stored as kind {entry.kind!r} format version {entry.version}, "
                     f"produced as kind {kind.name!r} format version {kind.version}"
                 ),
@@ -376,7 +376,7 @@ class ReplayContext:
                         entry.kind,
                         self._folder / entry.file,
                         "unproduced",
-                        detail="this stored recording was not produced by the test",
+                        note="this stored recording was not produced by the test",
                     )
                     self._on_mismatch(mismatch)
                     raise ReplayDivergence(mismatch)
@@ -388,7 +388,8 @@ class ReplayContext:
                 # A safety net behind the live checks: compare the whole recordings.
                 found = kind.diff(target.expected, result.data, target.expected_meta)
                 if found is not None:
-                    target.fail(found[0], found[1], kind.ignored(target.expected_meta))
+                    divergence = dataclasses.replace(found[0], context=tuple(found[1]))
+                    target.fail(divergence, kind.ignored(target.expected_meta))
         return finished
 
     def _report_deferred(
@@ -410,15 +411,16 @@ class ReplayContext:
             first = summary.first()
             if first is None:
                 continue
-            context = kind.diff(expected, data, meta)
+            found = kind.diff(expected, data, meta)
+            if found is not None:
+                first = dataclasses.replace(first, context=tuple(found[1]))
             header = {"test": self.nodeid, "recording": name, "kind": kind.name}
             folder = self._item.config.rootpath / REPORT_DIR / safe_component(self.test_id)
             report = write_diff_report(folder, safe_component(name), header, summary)
             failures.append(
                 Mismatch(
                     self.nodeid, name, kind.name, opened.target.stored_path, "diverged", first,
-                    () if context is None else tuple(context[1]), kind.ignored(meta),
-                    summary=summary, report_file=report,
+                    kind.ignored(meta), summary=summary, report_file=report,
                 )
             )  # fmt: skip
         if failures:
@@ -426,7 +428,7 @@ class ReplayContext:
             if len(failures) > 1:
                 others = ", ".join(repr(m.recording) for m in failures[1:])
                 first_failure = dataclasses.replace(
-                    first_failure, detail=f"also differ (see their reports): {others}"
+                    first_failure, note=f"also differ (see their reports): {others}"
                 )
             for mismatch in failures:
                 self._on_mismatch(mismatch)
@@ -526,7 +528,7 @@ def nondeterminism(
                 kind.name,
                 None,
                 "nondeterministic",
-                detail=f"{detail}: recording {name!r} was produced only by the {which}",
+                note=f"{detail}: recording {name!r} was produced only by the {which}",
             )
     for name in sorted(first):
         kind, want = first[name]
@@ -534,8 +536,7 @@ def nondeterminism(
         if want.data == got.data:
             continue
         found = kind.diff(want.data, got.data, want.meta)
-        divergence = found[0] if found else None
-        context = found[1] if found else ()
+        divergence = None if found is None else dataclasses.replace(found[0], context=found[1])
         return Mismatch(
             nodeid,
             name,
@@ -543,8 +544,7 @@ def nondeterminism(
             None,
             "nondeterministic",
             divergence=divergence,
-            context=tuple(context),
             ignored=kind.ignored(want.meta),
-            detail=detail if found else f"{detail}: the recorded bytes differ",
+            note=detail if found else f"{detail}: the recorded bytes differ",
         )
     return None

@@ -235,7 +235,7 @@ def run_deterministically(
         mismatch = nondeterminism(item.nodeid, run, first, later, context.folder, how)
         if mismatch is not None:
             exposed = _exposed_by(perturbation, first, in_process)
-            mismatch = dataclasses.replace(mismatch, detail=f"{mismatch.detail}; {exposed}")
+            mismatch = dataclasses.replace(mismatch, note=f"{mismatch.note}; {exposed}")
             _fail(item, mismatch, session)
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pytest_replay.diff import Divergence
+from pytest_replay.divergence import Divergence
 from pytest_replay.replication.budget import BandwidthBudget
 from pytest_replay.replication.clock import SimClock
 from pytest_replay.replication.config import ReplicationConfig
