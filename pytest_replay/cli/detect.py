@@ -64,14 +64,6 @@ LABELS: Final = {
 #: What ``Detected.format`` says for a file a format object claims, where that is not the
 #: format's own name: a megakernel capture reads as the VRRL log it is.
 _DETECTED_AS: Final = {"capture": VRRL}
-#: Magic bytes of the formats that have no format object in the registry yet (the journal
-#: and fleet formats move into pytest_replay.formats separately); each goes once it has one.
-_UNREGISTERED_MAGICS: Final = {
-    b"PRFLOG01": FLEET_LOG,
-    b"PRFLREC1": FLEET_RECORDING,
-    b"PRJOURNL": JOURNAL,
-    b"PRJRECS1": RECORDS,
-}
 #: The recording kind that stores each format, for diffs through ``RecordingKind.diff``.
 STORE_KIND_OF: Final = {JOURNAL: "journal", REDUCE: "reduce", FLEET_RECORDING: "fleet"}
 _FLEET_SUFFIX: Final = ".flog"
@@ -192,11 +184,6 @@ def detect(path: Path) -> Detected:
         detected = _claimed(claimed, path)
         if detected is not None:
             return detected
-    found = _UNREGISTERED_MAGICS.get(head[:8])
-    if found == FLEET_LOG:
-        return Detected(FLEET_LOG, _fleet_base(path))
-    if found is not None:
-        return Detected(found, path)
     if path.suffix == _REDUCE_SUFFIX or (
         path.suffix == ".json" and head.lstrip()[:1] == b"{" and _looks_like_result(path)
     ):

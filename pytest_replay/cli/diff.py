@@ -359,9 +359,9 @@ def _step_difference(
 def diff_record_files(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
     import dataclasses
 
-    from pytest_replay.cli.records import record_line
+    from pytest_replay.cli.records import journal_records_file, record_line
     from pytest_replay.diff import first_value_difference
-    from pytest_replay.journal import JournalRecord, load_journal_records
+    from pytest_replay.journal import JournalRecord
 
     ignored = tuple(ignore or ())
     known = [f.name for f in dataclasses.fields(JournalRecord)]
@@ -371,7 +371,7 @@ def diff_record_files(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome
             f"unknown journal record field(s) {', '.join(map(repr, unknown))} in --ignore",
             f"use names from {', '.join(known)}",
         )
-    left, right = load_journal_records(a), load_journal_records(b)
+    left, right = journal_records_file(a), journal_records_file(b)
 
     def plain(record: Any) -> dict[str, Any]:
         value: dict[str, Any] = jsonable(record)

@@ -26,6 +26,7 @@ from pytest_replay.cli.common import (
 )
 from pytest_replay.cli.records import (
     count_checked,
+    journal_records_file,
     load_result,
     manifest_entry,
     record_line,
@@ -446,9 +447,7 @@ def inspect_journal(path: Path, run: Run) -> Inspection:
 
 
 def inspect_records(path: Path, run: Run) -> Inspection:
-    from pytest_replay.journal import load_journal_records
-
-    records = load_journal_records(path)
+    records = journal_records_file(path)
     seqs = [record.journal_seq for record in records]
     summary: dict[str, Any] = {
         "records": len(records),
@@ -594,9 +593,11 @@ def inspect_kind_file(path: Path, kind_name: str, manifest: bool = True) -> Insp
         summary["leaves"] = len(rows)
         return Inspection(summary, len(rows), lambda a, b: rows[a:b], "leaves")
     if kind.name == "replication":
-        from pytest_replay.replication.trace import decode_trace
+        from pytest_replay.formats import format_named
 
-        events = decode_trace(data, str(path)).events
+        # The kind checked the trace (schedule included) above; the format gives its events.
+        trace = format_named("replication-trace")
+        events = trace.records(trace.read(path))
         summary["events"] = len(events)
         names = ("time_ms", "kind", "node", "peer", "attrs")
 

@@ -1,6 +1,6 @@
 """Record-level text shared by the ``inspect``, ``diff`` and ``textconv`` verbs: one record
-on one line, a reducer result loaded from either encoding,
-a decoding error reworded to name the file, and the manifest entry of a stored file.
+on one line, a reducer result loaded from either encoding, the records of a journal record
+file, a decoding error reworded to name the file, and the manifest entry of a stored file.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pytest_replay.cli.common import CorruptInput, jsonable, read_bounded
 
 __all__ = [
     "count_checked",
+    "journal_records_file",
     "load_result",
     "manifest_entry",
     "record_line",
@@ -86,3 +87,16 @@ def manifest_entry(path: Path) -> tuple[str, Any] | None:
         if entry.file == path.name:
             return manifest.nodeid, entry
     return None
+
+
+def journal_records_file(path: Path) -> list[Any]:
+    """The records of a journal record file: its frames read and checked by the format
+    (:mod:`pytest_replay.formats.journal_records`), each record decoded by the journal."""
+    from pytest_replay.formats import format_named
+    from pytest_replay.journal.record_file import decode_record
+
+    fmt = format_named("journal-records")
+    return [
+        decode_record(frame.data, str(path), frame.index, frame.offset)
+        for frame in fmt.records(fmt.read(path))
+    ]

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from pytest_replay.formats.base import FieldSpan, Format, FormatError, Framing
+from pytest_replay.formats.base import FieldSpan, Format, FormatError, Framing, laid_out
 
 __all__ = [
     "FieldSpan",
@@ -23,6 +23,7 @@ __all__ = [
     "format_for",
     "format_named",
     "head_size",
+    "laid_out",
 ]
 
 #: module (under pytest_replay.formats) -> the name of its Format instance.
@@ -31,6 +32,11 @@ _FORMAT_MODULES: dict[str, str] = {
     "capture": "CAPTURE",
     "data": "DATA",
     "manifest": "MANIFEST",
+    "journal": "JOURNAL_FILE",
+    "journal_records": "JOURNAL_RECORDS",
+    "fleet_log": "FLEET_LOG",
+    "fleet_recording": "FLEET_RECORDING",
+    "replication_trace": "REPLICATION_TRACE",
 }
 
 _loaded: dict[str, Format] = {}

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, ClassVar
 from pytest_replay import _fs
 from pytest_replay.errors import ReplayError
 
-__all__ = ["FieldSpan", "Format", "FormatError", "Framing"]
+__all__ = ["FieldSpan", "Format", "FormatError", "Framing", "laid_out"]
 
 
 class FormatError(ReplayError):
@@ -34,6 +34,17 @@ class FieldSpan:
     name: str
     offset: int
     size: int
+
+
+def laid_out(*fields: tuple[str, int], start: int = 0) -> tuple[FieldSpan, ...]:
+    """Fields of the given names and widths laid end to end from byte ``start``: a header
+    or frame header written as the struct that packs it reads (``("magic", 8), ...``)."""
+    spans = []
+    offset = start
+    for name, size in fields:
+        spans.append(FieldSpan(name, offset, size))
+        offset += size
+    return tuple(spans)
 
 
 @dataclass(frozen=True, slots=True)
