@@ -100,7 +100,12 @@ class Format:
         return path.name.endswith(self.extensions) if self.extensions else False
 
     def open(self, path: str | os.PathLike[str]) -> BinaryIO:
-        """``path`` opened for binary reading; a link, FIFO, device or folder is refused."""
+        """``path`` opened for binary reading; a FIFO, device or folder is refused.
+
+        A symbolic link the caller passes (a path a user typed) is followed to a regular
+        file, as ``cat`` would; the store never hands one over, it refuses links itself
+        (:mod:`pytest_replay.store`).
+        """
         try:
             return _fs.open_regular(path)
         except _fs.NotRegularFile as exc:
@@ -108,7 +113,7 @@ class Format:
             raise FormatError(
                 f"{self.label} is {shown}",
                 where=os.fspath(path),
-                fix="pass a regular file (not a link, device, FIFO or folder)",
+                fix="pass a regular file (not a device, FIFO or folder)",
             ) from None
 
     def read_bytes(self, path: str | os.PathLike[str], limit: int) -> bytes:
