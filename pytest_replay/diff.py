@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pytest_replay.divergence import Divergence
+from pytest_replay.errors import render_error
 from pytest_replay.ringlog import (
     RING_RECORD_DTYPE,
     RecordArray,
@@ -81,8 +82,10 @@ def ignored_words(ignore: Iterable[str]) -> list[int]:
     for name in ignore:
         if name not in RECORD_FIELDS:
             raise ValueError(
-                f"unknown record field {name!r} in ignore. "
-                f"Fix: use one of {', '.join(sorted(RECORD_FIELDS))}."
+                render_error(
+                    f"unknown record field {name!r} in ignore",
+                    fix=f"use one of {', '.join(sorted(RECORD_FIELDS))}.",
+                )
             )
         for word, field in enumerate(_WORD_FIELDS):
             if field == name or (name == "args" and field.startswith("args[")):

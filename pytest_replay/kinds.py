@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pytest_replay.datakind import DATA_KIND, DataRecorder
+from pytest_replay.errors import render_error
 from pytest_replay.kindformat import plain
 from pytest_replay.recorder import (
     CheckedRecorder,
@@ -65,13 +66,18 @@ class KindRegistry:
     def register(self, kind: RecordingKind) -> None:
         if kind.name in self._by_name:
             raise ValueError(
-                f"recording kind {kind.name!r} is already registered. Fix: pick another name."
+                render_error(
+                    f"recording kind {kind.name!r} is already registered", fix="pick another name."
+                )
             )
         for other in self._by_name.values():
             if other.extension == kind.extension:
                 raise ValueError(
-                    f"kind {kind.name!r} reuses extension {kind.extension!r} of kind "
-                    f"{other.name!r}. Fix: give each kind its own extension."
+                    render_error(
+                        f"kind {kind.name!r} reuses extension {kind.extension!r} of kind "
+                        f"{other.name!r}",
+                        fix="give each kind its own extension.",
+                    )
                 )
         self._lazy.pop(kind.name, None)
         self._by_name[kind.name] = kind
@@ -82,7 +88,9 @@ class KindRegistry:
         for name in names:
             if name in self._by_name or name in self._lazy:
                 raise ValueError(
-                    f"recording kind {name!r} is already registered. Fix: pick another name."
+                    render_error(
+                        f"recording kind {name!r} is already registered", fix="pick another name."
+                    )
                 )
             self._lazy[name] = module
 
@@ -96,8 +104,10 @@ class KindRegistry:
         missing = [name for name in names if name not in self._by_name]
         if missing:
             raise ValueError(
-                f"module {module!r} does not provide the kind(s) {missing}. "
-                "Fix: return them from its kinds() function."
+                render_error(
+                    f"module {module!r} does not provide the kind(s) {missing}",
+                    fix="return them from its kinds() function.",
+                )
             )
 
     def _load_all(self) -> None:
@@ -116,8 +126,8 @@ class KindRegistry:
             close = difflib.get_close_matches(str(name), self.names(), n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}? Or " if close else ""
             raise ReplayUsageError(
-                f"unknown recording kind {name!r} (known: {known}). "
-                f"Fix: {hint}register it in a pytest_replay_register_kinds hook."
+                f"unknown recording kind {name!r} (known: {known})",
+                fix=f"{hint}register it in a pytest_replay_register_kinds hook.",
             ) from None
 
     def names(self) -> list[str]:

@@ -227,8 +227,8 @@ def write_diff_report(
     for part in inside:
         if part.is_symlink():
             raise ReplayUsageError(
-                f"cannot write the diff report into '{folder}': '{part}' is a symbolic link. "
-                f"Fix: remove the link (the reports belong in a plain {REPORT_DIR} folder)."
+                f"cannot write the diff report into '{folder}': '{part}' is a symbolic link",
+                fix=f"remove the link (the reports belong in a plain {REPORT_DIR} folder).",
             )
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[Path, bytes] = {}

@@ -27,6 +27,7 @@ import numpy as np
 
 from pytest_replay.diff import first_divergence, ignored_words, record_difference
 from pytest_replay.divergence import Divergence, context_window
+from pytest_replay.errors import render_error
 from pytest_replay.megakernel.backend import BackendLike
 from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.capture import CaptureInfo, MegakernelCapture
@@ -154,11 +155,11 @@ class MegakernelRecorder:
                         key,
                         stored,
                         live,
-                        detail=(
+                        detail=render_error(
                             f"replay.megakernel({self.name!r}) was opened with {key}={live!r}, "
                             f"but the recording was made with {key}={stored!r}; the slot "
-                            f"stream cannot match. Fix: pass {key}={stored!r}, or re-record "
-                            "if the change is intended."
+                            "stream cannot match",
+                            fix=f"pass {key}={stored!r}, or re-record if the change is intended.",
                         ),
                     )
                 )

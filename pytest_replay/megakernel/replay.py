@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from pytest_replay.diff import first_divergence
 from pytest_replay.divergence import Divergence
+from pytest_replay.errors import render_error
 from pytest_replay.formats.vrrl import (
     RING_RECORD_DTYPE,
     RecordArray,
@@ -266,7 +267,9 @@ def _replay(
     records, capacity, name = _load(source)
     engine = resolve_backend(backend)
     if mode is not None and mode not in EPOCH_MODES:
-        raise ValueError(f"mode={mode!r} is not 'ordered' or 'atomic'. Fix: pick one of those.")
+        raise ValueError(
+            render_error(f"mode={mode!r} is not 'ordered' or 'atomic'", fix="pick one of those.")
+        )
     n_all = len(records)
     if n_all == 0:
         ring = 1 if slots is None else slots

@@ -62,8 +62,8 @@ class ReplicationRecorder(CheckedRecorder[RawEvent]):
         if schedule is not None and not isinstance(schedule, NetworkSchedule):
             raise ScheduleError(
                 f"replay.replication({target.name!r}, ...) got {type(schedule).__name__}, "
-                "not a NetworkSchedule. Fix: pass a NetworkSchedule (or nothing, then "
-                ".simulate(schedule))."
+                "not a NetworkSchedule",
+                fix="pass a NetworkSchedule (or nothing, then .simulate(schedule)).",
             )
         stored = (
             None
@@ -87,8 +87,11 @@ class ReplicationRecorder(CheckedRecorder[RawEvent]):
     def simulation(self) -> Simulation:
         if self._sim is None:
             raise ReplayUsageError(
-                f"recording {self.name!r} has no simulation yet. Fix: call "
-                ".simulate(schedule) or pass the schedule to replay.replication(name, schedule)."
+                f"recording {self.name!r} has no simulation yet",
+                fix=(
+                    "call .simulate(schedule) or pass the schedule to "
+                    "replay.replication(name, schedule)."
+                ),
             )
         return self._sim
 
@@ -106,8 +109,8 @@ class ReplicationRecorder(CheckedRecorder[RawEvent]):
         __tracebackhide__ = True
         if self._sim is not None:
             raise ReplayUsageError(
-                f"recording {self.name!r} already holds a simulation. "
-                "Fix: open another recording name for a second simulation."
+                f"recording {self.name!r} already holds a simulation",
+                fix="open another recording name for a second simulation.",
             )
         stored = self._expected_schedule
         if stored is not None and stored != schedule:
