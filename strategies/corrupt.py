@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from pytest_replay.errors import ReplayError
 from pytest_replay.fleet.errors import FleetLogError
-from pytest_replay.formats import FieldSpan, Framing, format_named, laid_out
+from pytest_replay.formats import FieldSpan, Framing, format_named
 from pytest_replay.formats.fleet_log import (
     END_FRAME_BYTES,
     FLAG_FINAL,
@@ -65,10 +65,8 @@ from pytest_replay.replication.errors import TraceFormatError
 from pytest_replay.replication.schedule import NetworkSchedule
 from pytest_replay.replication.trace import encode_trace
 from pytest_replay.ringlog import (
-    LOG_MAGIC,
     LOG_VERSION,
     MAX_REPLAY_RECORDS,
-    RECORD_BYTES,
     RECORD_MAGIC,
     RING_RECORD_DTYPE,
     CapacityOverflow,
@@ -445,14 +443,7 @@ def _end_frame_mismatch(
 
 # --------------------------------------------------------------------------- ring
 
-#: The VRRL framing, until :mod:`pytest_replay.formats` registers the ring's format
-#: (then this is ``_framing("vrrl")``).
-_RING_FRAMING: Final = Framing(
-    magic=LOG_MAGIC,
-    header=laid_out(("magic", 8), ("version", 4), ("flags", 4), ("capacity", 8), ("cursor", 8)),
-    record_size=RECORD_BYTES,
-    record_fields=laid_out(("magic", 4)),
-)
+_RING_FRAMING: Final = _framing("vrrl")
 _RING_FILE: Final = "log.vrrl"
 
 
@@ -572,7 +563,7 @@ def _ring_cursor_out_of_range(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
     stored = slot + wraps * info.capacity
     return _set_field(
         info.file,
-        _header_field(info.file, "cursor"),
+        _header_field(info.file, "next_slot"),
         stored,
         "cursor_out_of_range",
         f"stored cursor {stored} (capacity {info.capacity}) replays from slot {slot}",

@@ -195,3 +195,44 @@ HINT = "Fix:"
 '''
     assert _hand_written_fix_lines(source, "m.py") == ["m.py:9", "m.py:14", "m.py:19"]
     assert _hand_written_fix_lines('render_error("x", fix="restore it")\n', "m.py") == []
+
+
+# A format's layout is described once, by its Format in pytest_replay/formats.
+_LAYOUT_BUILDERS = ("Framing", "FieldSpan", "laid_out")
+
+
+def _layout_built_here(source: str, name: str) -> list[str]:
+    """``name:line`` of every call that builds a framing or a field span."""
+    lines = [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id in _LAYOUT_BUILDERS)
+            or (isinstance(node.func, ast.Attribute) and node.func.attr in _LAYOUT_BUILDERS)
+        )
+    ]
+    return [f"{name}:{line}" for line in sorted(lines)]
+
+
+def test_strategies_and_fixtures_take_every_layout_from_the_formats() -> None:
+    files = sorted(
+        path for folder in ("strategies", "fixtures") for path in (ROOT / folder).rglob("*.py")
+    )
+    assert any(path.name == "corrupt.py" for path in files)
+    found = [
+        line
+        for path in files
+        for line in _layout_built_here(
+            path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix()
+        )
+    ]
+    assert found == []
+
+
+def test_the_layout_check_sees_a_framing_built_by_hand() -> None:
+    source = (
+        "RING = Framing(magic=b'x', header=laid_out(('magic', 8)))\nSPAN = f.FieldSpan('a', 0, 4)\n"
+    )
+    assert _layout_built_here(source, "m.py") == ["m.py:1", "m.py:1", "m.py:2"]
+    assert _layout_built_here("RING = framing('vrrl')\n", "m.py") == []
