@@ -22,6 +22,7 @@ import pytest
 from pytest_replay.errors import render_error
 from pytest_replay.kinds import DataRecorder, FinishedRecording, Recorder, RecordingKind
 from pytest_replay.kinds import RecordingTarget as _Target
+from pytest_replay.outcome import Outcome
 from pytest_replay.report import (
     REPORT_DIR,
     Mismatch,
@@ -201,7 +202,7 @@ class ReplayContext:
         try:
             entry, expected = self._expected_for(name, recording_kind, stored_path)
         except StoreCorrupted:
-            self._session.tally.add("corrupted", stored_path)
+            self._session.tally.add(Outcome.CORRUPTED, stored_path)
             raise
         scratch = self._scratch / f"run{self._run}"
         scratch.mkdir(parents=True, exist_ok=True)
@@ -323,7 +324,7 @@ class ReplayContext:
             if session.mode == "verify" and session.policy.strict:
                 mismatch = Mismatch(self.nodeid, name, kind.name, stored_path, "missing")
                 if not any(m.stored_path == stored_path for m in self.mismatches):
-                    session.tally.add("missing", stored_path)
+                    session.tally.add(mismatch.outcome, stored_path)
                     self._notify(mismatch)
                 raise ReplayDivergence(mismatch)
             return None, None
@@ -347,7 +348,7 @@ class ReplayContext:
         # Hypothesis replays and shrinks a diverging example under the same index: the
         # recording is counted, and the hook told, once.
         if not any(m.stored_path == mismatch.stored_path for m in self.mismatches):
-            self._session.tally.add("diverged", mismatch.stored_path)
+            self._session.tally.add(mismatch.outcome, mismatch.stored_path)
             self._notify(mismatch)
 
     def _notify(self, mismatch: Mismatch) -> None:

@@ -271,7 +271,7 @@ def _exposed_by(
 
 def _fail(item: pytest.Item, mismatch: Mismatch, session: ReplaySession) -> None:
     __tracebackhide__ = True
-    session.tally.add("diverged")
+    session.tally.add(mismatch.outcome)
     item.config.hook.pytest_replay_divergence(item=item, divergence=mismatch)
     raise ReplayDivergence(mismatch)
 

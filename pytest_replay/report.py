@@ -18,6 +18,7 @@ from pytest_replay.divergence import (
     divergence_lines,
 )
 from pytest_replay.errors import ReplayError
+from pytest_replay.outcome import Outcome
 
 if TYPE_CHECKING:
     from pytest_replay.diff import DiffSummary
@@ -39,6 +40,8 @@ SHOWN_RANGES: Final = 5
 #: How many fields a summary names before "and N more".
 SHOWN_FIELDS: Final = 8
 
+#: Why a test failed, the report's first words (``replay diverged: <test>``); a
+#: :class:`Mismatch` counts as its :attr:`~Mismatch.outcome`.
 Reason = Literal["diverged", "missing", "unproduced", "nondeterministic"]
 
 
@@ -81,6 +84,13 @@ class Mismatch:
     report_file: Path | None = None
     #: The kind can list every difference: the report points to ``--replay-diff=full``.
     summarizable: bool = False
+
+    @property
+    def outcome(self) -> Outcome:
+        """What the summary line counts this as: a stored recording the test did not find is
+        missing; one it produced differently, did not produce, or produced differently from
+        its first run diverged."""
+        return Outcome.MISSING if self.reason == "missing" else Outcome.DIVERGED
 
     @property
     def context(self) -> tuple[str, ...]:

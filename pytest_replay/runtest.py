@@ -13,6 +13,7 @@ import pytest
 
 from pytest_replay.errors import render_error
 from pytest_replay.markers import MARKER
+from pytest_replay.outcome import Outcome
 from pytest_replay.report import ReplayUsageError
 from pytest_replay.session import CONTEXT_KEY, SESSION_PLUGIN_NAME, ReplaySession
 from pytest_replay.store import Manifest, ManifestEntry, StoreError, digest_bytes, part_name
@@ -137,16 +138,16 @@ def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestR
     finished = context.finished
     if session.mode == "off" or session.dump_dir is not None or finished is None:
         if session.mode == "record" and item.stash.get(_PHASES_FAILED, False):
-            session.tally.add("not recorded (test failed)", context.folder)
+            session.tally.add(Outcome.NOT_RECORDED_TEST_FAILED, context.folder)
         return
     if item.stash.get(_PHASES_FAILED, False):
         if session.mode == "record":
-            session.tally.add("not recorded (test failed)", context.folder)
+            session.tally.add(Outcome.NOT_RECORDED_TEST_FAILED, context.folder)
         return
     if session.mode == "verify":
         for name, (kind, _) in sorted(finished.items()):
-            status = "verified" if name in context.checked else "not recorded"
-            session.tally.add(status, context.path(name, kind.name))
+            outcome = Outcome.VERIFIED if name in context.checked else Outcome.NOT_RECORDED
+            session.tally.add(outcome, context.path(name, kind.name))
         return
     entries: dict[str, ManifestEntry] = {}
     files: dict[str, bytes] = {}
@@ -171,11 +172,11 @@ def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestR
             f"replay: could not store the recordings of {item.nodeid} in {context.folder}: {exc}",
             fix=fix,
         )
-        session.tally.add("not recorded (store failed)", context.folder)
+        session.tally.add(Outcome.NOT_RECORDED_STORE_FAILED, context.folder)
         return
     for name in finished:
-        status = "verified" if name in context.checked else "recorded"
-        session.tally.add(status, context.folder / entries[name].file)
+        outcome = Outcome.VERIFIED if name in context.checked else Outcome.RECORDED
+        session.tally.add(outcome, context.folder / entries[name].file)
 
 
 def _plugin_version() -> str:

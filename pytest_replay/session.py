@@ -20,6 +20,7 @@ import pytest
 
 from pytest_replay.errors import StoreError, render_error
 from pytest_replay.narrowing import Narrowing
+from pytest_replay.outcome import Outcome
 from pytest_replay.policy import WORKER_INPUT_KEY, Mode, RunPolicy
 from pytest_replay.store import STORE_DIR_NAME, ReplayStore
 
@@ -27,26 +28,14 @@ if TYPE_CHECKING:
     from pytest_replay.context import ReplayContext  # noqa: F401 - in a StashKey subscript
     from pytest_replay.kinds import KindRegistry
 
-__all__ = ["CONTEXT_KEY", "COUNT_ORDER", "Mode", "ReplaySession", "UsageTally"]
+__all__ = ["CONTEXT_KEY", "Mode", "ReplaySession", "UsageTally"]
 
-# The order of the terminal summary line.
-COUNT_ORDER: Final = (
-    "recorded",
-    "verified",
-    "diverged",
-    "missing",
-    "corrupted",
-    "unused",
-    "pruned",
-    "recovered",
-    "not recorded",
-    "not recorded (test failed)",
-    "not recorded (store failed)",
-)
 SESSION_PLUGIN_NAME: Final = "replay-session"
 # Where the plugin finds the ReplayContext of a test that requested the fixture.
 CONTEXT_KEY = pytest.StashKey["ReplayContext"]()
 _WORKER_KEY: Final = "pytest_replay"
+# Outcomes by the text a worker sends them as.
+_OUTCOMES: Final = {outcome.value: outcome for outcome in Outcome}
 # The summary line names at most this many stores.
 _LABELLED_STORES: Final = 3
 
@@ -55,8 +44,11 @@ _LABELLED_STORES: Final = 3
 class UsageTally:
     """What the tests of one process did with the store (merged on the controller)."""
 
-    counts: Counter[str] = field(default_factory=Counter)
-    paths: list[tuple[str, str]] = field(default_factory=list)
+    counts: Counter[Outcome] = field(default_factory=Counter)
+    paths: list[tuple[Outcome, str]] = field(default_factory=list)
+    # Outcomes a worker sent that this process does not know (a worker running another
+    # pytest-replay version), by their text: reported apart, never mixed into the counts.
+    unknown: Counter[str] = field(default_factory=Counter)
     # Store folders, as strings: every store root, every collected test's folder, and the
     # module folders whose whole module was collected (only those can hold unused ones).
     roots: set[str] = field(default_factory=set)
@@ -67,15 +59,17 @@ class UsageTally:
     filters: set[str] = field(default_factory=set)
     used: bool = False
 
-    def add(self, status: str, path: Path | None = None, amount: int = 1) -> None:
-        self.counts[status] += amount
+    def add(self, outcome: Outcome, path: Path | None = None, amount: int = 1) -> None:
+        self.counts[outcome] += amount
         if path is not None:
-            self.paths.append((status, str(path)))
+            self.paths.append((outcome, str(path)))
 
     def to_json(self) -> dict[str, Any]:
+        """The tally as JSON for the controller: outcomes as their text."""
+        counts = {outcome.value: amount for outcome, amount in self.counts.items()}
         return {
-            "counts": dict(self.counts),
-            "paths": self.paths,
+            "counts": {**self.unknown, **counts},
+            "paths": [[outcome.value, path] for outcome, path in self.paths],
             "roots": sorted(self.roots),
             "test_folders": sorted(self.test_folders),
             "module_folders": sorted(self.module_folders),
@@ -85,14 +79,34 @@ class UsageTally:
         }
 
     def merge(self, data: dict[str, Any]) -> None:
-        self.counts.update(data.get("counts", {}))
-        self.paths.extend((str(s), str(p)) for s, p in data.get("paths", []))
+        """Add a worker's :meth:`to_json`. An outcome text this process does not know is
+        counted in :attr:`unknown` (and its paths left out) instead of failing the run."""
+        for text, amount in data.get("counts", {}).items():
+            outcome = _OUTCOMES.get(str(text))
+            if outcome is None:
+                self.unknown[str(text)] += int(amount)
+            else:
+                self.counts[outcome] += int(amount)
+        for text, path in data.get("paths", []):
+            outcome = _OUTCOMES.get(str(text))
+            if outcome is not None:
+                self.paths.append((outcome, str(path)))
         self.roots.update(data.get("roots", []))
         self.test_folders.update(data.get("test_folders", []))
         self.module_folders.update(data.get("module_folders", []))
         self.narrowed_folders.update(data.get("narrowed_folders", []))
         self.filters.update(data.get("filters", []))
         self.used = self.used or bool(data.get("used"))
+
+
+def _unknown_line(unknown: Counter[str]) -> str:
+    """The summary's line about outcomes a worker sent that this process does not know."""
+    named = ", ".join(f"{text!r} ({amount})" for text, amount in sorted(unknown.items()))
+    return render_error(
+        f"{unknown.total()} outcome(s) from an xdist worker are unknown here and not "
+        f"counted: {named}",
+        fix="run the same pytest-replay version on every worker.",
+    )
 
 
 def _module_of(nodeid: str) -> str:
@@ -260,7 +274,7 @@ class ReplaySession:
                 self._refused_by_store(self._store(Path(root)).recover)
         for store in self._stores.values():
             for folder in store.recovered:
-                self.tally.add("recovered", folder)
+                self.tally.add(Outcome.RECOVERED, folder)
             store.recovered.clear()
         if self.is_worker:
             self.config.workeroutput[_WORKER_KEY] = self.tally.to_json()  # type: ignore[attr-defined]
@@ -304,24 +318,25 @@ class ReplaySession:
                 if manifest is None:
                     # An unreadable manifest, or one that names another test (a folder moved
                     # by hand), is damage to report, as `store check` does: never pruned.
-                    tally.add("corrupted", folder)
+                    tally.add(Outcome.CORRUPTED, folder)
                     continue
                 if self.prune and self.mode == "record":
                     if self._refused_by_store(store.remove_test, folder):
-                        tally.add("unused", folder)
+                        tally.add(Outcome.UNUSED, folder)
                     else:
-                        tally.add("pruned", folder)
+                        tally.add(Outcome.PRUNED, folder)
                 else:
                     self.unused.append(folder)
-                    tally.add("unused", folder)
+                    tally.add(Outcome.UNUSED, folder)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or not (self.tally.used or self.tally.counts):
+        if self.is_worker or not (self.tally.used or self.tally.counts or self.tally.unknown):
             return
         counts = self.tally.counts
-        parts = [f"{counts[name]} {name}" for name in COUNT_ORDER if counts[name]]
-        red = counts["diverged"] or counts["missing"] or counts["corrupted"]
-        markup = {"red": True} if red or (counts["unused"] and self.fail_on_unused) else {}
+        parts = [f"{counts[outcome]} {outcome.value}" for outcome in Outcome if counts[outcome]]
+        red = any(counts[outcome] for outcome in Outcome if outcome.fails)
+        unused = counts[Outcome.UNUSED]
+        markup = {"red": True} if red or (unused and self.fail_on_unused) else {}
         if self.mode == "off":
             # No store was read or written: say how to use one instead of naming it.
             summary = ", ".join(parts) + "; " if parts else ""
@@ -335,13 +350,15 @@ class ReplaySession:
                 f"replay: {summary} (store: {self.store_label()})", **markup
             )
         terminalreporter.write_line(f"replay: mode {self.policy.label} ({self.policy.reason})")
-        if counts["not recorded"]:
+        if counts[Outcome.NOT_RECORDED]:
             terminalreporter.write_line(
-                f"replay: {counts['not recorded']} not recorded: pytest --replay-record=new"
+                f"replay: {counts[Outcome.NOT_RECORDED]} not recorded: pytest --replay-record=new"
             )
+        if self.tally.unknown:
+            terminalreporter.write_line(f"replay: {_unknown_line(self.tally.unknown)}", yellow=True)
         if terminalreporter.config.getoption("verbose") > 0:
-            for status, path in sorted(self.tally.paths):
-                terminalreporter.write_line(f"  {status}: {path}")
+            for outcome, path in sorted(self.tally.paths, key=lambda p: (p[0].value, p[1])):
+                terminalreporter.write_line(f"  {outcome.value}: {path}")
         if self.refused:
             terminalreporter.write_line(f"replay: {self.refused}", red=True)
         for error in self.store_errors:
