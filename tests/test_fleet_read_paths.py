@@ -5,8 +5,10 @@ whose lazily built lookups answer as eagerly built ones did."""
 
 from __future__ import annotations
 
+import gc
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from pytest_replay.fleet import (
     normalize_candidate,
 )
 from pytest_replay.fleet.logformat import slab_index_of, slab_path
-from pytest_replay.fleet.reader import read_regular_file
+from pytest_replay.fleet.reader import index_logs, paused_collector, read_regular_file
 from pytest_replay.fleet.testing import stack_for, write_identity_log
 
 
@@ -189,3 +191,56 @@ def test_lazy_reader_lookups_answer_as_before(tmp_path: Path) -> None:
 def test_a_missing_slab_0_is_still_reported_by_the_reader(tmp_path: Path) -> None:
     with pytest.raises(FleetLogError, match=re.escape("slab 0 'gone_0.flog' does not exist")):
         FleetLogReader(tmp_path / "gone.flog")
+
+
+def test_paused_collector_restores_the_state_it_found() -> None:
+    assert gc.isenabled()
+    with paused_collector():
+        assert not gc.isenabled()
+        with paused_collector():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner one found it paused and leaves it so
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), paused_collector():
+        raise RuntimeError("an error on the way out")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_collector():
+            pass
+        assert not gc.isenabled()  # a collector the caller disabled stays disabled
+    finally:
+        gc.enable()
+
+
+def test_discovery_and_indexing_run_no_automatic_collection(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    steps = [Step(step_id, step_id) for step_id in range(5)]
+    for instance in range(40):
+        stack = stack_for("plan", 1, instance)
+        write_identity_log(logs / f"i{instance}" / "plan.flog", stack, None, steps=steps)
+    collections: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    def collections_during(action: Callable[[], object]) -> tuple[object, list[int]]:
+        gc.collect()  # a fresh count: no collection is owed when the action starts
+        collections.clear()
+        gc.callbacks.append(note)
+        try:
+            result = action()
+            return result, list(collections)
+        finally:
+            gc.callbacks.remove(note)
+
+    catalog, during = collections_during(lambda: ReplayCatalog.discover_under(logs))
+    assert isinstance(catalog, ReplayCatalog) and during == []
+    bases = [log.base_path for log in catalog.logs]
+    readers, during = collections_during(lambda: index_logs(bases))
+    assert isinstance(readers, list) and len(readers) == 40 and during == []
+    # The same work with the collector running triggers collections: the check can fail.
+    _, during = collections_during(lambda: [[index] for index in range(5_000)])
+    assert during
+    assert gc.isenabled()

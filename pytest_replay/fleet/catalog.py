@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pytest_replay.fleet.errors import FleetError, FleetLogError
 from pytest_replay.fleet.logformat import LOG_EXTENSION, slab_index_of, slab_path
-from pytest_replay.fleet.reader import as_path, read_identity
+from pytest_replay.fleet.reader import as_path, paused_collector, read_identity
 from pytest_replay.fleet.records import ConfigSource, StackInfo
 
 __all__ = [
@@ -206,6 +206,11 @@ class ReplayCatalog:
         A slab path is normalised to its log's base path, so each log is read once
         however many of its slabs the scan meets.
         """
+        with paused_collector():
+            return cls._discover(paths, extension)
+
+    @classmethod
+    def _discover(cls, paths: Iterable[str | os.PathLike[str]], extension: str) -> ReplayCatalog:
         candidates: set[Path] = set()
         failures: list[DiscoveryFailure] = []
         visited: set[tuple[int, int]] = set()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import bisect
 import functools
+import gc
 import os
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -53,6 +55,7 @@ __all__ = [
     "StepTable",
     "as_path",
     "index_logs",
+    "paused_collector",
     "read_identity",
     "read_regular_file",
 ]
@@ -99,6 +102,25 @@ class LogIdentity:
 
     instantiated: Instantiated
     mission: MissionStarted | None
+
+
+@contextmanager
+def paused_collector() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a fleet's logs are found and indexed.
+
+    Indexing thousands of logs builds a few objects per log that all stay alive (and
+    hold no reference cycles); each full collection triggered on the way walks every
+    one of them again, a quarter of the time of a 10,000-log replay start. The previous
+    state is restored, so a collector the caller disabled stays disabled (as
+    ``journal.persistent.bulk_allocation`` does for a journal replay).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def as_path(path: str | os.PathLike[str]) -> Path:
@@ -558,9 +580,11 @@ def index_logs(base_paths: Iterable[str | os.PathLike[str]]) -> list[FleetLogRea
     small logs costs a few array operations rather than dozens per log. Errors are the
     ones :class:`FleetLogReader` raises for the first bad log, in the order given.
     """
-    return [
-        FleetLogReader._from_index(index) for index in _index_logs([as_path(p) for p in base_paths])
-    ]
+    with paused_collector():
+        return [
+            FleetLogReader._from_index(index)
+            for index in _index_logs([as_path(p) for p in base_paths])
+        ]
 
 
 class FleetLogReader:
