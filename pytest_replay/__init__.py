@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from pytest_replay.errors import ReplayError
 
 if TYPE_CHECKING:
-    from pytest_replay.diff import Divergence, first_divergence
+    from pytest_replay.diff import first_divergence
+    from pytest_replay.divergence import Divergence
     from pytest_replay.report import ReplayDivergence
     from pytest_replay.ringlog import (
         RING_RECORD_DTYPE,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Divergence": "pytest_replay.diff",
+    "Divergence": "pytest_replay.divergence",
     "first_divergence": "pytest_replay.diff",
     "ReplayDivergence": "pytest_replay.report",
     "RING_RECORD_DTYPE": "pytest_replay.ringlog",

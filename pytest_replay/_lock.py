@@ -67,8 +67,8 @@ def _acquire(fd: int, root: Path, timeout: float, notify: Callable[[str], None])
         if waited >= timeout:
             raise StoreLocked(
                 f"store '{root}' is still locked by another record run (or pytest-replay "
-                f"store prune) after {timeout:g} s. Fix: wait for that run to finish, or "
-                "raise --replay-lock-timeout."
+                f"store prune) after {timeout:g} s",
+                fix="wait for that run to finish, or raise --replay-lock-timeout.",
             )
         if not told and waited >= NOTICE_AFTER:
             notify(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import blake3
 import pytest
 
+from pytest_replay.errors import render_error
 from pytest_replay.kinds import DataRecorder, FinishedRecording, Recorder, RecordingKind
 from pytest_replay.kinds import RecordingTarget as _Target
 from pytest_replay.report import (
@@ -185,14 +186,14 @@ class ReplayContext:
         __tracebackhide__ = True
         if not isinstance(name, str) or not name:
             raise ReplayUsageError(
-                f"recording name must be a non-empty string, got {name!r}. "
-                "Fix: pass a name such as 'ring' or 'journal'."
+                f"recording name must be a non-empty string, got {name!r}",
+                fix="pass a name such as 'ring' or 'journal'.",
             )
         name = self._example_name(name)
         if name in self._open:
             raise ReplayUsageError(
-                f"recording name {name!r} is used twice in {self.nodeid}. "
-                "Fix: give each recording of a test its own name."
+                f"recording name {name!r} is used twice in {self.nodeid}",
+                fix="give each recording of a test its own name.",
             )
         recording_kind = self._session.kinds.get(kind)
         stored_path = self._folder / self._file_name(name, recording_kind)
@@ -233,13 +234,16 @@ class ReplayContext:
         __tracebackhide__ = True
         if not self._given:
             raise ReplayUsageError(
-                f"{self.nodeid}: replay.example() scopes the examples of a Hypothesis @given "
-                "test, and this test is not one. Fix: record directly (replay.data(...))."
+                "replay.example() scopes the examples of a Hypothesis @given test, and this "
+                "test is not one",
+                where=self.nodeid,
+                fix="record directly (replay.data(...)).",
             )
         if self._example is not None:
             raise ReplayUsageError(
-                f"{self.nodeid}: replay.example() is already open. "
-                "Fix: open it once per example, around the recordings of that example."
+                "replay.example() is already open",
+                where=self.nodeid,
+                fix="open it once per example, around the recordings of that example.",
             )
         self._example = self._examples
         before = set(self._open)
@@ -264,8 +268,8 @@ class ReplayContext:
         if self._example is None:
             raise ReplayUsageError(
                 f"{self.nodeid} is a Hypothesis @given test: record inside `with "
-                "replay.example():` so that each generated example has its own recordings. "
-                "Fix: wrap the body of the test in `with replay.example():`."
+                "replay.example():` so that each generated example has its own recordings",
+                fix="wrap the body of the test in `with replay.example():`.",
             )
         return f"{name}[{self._example}]"
 
@@ -276,8 +280,11 @@ class ReplayContext:
         session = self.__dict__.get("_session") if hasattr(self, "__dict__") else None
         if session is None or name not in session.kinds:
             raise AttributeError(
-                f"'replay' has no attribute {name!r} and no recording kind of that name is "
-                "registered. Fix: register it with a pytest_replay_register_kinds hook."
+                render_error(
+                    f"'replay' has no attribute {name!r} and no recording kind of that name is "
+                    "registered",
+                    fix="register it with a pytest_replay_register_kinds hook.",
+                )
             )
         return functools.partial(self.record, name)
 
@@ -327,7 +334,7 @@ class ReplayContext:
                 kind.name,
                 stored_path,
                 "diverged",
-                detail=(
+                note=(
                     f"stored as kind {entry.kind!r} format version {entry.version}, "
                     f"produced as kind {kind.name!r} format version {kind.version}"
                 ),
@@ -369,7 +376,7 @@ class ReplayContext:
                         entry.kind,
                         self._folder / entry.file,
                         "unproduced",
-                        detail="this stored recording was not produced by the test",
+                        note="this stored recording was not produced by the test",
                     )
                     self._on_mismatch(mismatch)
                     raise ReplayDivergence(mismatch)
@@ -381,7 +388,8 @@ class ReplayContext:
                 # A safety net behind the live checks: compare the whole recordings.
                 found = kind.diff(target.expected, result.data, target.expected_meta)
                 if found is not None:
-                    target.fail(found[0], found[1], kind.ignored(target.expected_meta))
+                    divergence = dataclasses.replace(found[0], context=tuple(found[1]))
+                    target.fail(divergence, kind.ignored(target.expected_meta))
         return finished
 
     def _report_deferred(
@@ -403,15 +411,16 @@ class ReplayContext:
             first = summary.first()
             if first is None:
                 continue
-            context = kind.diff(expected, data, meta)
+            found = kind.diff(expected, data, meta)
+            if found is not None:
+                first = dataclasses.replace(first, context=tuple(found[1]))
             header = {"test": self.nodeid, "recording": name, "kind": kind.name}
             folder = self._item.config.rootpath / REPORT_DIR / safe_component(self.test_id)
             report = write_diff_report(folder, safe_component(name), header, summary)
             failures.append(
                 Mismatch(
                     self.nodeid, name, kind.name, opened.target.stored_path, "diverged", first,
-                    () if context is None else tuple(context[1]), kind.ignored(meta),
-                    summary=summary, report_file=report,
+                    kind.ignored(meta), summary=summary, report_file=report,
                 )
             )  # fmt: skip
         if failures:
@@ -419,7 +428,7 @@ class ReplayContext:
             if len(failures) > 1:
                 others = ", ".join(repr(m.recording) for m in failures[1:])
                 first_failure = dataclasses.replace(
-                    first_failure, detail=f"also differ (see their reports): {others}"
+                    first_failure, note=f"also differ (see their reports): {others}"
                 )
             for mismatch in failures:
                 self._on_mismatch(mismatch)
@@ -519,7 +528,7 @@ def nondeterminism(
                 kind.name,
                 None,
                 "nondeterministic",
-                detail=f"{detail}: recording {name!r} was produced only by the {which}",
+                note=f"{detail}: recording {name!r} was produced only by the {which}",
             )
     for name in sorted(first):
         kind, want = first[name]
@@ -527,8 +536,7 @@ def nondeterminism(
         if want.data == got.data:
             continue
         found = kind.diff(want.data, got.data, want.meta)
-        divergence = found[0] if found else None
-        context = found[1] if found else ()
+        divergence = None if found is None else dataclasses.replace(found[0], context=found[1])
         return Mismatch(
             nodeid,
             name,
@@ -536,8 +544,7 @@ def nondeterminism(
             None,
             "nondeterministic",
             divergence=divergence,
-            context=tuple(context),
             ignored=kind.ignored(want.meta),
-            detail=detail if found else f"{detail}: the recorded bytes differ",
+            note=detail if found else f"{detail}: the recorded bytes differ",
         )
     return None

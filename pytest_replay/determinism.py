@@ -32,6 +32,7 @@ import pytest
 
 from pytest_replay._atomic import atomic_write_bytes
 from pytest_replay.context import ReplayContext, nondeterminism
+from pytest_replay.errors import render_error
 from pytest_replay.kinds import FinishedRecording, RecordingKind
 from pytest_replay.report import Mismatch, ReplayDivergence, ReplayUsageError
 from pytest_replay.session import ReplaySession
@@ -110,8 +111,11 @@ class Perturbation:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise pytest.UsageError(
-                f"--replay-perturb={text!r} is not a perturbation ({exc}). Fix: this internal "
-                "option is written by replay_determinism(subprocess=True); do not pass it."
+                render_error(
+                    f"--replay-perturb={text!r} is not a perturbation ({exc})",
+                    fix="this internal option is written by replay_determinism(subprocess=True); "
+                    "do not pass it.",
+                )
             ) from None
 
 
@@ -179,20 +183,23 @@ class DeterminismSpec:
     def from_marker(cls, marker: pytest.Mark, nodeid: str) -> DeterminismSpec:
         if marker.args:
             raise ReplayUsageError(
-                f"{nodeid}: replay_determinism takes keyword arguments only. "
-                "Fix: write @pytest.mark.replay_determinism(runs=3)."
+                "replay_determinism takes keyword arguments only",
+                where=nodeid,
+                fix="write @pytest.mark.replay_determinism(runs=3).",
             )
         unknown = set(marker.kwargs) - {"runs", "subprocess"}
         if unknown:
             raise ReplayUsageError(
-                f"{nodeid}: unknown replay_determinism argument(s) {sorted(unknown)}. "
-                "Fix: use runs=N and subprocess=True|False."
+                f"unknown replay_determinism argument(s) {sorted(unknown)}",
+                where=nodeid,
+                fix="use runs=N and subprocess=True|False.",
             )
         runs = marker.kwargs.get("runs", 2)
         if not isinstance(runs, int) or isinstance(runs, bool) or not 2 <= runs <= 100:
             raise ReplayUsageError(
-                f"{nodeid}: replay_determinism(runs={runs!r}) must be an int from 2 to 100. "
-                "Fix: pass e.g. runs=2."
+                f"replay_determinism(runs={runs!r}) must be an int from 2 to 100",
+                where=nodeid,
+                fix="pass e.g. runs=2.",
             )
         return cls(runs, bool(marker.kwargs.get("subprocess", False)))
 
@@ -228,7 +235,7 @@ def run_deterministically(
         mismatch = nondeterminism(item.nodeid, run, first, later, context.folder, how)
         if mismatch is not None:
             exposed = _exposed_by(perturbation, first, in_process)
-            mismatch = dataclasses.replace(mismatch, detail=f"{mismatch.detail}; {exposed}")
+            mismatch = dataclasses.replace(mismatch, note=f"{mismatch.note}; {exposed}")
             _fail(item, mismatch, session)
 
 
@@ -338,9 +345,10 @@ def _run_in_child(
         if done.returncode != 0 or not dump.is_file():
             output = (done.stdout + done.stderr)[-3000:]
             raise ReplayUsageError(
-                f"{item.nodeid}: run {run} in a child process ({perturbation.describe()}) did "
-                f"not complete (exit status {done.returncode}):\n{output}\n"
-                "Fix: make the test pass on its own (pytest NODEID), or use subprocess=False."
+                f"run {run} in a child process ({perturbation.describe()}) did "
+                f"not complete (exit status {done.returncode}):\n{output}\n",
+                where=item.nodeid,
+                fix="make the test pass on its own (pytest NODEID), or use subprocess=False.",
             )
         return load_run(dump, session)
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from pytest_replay.divergence import Divergence
 from pytest_replay.ringlog import (
     RING_RECORD_DTYPE,
     RecordArray,
@@ -27,10 +28,10 @@ __all__ = [
     "RECORD_FIELDS",
     "DiffSummary",
     "Divergence",
-    "FieldDifference",
     "first_divergence",
     "first_value_difference",
     "ignored_words",
+    "record_difference",
     "record_fields",
     "ring_summary",
     "sequence_summary",
@@ -63,36 +64,6 @@ assert len(_WORD_FIELDS) == _WORDS_PER_RECORD
 
 #: Every field name ``ignore`` accepts (``"args"`` ignores all four words).
 RECORD_FIELDS: Final = frozenset(_WORD_FIELDS) | {"args"}
-
-
-@dataclass(frozen=True, slots=True)
-class Divergence:
-    """Where two record sequences first differ.
-
-    ``kind == "value"``: record ``index`` differs in ``field`` (``expected``
-    vs ``actual``). ``kind == "length"``: the common prefix is equal but one
-    sequence is longer; ``index`` is the first index only one of them has and
-    ``expected``/``actual`` are the two lengths. ``index`` is ``None`` for a
-    single value (the ``data`` kind), where ``field`` is the path of the
-    first difference.
-    """
-
-    index: int | None
-    field: str
-    expected: Any
-    actual: Any
-    kind: Literal["value", "length"] = "value"
-
-    def describe(self) -> str:
-        if self.kind == "length":
-            return (
-                f"length differs: expected {self.expected} records, got {self.actual} "
-                f"(first unmatched record is #{self.index})"
-            )
-        where = f"record #{self.index}: " if self.index is not None else ""
-        return f"{where}{self.field} expected {self.expected!r}, got {self.actual!r}"
-
-    __str__ = describe
 
 
 Records = Sequence[RecordedSlot] | Sequence[ReplayRecord] | RecordArray
@@ -178,6 +149,17 @@ def first_divergence(
     return None
 
 
+def record_difference(
+    expected: np.void, actual: np.void, ignore: Iterable[str] = ("timestamp_ns",)
+) -> tuple[str, Any, Any] | None:
+    """``(field, expected, actual)`` of the first differing field of two ring records (the
+    record type of a checked ring stream), or ``None``."""
+    found = first_divergence(
+        np.asarray(expected).reshape(1), np.asarray(actual).reshape(1), ignore=ignore
+    )
+    return None if found is None else (found.field, found.expected, found.actual)
+
+
 def _key_path(path: str, key: Any) -> str:
     shown = json.dumps(key, ensure_ascii=False) if isinstance(key, str) else repr(key)
     return f"{path}[{shown}]"
@@ -205,16 +187,6 @@ def first_value_difference(
 
 
 @dataclass(frozen=True, slots=True)
-class FieldDifference:
-    """One differing field of one record (``index`` is ``None`` for a single value)."""
-
-    index: int | None
-    field: str
-    expected: Any
-    actual: Any
-
-
-@dataclass(frozen=True, slots=True)
 class DiffSummary:
     """Every difference between two recordings, and the counts a report shows.
 
@@ -229,7 +201,7 @@ class DiffSummary:
     differing: int
     fields: tuple[tuple[str, int], ...]
     ranges: tuple[tuple[int, int], ...]
-    differences: tuple[FieldDifference, ...]
+    differences: tuple[Divergence, ...]
 
     @property
     def missing(self) -> int:
@@ -246,8 +218,7 @@ class DiffSummary:
     def first(self) -> Divergence | None:
         """The first divergence, as :func:`first_divergence` reports it."""
         if self.differences:
-            found = self.differences[0]
-            return Divergence(found.index, found.field, found.expected, found.actual)
+            return self.differences[0]
         if self.expected_records != self.actual_records:
             common = min(self.expected_records, self.actual_records)
             return Divergence(
@@ -289,7 +260,7 @@ def ring_summary(
     columns = {f: [w for w, name in enumerate(_WORD_FIELDS) if name == f] for f in fields}
     counts: dict[str, int] = {}
     indices: list[npt.NDArray[np.int64]] = []
-    differences: list[FieldDifference] = []
+    differences: list[Divergence] = []
     for start in range(0, common, _BLOCK):
         differs = words_left[start : start + _BLOCK] != words_right[start : start + _BLOCK]
         differs[:, masked] = False
@@ -318,7 +289,7 @@ def ring_summary(
         index_list = np.concatenate(index_parts)[sequence].tolist()
         positions = sequence.tolist()
         differences += map(
-            FieldDifference,
+            Divergence,
             index_list,
             [names[k] for k in positions],
             [want_parts[k] for k in positions],
@@ -431,7 +402,7 @@ def sequence_summary(
     differences carry no record index)."""
     counts: dict[str, int] = {}
     indices: list[int] = []
-    differences: list[FieldDifference] = []
+    differences: list[Divergence] = []
     for index, (want, got) in enumerate(zip(expected, actual, strict=False)):
         found = list(item_differences(want, got))
         if not found:
@@ -440,7 +411,7 @@ def sequence_summary(
         for field in dict.fromkeys(path for path, _x, _y in found):
             counts[field] = counts.get(field, 0) + 1
         differences.extend(
-            FieldDifference(None if single else index, path, x, y) for path, x, y in found
+            Divergence(None if single else index, path, x, y) for path, x, y in found
         )
     return DiffSummary(
         len(expected), len(actual), len(indices), _field_counts(counts),

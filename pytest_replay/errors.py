@@ -8,23 +8,41 @@ when one is known) and the *fix*. :func:`render_error` is the only place that wr
 from __future__ import annotations
 
 import os
+import re
 
-__all__ = ["ReplayError", "StoreError", "UnclosedFormatWarning", "render_error"]
+__all__ = ["ReplayError", "StoreError", "UnclosedFormatWarning", "render_error", "split_fix"]
+
+#: Where :func:`render_error` put the hint: after the added full stop, or on a line of its own.
+_FIX_HINT = re.compile(r"\.? Fix: |(?<=\n)Fix: ")
 
 
 def render_error(what: str, *, where: str | None = None, fix: str | None = None) -> str:
     """``"<where>: <what>. Fix: <fix>"``, each part only when given.
 
     A full stop is added after *what* unless it already ends a sentence, so callers
-    write plain clauses.
+    write plain clauses. A *what* that ends in a newline (a list of problems, a child's
+    output) gets the ``Fix:`` line on a line of its own, without the full stop.
     """
     text = what if where is None else f"{where}: {what}"
     if fix is None:
         return text
+    if text.endswith("\n"):
+        return f"{text}Fix: {fix}"
     text = text.rstrip()
     if not text.endswith((".", "!", "?", ":")):
         text += "."
     return f"{text} Fix: {fix}"
+
+
+def split_fix(message: str) -> tuple[str, str | None]:
+    """A rendered message split back into (the text before the ``Fix:`` hint, the fix), for
+    a caller that rewords an error it caught (a ``ValueError`` carries only its message);
+    the fix is ``None`` when the message has none. The full stop :func:`render_error`
+    added is dropped again."""
+    hint = _FIX_HINT.search(message)
+    if hint is None:
+        return message, None
+    return message[: hint.start()], message[hint.end() :]
 
 
 def _where_text(where: str | os.PathLike[str] | None) -> str | None:

@@ -61,6 +61,6 @@ def pytest_replay_divergence(item: pytest.Item, divergence: Mismatch) -> None:
     first run, under ``replay_determinism``), just before the test fails.
 
     ``divergence`` is a :class:`pytest_replay.report.Mismatch`: the recording's name, kind
-    and stored path, the first :class:`~pytest_replay.diff.Divergence` and the context
-    records. Use it to dump artefacts; the return value is ignored.
+    and stored path, and the first :class:`~pytest_replay.divergence.Divergence` with the
+    stored records before it. Use it to dump artefacts; the return value is ignored.
     """

@@ -18,6 +18,7 @@ import pytest
 
 from pytest_replay import hookspecs
 from pytest_replay._lock import DEFAULT_TIMEOUT
+from pytest_replay.errors import render_error
 from pytest_replay.markers import GPU_MARKER, MARKER
 from pytest_replay.packaged import PACKAGED_KINDS, gpu_available
 from pytest_replay.policy import MODE_INI, run_policy
@@ -52,9 +53,11 @@ def _record_mode(value: str) -> str:
         return value
     # The mode is optional, so `pytest --replay-record tests/` hands the path to it.
     raise argparse.ArgumentTypeError(
-        f"{value!r} is not a record mode (all, new). Fix: write --replay-record=all or "
-        f"--replay-record=new; if {value!r} is a path, put it before the flag "
-        f"(pytest {value} --replay-record)."
+        render_error(
+            f"{value!r} is not a record mode (all, new)",
+            fix=f"write --replay-record=all or --replay-record=new; if {value!r} is a path, "
+            f"put it before the flag (pytest {value} --replay-record).",
+        )
     )
 
 

@@ -18,6 +18,8 @@ from typing import Final, Literal
 
 import pytest
 
+from pytest_replay.errors import render_error
+
 __all__ = ["MODE_INI", "WORKER_INPUT_KEY", "Mode", "RunPolicy", "run_policy"]
 
 Mode = Literal["off", "record", "verify"]
@@ -104,9 +106,11 @@ def run_policy(config: pytest.Config) -> RunPolicy:
     for where, flags in _sources(config):
         if len(flags) == 2:
             raise pytest.UsageError(
-                f"--replay-record and --replay-verify cannot be used together ({where}). "
-                "Fix: record first (pytest --replay-record), then verify "
-                "(pytest --replay-verify)."
+                render_error(
+                    f"--replay-record and --replay-verify cannot be used together ({where})",
+                    fix="record first (pytest --replay-record), then verify "
+                    "(pytest --replay-verify).",
+                )
             )
         if flags:
             mode, strict = ("record", False) if _RECORD in flags else ("verify", True)
@@ -115,8 +119,11 @@ def run_policy(config: pytest.Config) -> RunPolicy:
     else:
         if record and verify:  # set some other way (a plugin's early hook, a child run)
             raise pytest.UsageError(
-                "--replay-record and --replay-verify cannot be used together. "
-                "Fix: record first (pytest --replay-record), then verify (pytest --replay-verify)."
+                render_error(
+                    "--replay-record and --replay-verify cannot be used together",
+                    fix="record first (pytest --replay-record), then verify "
+                    "(pytest --replay-verify).",
+                )
             )
         if record or verify:
             mode, strict = ("record", False) if record else ("verify", True)
@@ -126,8 +133,10 @@ def run_policy(config: pytest.Config) -> RunPolicy:
     prune = bool(config.getoption("replay_prune"))
     if prune and mode != "record":
         raise pytest.UsageError(
-            "--replay-prune only works together with --replay-record. "
-            "Fix: run pytest --replay-record --replay-prune."
+            render_error(
+                "--replay-prune only works together with --replay-record",
+                fix="run pytest --replay-record --replay-prune.",
+            )
         )
     return RunPolicy(
         mode=mode,
@@ -148,6 +157,9 @@ def _ini_mode(config: pytest.Config) -> tuple[Mode, str]:
     if value == "off":
         return "off", f"ini {MODE_INI} = off"
     raise pytest.UsageError(
-        f"ini {MODE_INI} = {value!r} is not a mode (verify, off). "
-        f"Fix: set {MODE_INI} = verify or {MODE_INI} = off in {config.inipath or 'the ini file'}."
+        render_error(
+            f"ini {MODE_INI} = {value!r} is not a mode (verify, off)",
+            fix=f"set {MODE_INI} = verify or {MODE_INI} = off in "
+            f"{config.inipath or 'the ini file'}.",
+        )
     )

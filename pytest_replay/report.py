@@ -11,10 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from pytest_replay.divergence import (
+    Divergence,
+    divergence_json,
+    divergence_line,
+    divergence_lines,
+)
 from pytest_replay.errors import ReplayError
 
 if TYPE_CHECKING:
-    from pytest_replay.diff import DiffSummary, Divergence
+    from pytest_replay.diff import DiffSummary
 
 __all__ = [
     "REPORT_DIR",
@@ -46,11 +52,6 @@ def rerecord_command(nodeid: str, mode: str = "all") -> str:
     return f"pytest {shlex.quote(nodeid)} {flag}"
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 400 else text[:400] + f"... ({len(text)} characters)"
-
-
 def _shown_path(path: Path) -> str:
     """``path`` relative to the current folder when it is inside it (shorter, copy-pasteable)."""
     try:
@@ -61,7 +62,12 @@ def _shown_path(path: Path) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Mismatch:
-    """Everything a divergence report says, as a value (passed to the divergence hook)."""
+    """Everything a divergence report says, as a value (passed to the divergence hook).
+
+    The difference itself, with the records before it and the recorder's own words
+    about it, is the :class:`Divergence`; ``note`` is what the run adds (which run
+    differed, which other recordings differ too, a kind or version that changed).
+    """
 
     nodeid: str
     recording: str
@@ -69,13 +75,23 @@ class Mismatch:
     stored_path: Path | None
     reason: Reason
     divergence: Divergence | None = None
-    context: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
-    detail: str = ""
+    note: str = ""
     summary: DiffSummary | None = None
     report_file: Path | None = None
     #: The kind can list every difference: the report points to ``--replay-diff=full``.
     summarizable: bool = False
+
+    @property
+    def context(self) -> tuple[str, ...]:
+        """The stored records before the divergence, rendered."""
+        return () if self.divergence is None else self.divergence.context
+
+    @property
+    def detail(self) -> str:
+        """The report's detail line: the run's note, then the divergence's detail."""
+        parts = [self.note, "" if self.divergence is None else self.divergence.detail]
+        return "; ".join(part for part in parts if part)
 
     def render(self) -> str:
         where = f" stored at {_shown_path(self.stored_path)}" if self.stored_path else ""
@@ -87,25 +103,7 @@ class Mismatch:
             lines.append(f"  {self.detail}")
         found = self.divergence
         if found is not None:
-            if found.kind == "length":
-                lines.append(
-                    f"  record count differs: expected {found.expected}, got {found.actual} "
-                    f"(first unmatched record #{found.index})"
-                )
-            else:
-                where = (
-                    f"at {found.field}"
-                    if found.index is None
-                    else f"at record #{found.index}, field {found.field}"
-                )
-                lines += [
-                    f"  first divergence {where}",
-                    f"    expected: {_show(found.expected)}",
-                    f"    actual:   {_show(found.actual)}",
-                ]
-        if self.context:
-            lines.append("  context (the records before it):")
-            lines += [f"    {line}" for line in self.context]
+            lines += [f"  {line}" for line in divergence_lines(found)]
         if self.ignored:
             lines.append(f"  ignored (volatile) fields: {', '.join(self.ignored)}")
         if self.summary is not None:
@@ -118,9 +116,10 @@ class Mismatch:
         if self.reason == "missing":
             lines += ["  record it with:", f"    {rerecord_command(self.nodeid, 'new')}"]
         elif self.reason != "nondeterministic":
+            command = found.rerecord if found is not None and found.rerecord else None
             lines += [
                 "  if this change is intended, re-record this test:",
-                f"    {rerecord_command(self.nodeid)}",
+                f"    {command or rerecord_command(self.nodeid)}",
             ]
         return "\n".join(lines)
 
@@ -186,9 +185,7 @@ def render_summary(summary: DiffSummary) -> list[str]:
 
 
 def summary_json(summary: DiffSummary) -> dict[str, Any]:
-    """The complete diff as JSON-ready data (values as :func:`json_value` shows them)."""
-    from pytest_replay.values import json_value
-
+    """The complete diff as JSON-ready data (each difference as :func:`divergence_json`)."""
     return {
         "expected_records": summary.expected_records,
         "actual_records": summary.actual_records,
@@ -197,27 +194,16 @@ def summary_json(summary: DiffSummary) -> dict[str, Any]:
         "ranges": [list(pair) for pair in summary.ranges],
         "missing": summary.missing,
         "extra": summary.extra,
-        "differences": [
-            {
-                "index": d.index,
-                "field": d.field,
-                "expected": json_value(d.expected),
-                "actual": json_value(d.actual),
-            }
-            for d in summary.differences
-        ],
+        "differences": [divergence_json(d) for d in summary.differences],
     }
 
 
 def diff_text(header: Mapping[str, Any], summary: DiffSummary) -> str:
-    """The complete diff as text: the header and summary, then one line per difference."""
-    from pytest_replay.values import render_value
-
+    """The complete diff as text: the header and summary, then one line per difference
+    (:func:`divergence_line`)."""
     lines = [f"# {key}: {value}" for key, value in header.items()]
     lines += [f"# {line}" for line in render_summary(summary)]
-    for d in summary.differences:
-        where = d.field if d.index is None else f"#{d.index} {d.field}"
-        lines.append(f"{where}: {render_value(d.expected)} -> {render_value(d.actual)}")
+    lines += [divergence_line(d) for d in summary.differences]
     common = min(summary.expected_records, summary.actual_records)
     if summary.missing:
         lines.append(f"missing: {_span(common, summary.expected_records)}")

@@ -21,7 +21,7 @@ import blake3
 import numpy as np
 import numpy.typing as npt
 
-from pytest_replay.diff import Divergence
+from pytest_replay.divergence import Divergence
 from pytest_replay.ringlog import RECORD_BYTES, RecordArray, RingLog
 
 __all__ = [
@@ -181,5 +181,5 @@ def check_overwritten(
     note = overwritten_note(digest, meta, overwritten, appended)
     if note:
         live = digest.digest_at(overwritten, appended)
-        found = Divergence(None, "overwritten records", meta["overwritten_digest"], live)
-        fail(found, (), volatile, detail=note)
+        stored = meta["overwritten_digest"]
+        fail(Divergence(None, "overwritten records", stored, live, detail=note), volatile)

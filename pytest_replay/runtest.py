@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
+from pytest_replay.errors import render_error
 from pytest_replay.markers import MARKER
 from pytest_replay.report import ReplayUsageError
 from pytest_replay.session import CONTEXT_KEY, SESSION_PLUGIN_NAME, ReplaySession
@@ -56,14 +57,16 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if context is None:
         raise ReplayUsageError(
             f"{pyfuncitem.nodeid} is marked replay_determinism but does not use the replay "
-            "fixture, so there is nothing to compare. Fix: add a `replay` argument and record "
-            "what the test produces (replay.ring / replay.data / ...)."
+            "fixture, so there is nothing to compare",
+            fix="add a `replay` argument and record what the test produces "
+            "(replay.ring / replay.data / ...).",
         )
     function = pyfuncitem.obj
     if not callable(function) or getattr(function, "is_hypothesis_test", False):
         raise ReplayUsageError(
-            f"{pyfuncitem.nodeid}: replay_determinism cannot rerun a Hypothesis test. "
-            "Fix: mark a plain test instead."
+            "replay_determinism cannot rerun a Hypothesis test",
+            where=pyfuncitem.nodeid,
+            fix="mark a plain test instead.",
         )
     arguments = _arguments(pyfuncitem)
 
@@ -71,8 +74,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         result: object = function(**arguments)
         if hasattr(result, "__await__"):
             raise ReplayUsageError(
-                f"{pyfuncitem.nodeid}: replay_determinism supports plain (not async) test "
-                "functions. Fix: drive the event loop inside a plain test."
+                "replay_determinism supports plain (not async) test functions",
+                where=pyfuncitem.nodeid,
+                fix="drive the event loop inside a plain test.",
             )
         return result
 
@@ -159,13 +163,13 @@ def _finish_test(item: pytest.Item, context: ReplayContext, report: pytest.TestR
         report.outcome = "failed"
         # A refusal of the store names its own fix; an OS error gets the usual one.
         fix = (
-            ""
+            None
             if isinstance(exc, StoreError)
-            else (" Fix: check that the replay_dir is writable and the disk is not full.")
+            else "check that the replay_dir is writable and the disk is not full."
         )
-        report.longrepr = (
-            f"replay: could not store the recordings of {item.nodeid} in {context.folder}: "
-            f"{exc}.{fix}".replace("..", ".")
+        report.longrepr = render_error(
+            f"replay: could not store the recordings of {item.nodeid} in {context.folder}: {exc}",
+            fix=fix,
         )
         session.tally.add("not recorded (store failed)", context.folder)
         return

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from pytest_replay.errors import StoreError
+from pytest_replay.errors import StoreError, render_error
 from pytest_replay.narrowing import Narrowing
 from pytest_replay.policy import WORKER_INPUT_KEY, Mode, RunPolicy
 from pytest_replay.store import STORE_DIR_NAME, ReplayStore
@@ -138,8 +138,10 @@ class ReplaySession:
         self.narrowing = Narrowing(config)
         if self.prune and self.narrowing.collect_only:
             raise pytest.UsageError(
-                "--replay-prune cannot be used with --collect-only, which never writes. "
-                "Fix: drop --collect-only to prune."
+                render_error(
+                    "--replay-prune cannot be used with --collect-only, which never writes",
+                    fix="drop --collect-only to prune.",
+                )
             )
         self.tally = UsageTally()
         self.unused: list[Path] = []
@@ -231,10 +233,10 @@ class ReplaySession:
 
     def _prune_refusal(self) -> str:
         filters = ", ".join(sorted(self.tally.filters)) or "a filter"
-        return (
+        return render_error(
             f"--replay-prune refused: this run did not collect every test of its modules "
-            f"({filters}), so it cannot tell which recordings are unused. "
-            "Fix: run --replay-record --replay-prune on whole test modules, without filters."
+            f"({filters}), so it cannot tell which recordings are unused",
+            fix="run --replay-record --replay-prune on whole test modules, without filters.",
         )
 
     # -- the end of the run
@@ -368,9 +370,12 @@ def _central_root(config: pytest.Config) -> Path | None:
     root = Path(os.path.normpath(Path(config.rootpath, chosen)))
     if root.name == STORE_DIR_NAME:
         raise pytest.UsageError(
-            f"replay_dir '{chosen}' ends in {STORE_DIR_NAME}, the name of the stores kept "
-            f"beside test modules. Fix: leave replay_dir unset to keep recordings beside "
-            "the tests, or name the central store otherwise (e.g. .replay)."
+            render_error(
+                f"replay_dir '{chosen}' ends in {STORE_DIR_NAME}, the name of the stores kept "
+                "beside test modules",
+                fix="leave replay_dir unset to keep recordings beside the tests, or name the "
+                "central store otherwise (e.g. .replay).",
+            )
         )
     return root
 
@@ -383,6 +388,9 @@ def _refuse_shadowed_kinds(registry: KindRegistry) -> None:
     for name in registry.names():
         if name not in ("ring", "data") and (name.startswith("_") or hasattr(ReplayContext, name)):
             raise pytest.UsageError(
-                f"recording kind {name!r} is named like an attribute of the replay fixture, so "
-                f"replay.{name} would not reach it. Fix: register it under another name."
+                render_error(
+                    f"recording kind {name!r} is named like an attribute of the replay fixture, "
+                    f"so replay.{name} would not reach it",
+                    fix="register it under another name.",
+                )
             )

@@ -139,8 +139,8 @@ def check_extension(extension: str) -> None:
     if not _EXTENSION.fullmatch(extension) or extension in _RESERVED_SUFFIXES:
         raise InvalidRecordingName(
             f"extension {extension!r} is not a plain extension (a dot, then 1-16 lowercase "
-            "letters, digits, '_' or '-'; not .tmp, .old or .lock). "
-            "Fix: pass e.g. extension='.jrnl'."
+            "letters, digits, '_' or '-'; not .tmp, .old or .lock)",
+            fix="pass e.g. extension='.jrnl'.",
         )
 
 
@@ -150,8 +150,8 @@ def check_part_file(file: str) -> None:
     if not _PART.fullmatch(file) or stem == "manifest" or file.endswith(_RESERVED_SUFFIXES):
         raise InvalidRecordingName(
             f"{file!r} is not a recording file name (reserved, or outside the fixed pattern "
-            "of safe_component(name) + extension). "
-            "Fix: name the recording something other than 'manifest'."
+            "of safe_component(name) + extension)",
+            fix="name the recording something other than 'manifest'.",
         )
 
 
@@ -165,8 +165,8 @@ def part_name(name: str, extension: str) -> str:
         or name.endswith(_RESERVED_SUFFIXES)
     ):
         raise InvalidRecordingName(
-            f"recording name {name!r} is reserved by the store (manifest, .tmp, .old, .lock). "
-            "Fix: give the recording another name."
+            f"recording name {name!r} is reserved by the store (manifest, .tmp, .old, .lock)",
+            fix="give the recording another name.",
         )
     file = safe_component(name) + extension
     check_part_file(file)
@@ -259,8 +259,8 @@ class Manifest:
         except (ValueError, RecursionError) as exc:
             problem = f"is not JSON ({exc})"
         raise StoreCorrupted(
-            f"manifest '{path}' cannot be read: {problem}. "
-            "Fix: re-record this test (pytest --replay-record) or restore the file."
+            f"manifest '{path}' cannot be read: {problem}",
+            fix="re-record this test (pytest --replay-record) or restore the file.",
         )
 
     @classmethod
@@ -350,9 +350,9 @@ def _step(name: str) -> None:
 def _unsafe(exc: _fs.NotRegularFile) -> StoreUnsafe:
     return StoreUnsafe(
         f"{exc}, inside a recording store, which holds only real folders and regular files: "
-        "pytest_replay never follows, reads, writes through or deletes anything else. "
-        "Fix: replace it with the real folder or file (restore it from version control), "
-        "or remove it and re-record (pytest --replay-record)."
+        "pytest_replay never follows, reads, writes through or deletes anything else",
+        fix="replace it with the real folder or file (restore it from version control), "
+        "or remove it and re-record (pytest --replay-record).",
     )
 
 
@@ -438,8 +438,8 @@ class ReplayStore:
             raise _unsafe(exc) from None
         except (ValueError, OSError) as exc:
             raise StoreCorrupted(
-                f"manifest '{path}' cannot be read: {exc}. Fix: check its permissions, or "
-                "restore it from version control."
+                f"manifest '{path}' cannot be read: {exc}",
+                fix="check its permissions, or restore it from version control.",
             ) from None
         manifest = Manifest.decode(data, path)
         beside = folder.parent.parent.name == STORE_DIR_NAME
@@ -451,16 +451,19 @@ class ReplayStore:
                 # default store (`cp -r __replay__ backup`) is laid out as one.
                 root = folder.parents[len(other) - 1]
                 raise StoreCorrupted(
-                    f"manifest '{path}': its folder is laid out as a '{STORE_DIR_NAME}' store "
+                    f"its folder is laid out as a '{STORE_DIR_NAME}' store "
                     f"(beside the test modules), but the store folder is named '{root.name}', "
-                    f"not '{STORE_DIR_NAME}'. Fix: keep a copy's folder name '{STORE_DIR_NAME}' "
-                    f"(e.g. old/{STORE_DIR_NAME}), or record into a central replay_dir."
+                    f"not '{STORE_DIR_NAME}'",
+                    where=f"manifest '{path}'",
+                    fix=f"keep a copy's folder name '{STORE_DIR_NAME}' "
+                    f"(e.g. old/{STORE_DIR_NAME}), or record into a central replay_dir.",
                 )
             raise StoreCorrupted(
                 f"manifest '{path}' cannot be read: field 'nodeid' is {manifest.nodeid!r}, a "
                 f"test whose recordings belong in '{Path(*expected)}', not in this folder "
-                "(copied or moved by hand?). Fix: move the folder back, or re-record "
-                "(pytest --replay-record) and delete this one."
+                "(copied or moved by hand?)",
+                fix="move the folder back, or re-record (pytest --replay-record) and delete "
+                "this one.",
             )
         return manifest
 
@@ -484,21 +487,21 @@ class ReplayStore:
         except ValueError as exc:
             raise StoreCorrupted(
                 f"recording file '{path}' is larger than its manifest says ({exc}; field "
-                f"'size' is {entry.size}); refused before reading it. "
-                "Fix: restore it from version control, or re-record this test."
+                f"'size' is {entry.size}); refused before reading it",
+                fix="restore it from version control, or re-record this test.",
             ) from None
         except OSError as exc:
             raise StoreCorrupted(
-                f"recording file missing or unreadable: '{path}' ({exc}). "
-                "Fix: re-record this test (pytest --replay-record) or restore the file."
+                f"recording file missing or unreadable: '{path}' ({exc})",
+                fix="re-record this test (pytest --replay-record) or restore the file.",
             ) from None
         if len(data) != entry.size or digest_bytes(data) != entry.digest:
             raise StoreCorrupted(
                 f"recording file corrupted: '{path}' does not match the "
                 f"{'digest' if len(data) == entry.size else 'size'} in its manifest "
-                "(edited by hand, damaged, or an interrupted record run). "
-                "Fix: restore it from version control, or re-record this test "
-                "(pytest --replay-record) if the change is intended."
+                "(edited by hand, damaged, or an interrupted record run)",
+                fix="restore it from version control, or re-record this test "
+                "(pytest --replay-record) if the change is intended.",
             )
         if count is not None:
             try:
@@ -508,8 +511,9 @@ class ReplayStore:
             if found != entry.records:
                 raise StoreCorrupted(
                     f"recording file '{path}' holds {found} records, but field 'records' of "
-                    f"its manifest says {entry.records}. Fix: restore the manifest from "
-                    "version control, or re-record this test (pytest --replay-record)."
+                    f"its manifest says {entry.records}",
+                    fix="restore the manifest from version control, or re-record this test "
+                    "(pytest --replay-record).",
                 )
         return data
 
@@ -566,7 +570,8 @@ class ReplayStore:
         if listed != set(files):
             raise StoreError(
                 f"the manifest of '{folder}' lists {sorted(listed)} but the files are "
-                f"{sorted(files)}. Fix: report this as a pytest_replay bug."
+                f"{sorted(files)}",
+                fix="report this as a pytest_replay bug.",
             )
         sized = {
             name: dataclasses.replace(entry, size=len(files[entry.file]))
@@ -660,8 +665,8 @@ class ReplayStore:
                 error = StoreError if kind in ("a regular file", "a folder") else StoreUnsafe
                 raise error(
                     f"'{folder / name}' is {kind} the store did not write, in the recording "
-                    "folder of a test; pytest_replay neither deletes it nor leaves it behind. "
-                    "Fix: move it out of the folder, then record again."
+                    "folder of a test; pytest_replay neither deletes it nor leaves it behind",
+                    fix="move it out of the folder, then record again.",
                 )
         return ours
 

@@ -140,14 +140,14 @@ def register_value_type(
     ``decode(value)`` rebuilds the object. Registering the same class again replaces it."""
     if not isinstance(cls, type) or not isinstance(name, str) or not name:
         raise ValueEncodeError(
-            f"register_value_type needs a class and a non-empty name, got {cls!r}, {name!r}. "
-            "Fix: register_value_type(Money, 'shop.Money', encode, decode)"
+            f"register_value_type needs a class and a non-empty name, got {cls!r}, {name!r}",
+            fix="register_value_type(Money, 'shop.Money', encode, decode)",
         )
     taken = _BY_NAME.get(name)
     if taken is not None and taken.cls is not cls:
         raise ValueEncodeError(
-            f"value type name {name!r} is already registered for {type_name(taken.cls)}. "
-            "Fix: give each registered type its own name."
+            f"value type name {name!r} is already registered for {type_name(taken.cls)}",
+            fix="give each registered type its own name.",
         )
     entry = _Registered(cls, name, encode, decode)
     _BY_CLASS[cls] = entry
@@ -181,8 +181,9 @@ def _ext(code: int, payload: Any, path: str, depth: int) -> msgpack.ExtType:
 def _encode(value: Any, path: str, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise ValueEncodeError(
-            f"{path}: nested more than {MAX_DEPTH} levels deep (a value that contains itself?). "
-            f"Fix: {_FIX}."
+            f"nested more than {MAX_DEPTH} levels deep (a value that contains itself?)",
+            where=path,
+            fix=f"{_FIX}.",
         )
     kind = type(value)
     if value is None or kind in (bool, float, str, bytes):
@@ -248,7 +249,7 @@ def _encode(value: Any, path: str, depth: int) -> Any:
     if isinstance(value, np.generic):
         _check_dtype(value.dtype, path)
         return _ext(EXT_NPSCALAR, [_descr(value.dtype), value.tobytes()], path, depth)
-    raise ValueEncodeError(f"{path}: cannot record type {type_name(kind)}. Fix: {_FIX}.")
+    raise ValueEncodeError(f"cannot record type {type_name(kind)}", where=path, fix=f"{_FIX}.")
 
 
 def _object(kind: type, form: str, fields: dict[str, Any], path: str, depth: int) -> Any:
@@ -304,8 +305,9 @@ def _tz(tz: dt.tzinfo | None, path: str) -> Any:
     if type(tz).__module__ == "zoneinfo" and isinstance(key, str):
         return ["zone", key]
     raise ValueEncodeError(
-        f"{path}: cannot record time zone type {type_name(type(tz))}. "
-        "Fix: use datetime.timezone or zoneinfo.ZoneInfo."
+        f"cannot record time zone type {type_name(type(tz))}",
+        where=path,
+        fix="use datetime.timezone or zoneinfo.ZoneInfo.",
     )
 
 
@@ -318,8 +320,9 @@ def _flavour(value: pathlib.PurePath) -> str:
 def _check_dtype(dtype: np.dtype[Any], path: str) -> None:
     if dtype.hasobject:
         raise ValueEncodeError(
-            f"{path}: cannot record a numpy array or scalar of dtype {dtype} (it holds Python "
-            "objects). Fix: convert it to a list, or to a numeric or string dtype."
+            f"cannot record a numpy array or scalar of dtype {dtype} (it holds Python objects)",
+            where=path,
+            fix="convert it to a list, or to a numeric or string dtype.",
         )
 
 
@@ -352,8 +355,8 @@ def decode_value(data: bytes, source: str = "value", *, resolve: bool = True) ->
         msgpack.StackError,
     ) as e:
         raise ValueDecodeError(
-            f"{source} is not a valid recorded value: {str(e) or type(e).__name__}. "
-            "Fix: re-record it (pytest --replay-record)."
+            f"{source} is not a valid recorded value: {str(e) or type(e).__name__}",
+            fix="re-record it (pytest --replay-record).",
         ) from None
 
 
@@ -371,8 +374,10 @@ class _Decoder:
 
     def fail(self, what: str) -> ValueDecodeError:
         return ValueDecodeError(
-            f"{self.source}: {what}. Fix: re-record it (pytest --replay-record), or decode it "
-            "with the pytest_replay version that wrote it."
+            what,
+            where=self.source,
+            fix="re-record it (pytest --replay-record), or decode it with the pytest_replay "
+            "version that wrote it.",
         )
 
     def __call__(self, code: int, payload: bytes) -> Any:

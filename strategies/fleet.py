@@ -201,8 +201,8 @@ class FleetSpec:
                     heapq.heappush(ready, successor)
         if len(order) != len(nodes):
             raise StrategyArgumentError(
-                f"the spec has a provenance cycle ({len(nodes) - len(order)} nodes never ready). "
-                "Fix: use provenance_graphs(), whose specs are acyclic."
+                f"the spec has a provenance cycle ({len(nodes) - len(order)} nodes never ready)",
+                fix="use provenance_graphs(), whose specs are acyclic.",
             )
         return order
 
@@ -214,7 +214,7 @@ def _subsystem_names(count: int) -> list[tuple[str, int]]:
 
 def _checked_count(value: int, name: str) -> int:
     if value < 1:
-        raise StrategyArgumentError(f"{name}={value} must be >= 1. Fix: pass a larger count.")
+        raise StrategyArgumentError(f"{name}={value} must be >= 1", fix="pass a larger count.")
     return value
 
 
@@ -363,7 +363,7 @@ def provenance_graphs(
         (12, 12)
     """
     if not 0 <= max_origins <= 4:
-        raise StrategyArgumentError(f"max_origins={max_origins} is outside 0..4. Fix: use 0..4.")
+        raise StrategyArgumentError(f"max_origins={max_origins} is outside 0..4", fix="use 0..4.")
     return _provenance_graphs(
         _as_strategy(instances, "instances"),
         _as_strategy(subsystems, "subsystems"),
@@ -641,7 +641,7 @@ def faulty_provenance_graphs(
     unknown = sorted(allowed - set(FAULTS))
     if unknown or not allowed:
         raise StrategyArgumentError(
-            f"unknown faults {unknown or '(none)'}. Fix: pick from {', '.join(FAULTS)}."
+            f"unknown faults {unknown or '(none)'}", fix=f"pick from {', '.join(FAULTS)}."
         )
     return _faulty(provenance_graphs(instances, subsystems, steps), allowed)
 

@@ -623,10 +623,11 @@ def journals(
     if not 0 <= min_records <= max_records or not chosen:
         raise StrategyArgumentError(
             f"need 0 <= min_records ({min_records}) <= max_records ({max_records}) and at "
-            "least one mode. Fix: correct the bounds."
+            "least one mode",
+            fix="correct the bounds.",
         )
     if terminal and max_records < 1:
-        raise StrategyArgumentError("terminal=True needs max_records >= 1. Fix: allow a record.")
+        raise StrategyArgumentError("terminal=True needs max_records >= 1", fix="allow a record.")
     low = max(min_records, 1) if terminal else min_records
     return _journals(low, max_records, chosen, terminal)
 
@@ -952,12 +953,12 @@ def reordered_journals(
     unknown = sorted(allowed - set(REORDERINGS))
     if unknown or not allowed:
         raise StrategyArgumentError(
-            f"unknown transformations {unknown or '(none)'}. "
-            f"Fix: pick from {', '.join(REORDERINGS)}."
+            f"unknown transformations {unknown or '(none)'}",
+            fix=f"pick from {', '.join(REORDERINGS)}.",
         )
     if not 1 <= min_records <= max_records:
         raise StrategyArgumentError(
-            f"need 1 <= min_records ({min_records}) <= max_records ({max_records}). "
-            "Fix: correct the bounds."
+            f"need 1 <= min_records ({min_records}) <= max_records ({max_records})",
+            fix="correct the bounds.",
         )
     return _reordered_journals(allowed, min_records, max_records)

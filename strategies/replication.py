@@ -136,8 +136,8 @@ def network_schedules(
     if not 1 <= min_nodes <= max_nodes or fault_ms < 2 or quiet_ms < 0:
         raise StrategyArgumentError(
             f"network_schedules got impossible bounds (min_nodes={min_nodes}, "
-            f"max_nodes={max_nodes}, fault_ms={fault_ms}, quiet_ms={quiet_ms}). "
-            "Fix: 1 <= min_nodes <= max_nodes, fault_ms >= 2, quiet_ms >= 0."
+            f"max_nodes={max_nodes}, fault_ms={fault_ms}, quiet_ms={quiet_ms})",
+            fix="1 <= min_nodes <= max_nodes, fault_ms >= 2, quiet_ms >= 0.",
         )
     return _network_schedules(
         min_nodes=min_nodes,

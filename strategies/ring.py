@@ -121,12 +121,12 @@ def ring_logs(
     if isinstance(capacity, int):
         if not 1 <= capacity <= MAX_REPLAY_RECORDS:
             raise StrategyArgumentError(
-                f"capacity={capacity} is outside 1..{MAX_REPLAY_RECORDS}. Fix: pick a valid size."
+                f"capacity={capacity} is outside 1..{MAX_REPLAY_RECORDS}", fix="pick a valid size."
             )
         capacity = st.just(capacity)
     if not 0 <= min_appends <= max_appends:
         raise StrategyArgumentError(
-            f"need 0 <= min_appends ({min_appends}) <= max_appends ({max_appends}). "
-            "Fix: swap or correct the bounds."
+            f"need 0 <= min_appends ({min_appends}) <= max_appends ({max_appends})",
+            fix="swap or correct the bounds.",
         )
     return _ring_logs(capacity, min_appends, max_appends)

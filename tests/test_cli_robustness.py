@@ -121,7 +121,7 @@ def _fake_kind(error: Exception) -> SimpleNamespace:
 
 @pytest.mark.parametrize(
     "error",
-    [ValueError("buffer size must be a multiple of element size"), ReplayError("x. Fix: y")],
+    [ValueError("buffer size must be a multiple of element size"), ReplayError("x", fix="y")],
 )
 def test_diff_passes_a_kind_error_through_unchanged(
     monkeypatch: pytest.MonkeyPatch, error: Exception

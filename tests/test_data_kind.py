@@ -34,7 +34,7 @@ def test_keys_of_mixed_types_have_one_order() -> None:
 
 
 def test_an_unhashable_key_is_a_usage_error() -> None:
-    from pytest_replay.kinds import _pack
+    from pytest_replay.kindformat import pack_plain
 
     with pytest.raises(ReplayUsageError, match=r"not msgpack-serialisable.*Fix:"):
-        _pack({(1, 2): 3}, "value")
+        pack_plain({(1, 2): 3}, "value")

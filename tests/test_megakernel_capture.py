@@ -140,8 +140,8 @@ def test_replay_catches_swapped_epochs_and_names_the_epoch(tmp_path: Path) -> No
     report = replay_capture(records, "numpy", mode="ordered")
     divergence = report.divergence
     assert divergence is not None
-    assert (divergence.index, divergence.epoch, divergence.field) == (5, 5, "slot_idx")
     assert divergence.expected is not None and divergence.actual is not None
+    assert (divergence.index, divergence.expected.epoch, divergence.field) == (5, 5, "slot_idx")
     assert divergence.expected.slot == int(records["slot_idx"][6])
     assert divergence.actual.slot == int(records["slot_idx"][5])
     assert "epoch 5 (record #5 in epoch order) differs in slot_idx" in report.describe()
@@ -188,13 +188,13 @@ def test_replay_reports_the_first_divergent_epoch_with_both_sides() -> None:
     report = replay_capture(forged, "numpy", mode="ordered")
     divergence = report.divergence
     assert divergence is not None
-    assert (divergence.index, divergence.epoch, divergence.field) == (1, 1, "slot_status")
     assert divergence.expected is not None and divergence.actual is not None
+    assert (divergence.index, divergence.expected.epoch, divergence.field) == (1, 1, "slot_status")
     assert divergence.expected.status is SlotStatus.FAULT
     assert divergence.expected.failure_class is ReplayFailureClass.TRANSIENT_QUEUE
     assert divergence.actual.status is SlotStatus.DONE
     assert divergence.actual.digest is None
-    assert divergence.record.field == "slot_status"
+    assert divergence.describe().startswith("epoch 1 (record #1 in epoch order) differs in")
 
 
 def test_atomic_race_is_caught_by_replay_and_by_differential_replay(tmp_path: Path) -> None:

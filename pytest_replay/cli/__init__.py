@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from pytest_replay.cli.common import EXIT_DIFFERENT, EXIT_ERROR, CliError, CorruptInput, Run
+from pytest_replay.errors import render_error, split_fix
 
 __all__ = ["main"]
 
@@ -435,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        return _fail("interrupted. Fix: run the command again and let it finish")
+        return _fail(render_error("interrupted", fix="run the command again and let it finish"))
     except Exception as exc:
         if debug:
             raise
@@ -451,16 +452,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 or _named(exc, "UsageError")
                 or _named(exc, "TopologyError")
             ) and not isinstance(exc, CorruptInput)
-            text = str(exc) if "Fix:" in str(exc) else f"{exc}. Fix: see --help"
+            text = str(exc)
+            if split_fix(text)[1] is None:
+                text = render_error(text, fix="see --help")
             return _fail(text, EXIT_ERROR if misuse else EXIT_DIFFERENT)
         if isinstance(exc, OSError):
             where = f" '{exc.filename}'" if exc.filename else ""
             return _fail(
-                f"cannot access{where}: {exc.strerror or exc}. Fix: check the path and permissions"
+                render_error(
+                    f"cannot access{where}: {exc.strerror or exc}",
+                    fix="check the path and permissions",
+                )
             )
         if isinstance(exc, MemoryError):
-            return _fail("out of memory. Fix: inspect a smaller file or a --records range")
+            return _fail(
+                render_error("out of memory", fix="inspect a smaller file or a --records range")
+            )
         return _fail(
-            f"internal error: {type(exc).__name__}: {exc}. Fix: rerun with --debug and report "
-            "the traceback"
+            render_error(
+                f"internal error: {type(exc).__name__}: {exc}",
+                fix="rerun with --debug and report the traceback",
+            )
         )

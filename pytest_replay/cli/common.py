@@ -45,8 +45,7 @@ class CliError(ReplayError):
 
     def __init__(self, detail: str, fix: str) -> None:
         self.detail = detail
-        self.fix = fix
-        super().__init__(f"{detail}. Fix: {fix}.")
+        super().__init__(detail, fix=f"{fix}.")
 
 
 class CorruptInput(CliError):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_replay.cli.common import EXIT_DIFFERENT, EXIT_OK, CliError, Run
+from pytest_replay.errors import render_error
 
 if TYPE_CHECKING:
     from pytest_replay.fleet import FleetCursor, FleetLogReader, ReplayPlan, StepTable
@@ -175,15 +176,17 @@ def _plan(
             run.emit_json({"valid": False, "topology": name, "problems": list(exc.issues)})
         else:
             count = len(exc.issues)
-            run.print(
+            lines = [
                 f"fleet replay: {count} validation problem{'s' if count != 1 else ''} "
-                f"for topology '{name}':"
-            )
-            for issue in exc.issues:
-                run.print(f"  - {issue}")
+                f"for topology '{name}':",
+                *(f"  - {issue}" for issue in exc.issues),
+            ]
             run.print(
-                "Fix: record the missing logs, remove stray or duplicate ones, and select "
-                "instances (--instances) whose logs agree with the topology."
+                render_error(
+                    "\n".join(lines) + "\n",
+                    fix="record the missing logs, remove stray or duplicate ones, and select "
+                    "instances (--instances) whose logs agree with the topology.",
+                )
             )
         return None
     sessions = []

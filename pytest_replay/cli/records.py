@@ -88,19 +88,19 @@ def load_result(path: Path) -> Any:
 
 def count_checked(path: Path, kind: Any, data: bytes) -> int:
     """``kind.count(data)``, with a decoding error reworded to name ``path``."""
-    from pytest_replay.errors import ReplayError
+    from pytest_replay.errors import ReplayError, split_fix
 
     try:
         count: int = kind.count(data)
     except (ReplayError, ValueError) as exc:
-        detail, _sep, fix = str(exc).partition(". Fix: ")
+        detail, fix = split_fix(str(exc))
         # The kind's decoder knew the bytes only as "recording": the path is said once, above.
         detail = detail.replace(" 'recording'", "").removeprefix("recording: ")
         detail = detail.replace("recording is not", "it is not")
         raise CorruptInput(
             f"'{path}' does not decode as a recording of kind '{kind.name}' "
             f"({kind.extension}): {detail}",
-            fix.rstrip(".") or "re-record it (pytest --replay-record)",
+            (fix or "").rstrip(".") or "re-record it (pytest --replay-record)",
         ) from None
     return count
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_replay.cli.common import EXIT_DIFFERENT, EXIT_OK, CliError, Run
+from pytest_replay.errors import render_error
 
 __all__ = ["run_store_check", "run_store_list", "run_store_prune"]
 
@@ -252,8 +253,10 @@ def _tree_findings(root: Path) -> tuple[list[str], list[str]]:
                     )
             elif kind not in (None, "a regular file"):
                 problems.append(
-                    f"'{path}' is {kind}: pytest_replay never follows, reads or deletes it. Fix: "
-                    "replace it with the real file or folder, or remove it and re-record"
+                    render_error(
+                        f"'{path}' is {kind}: pytest_replay never follows, reads or deletes it",
+                        fix="replace it with the real file or folder, or remove it and re-record",
+                    )
                 )
             elif kind == "a regular file" and not in_test and entry.name != LOCK_NAME:
                 notes.append(f"'{path}' is not part of any recording (not written by the store)")
@@ -266,8 +269,11 @@ def _unlisted(folder: Path, manifest: Any) -> list[str]:
 
     listed = {entry.file for entry in manifest.recordings.values()} | {MANIFEST_NAME}
     return [
-        f"'{folder / name}' is not listed in its manifest (not written by the store: a record "
-        "run of this test refuses until it is moved out). Fix: move it out of the folder"
+        render_error(
+            f"'{folder / name}' is not listed in its manifest (not written by the store: a "
+            "record run of this test refuses until it is moved out)",
+            fix="move it out of the folder",
+        )
         for name in sorted(os.listdir(folder))
         if name not in listed and _fs.entry_kind(folder / name) == "a regular file"
     ]
@@ -277,17 +283,18 @@ def _deep_check(kind: Any, entry: Any, data: bytes) -> str | None:
     from pytest_replay.errors import ReplayError
 
     if entry.version != kind.version:
-        return (
+        return render_error(
             f"recorded with kind version {entry.version}, this pytest_replay reads version "
-            f"{kind.version}. Fix: re-record it (pytest --replay-record)"
+            f"{kind.version}",
+            fix="re-record it (pytest --replay-record)",
         )
     try:
         count = kind.count(data)
     except (ReplayError, ValueError) as exc:
         return f"does not decode as kind '{kind.name}': {exc}"
     if count != entry.records:
-        return (
-            f"holds {count} records but its manifest says {entry.records}. "
-            "Fix: re-record it (pytest --replay-record)"
+        return render_error(
+            f"holds {count} records but its manifest says {entry.records}",
+            fix="re-record it (pytest --replay-record)",
         )
     return None

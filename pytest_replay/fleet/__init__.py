@@ -49,7 +49,6 @@ from pytest_replay.fleet.reader import (
     read_identity,
 )
 from pytest_replay.fleet.recording import (
-    FleetDivergence,
     FleetRecorder,
     FleetRecording,
     FleetTrace,
@@ -100,7 +99,6 @@ __all__ = [
     "EngineSession",
     "FleetApp",
     "FleetCursor",
-    "FleetDivergence",
     "FleetError",
     "FleetLogError",
     "FleetLogInfo",

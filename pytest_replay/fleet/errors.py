@@ -44,7 +44,7 @@ class FleetLogError(FleetError):
         self.offset = offset
         self.detail = detail
         where = f"'{self.path}'" if offset is None else f"'{self.path}' at byte {offset}"
-        super().__init__(f"fleet log {where}: {detail}. Fix: {fix}.")
+        super().__init__(detail, where=f"fleet log {where}", fix=f"{fix}.")
 
 
 class FleetLogWriteError(FleetError):
@@ -53,7 +53,7 @@ class FleetLogWriteError(FleetError):
     def __init__(self, path: str | os.PathLike[str], detail: str, fix: str) -> None:
         self.path = os.fspath(path)
         self.detail = detail
-        super().__init__(f"fleet log writer '{self.path}': {detail}. Fix: {fix}.")
+        super().__init__(detail, where=f"fleet log writer '{self.path}'", fix=f"{fix}.")
 
 
 class TopologyError(FleetError):
@@ -66,7 +66,7 @@ class TopologyError(FleetError):
         self.key = key
         self.detail = detail
         where = f"'{self.path}'" if key is None else f"'{self.path}', key {key}"
-        super().__init__(f"topology {where}: {detail}. Fix: {fix}.")
+        super().__init__(detail, where=f"topology {where}", fix=f"{fix}.")
 
 
 class RegistrationError(FleetError):
@@ -74,7 +74,7 @@ class RegistrationError(FleetError):
 
     def __init__(self, detail: str, fix: str) -> None:
         self.detail = detail
-        super().__init__(f"{detail}. Fix: {fix}.")
+        super().__init__(detail, fix=f"{fix}.")
 
 
 class ReplayValidationError(FleetError):
@@ -88,11 +88,11 @@ class ReplayValidationError(FleetError):
             f"({len(self.issues)} problem{'s' if len(self.issues) != 1 else ''}):"
         ]
         lines.extend(f" - {issue}" for issue in self.issues)
-        lines.append(
-            "Fix: record the missing logs, register an app type for every subsystem, "
-            "and select instances whose logs agree with the topology."
+        super().__init__(
+            "\n".join(lines) + "\n",
+            fix="record the missing logs, register an app type for every subsystem, "
+            "and select instances whose logs agree with the topology.",
         )
-        super().__init__("\n".join(lines))
 
 
 class ReplayGraphError(FleetError):
@@ -100,7 +100,7 @@ class ReplayGraphError(FleetError):
 
     def __init__(self, detail: str, fix: str) -> None:
         self.detail = detail
-        super().__init__(f"{detail}. Fix: {fix}.")
+        super().__init__(detail, fix=f"{fix}.")
 
 
 class ReplaySessionError(FleetError):
@@ -108,7 +108,7 @@ class ReplaySessionError(FleetError):
 
     def __init__(self, detail: str, fix: str) -> None:
         self.detail = detail
-        super().__init__(f"{detail}. Fix: {fix}.")
+        super().__init__(detail, fix=f"{fix}.")
 
 
 class FleetRecordingError(FleetError):
@@ -118,4 +118,4 @@ class FleetRecordingError(FleetError):
         self.path = None if path is None else os.fspath(path)
         self.detail = detail
         where = "" if self.path is None else f" '{self.path}'"
-        super().__init__(f"fleet recording{where}: {detail}. Fix: {fix}.")
+        super().__init__(detail, where=f"fleet recording{where}", fix=f"{fix}.")

@@ -21,36 +21,35 @@ Every divergence names the instance, the subsystem and the step id.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, overload
 
-from pytest_replay.diff import Divergence
+from pytest_replay.divergence import Divergence, context_window
 from pytest_replay.fleet.errors import FleetError
 from pytest_replay.fleet.reader import FleetLogReader
 from pytest_replay.fleet.recording import (
-    FleetDivergence,
     FleetRecorder,
     FleetRecording,
-    FleetTrace,
     TraceEntry,
     count_recording_steps,
     decode_fleet_recording,
     diff_fleet_traces,
     encode_fleet_recording,
     replay_trace,
+    step_where,
 )
 from pytest_replay.fleet.records import Instantiated, Message, MissionStarted, Step
 from pytest_replay.fleet.topology import Topology, load_topology
 from pytest_replay.fleet.writer import FleetLogWriter
-from pytest_replay.kinds import FinishedRecording, RecordingKind, RecordingTarget
+from pytest_replay.recorder import CheckedStream, DiffResult, FinishedRecording, RecordingTarget
+from pytest_replay.recordingkind import RecordingKind
 
 __all__ = ["FLEET_KIND", "FleetKindRecorder", "kinds"]
 
-#: Steps (or trace entries) shown before a divergence.
-CONTEXT_STEPS: Final = 2
 _MISSING: Final = "<missing>"
 
 
@@ -93,65 +92,74 @@ def _step_difference(want: Step, got: Step) -> tuple[str, object, object] | None
     return None
 
 
-def _where(instance_id: int | None, subsystem_id: str | None, step_id: int | None) -> str:
-    return f"instance {instance_id} subsystem '{subsystem_id}' step {step_id}"
-
-
-def _trace_context(trace: FleetTrace, index: int) -> list[str]:
-    lo = max(0, index - CONTEXT_STEPS)
-    hi = min(index, len(trace.entries))
-    return [_render_entry(i, trace.entries[i]) for i in range(lo, hi)]
-
-
-def _as_divergence(found: FleetDivergence) -> Divergence:
-    if found.field == "length":
-        index = found.index if found.index is not None else 0
-        return Divergence(index, "length", found.expected, found.actual, "length")
-    return Divergence(found.index, found.field, found.expected, found.actual)
-
-
-def _trace_detail(found: FleetDivergence) -> str:
+def _trace_detail(found: Divergence) -> str:
     if found.index is None:
         return "the fleet topology differs from the stored one"
     if found.field == "length":
         return (
             f"the causal replays have different lengths; the first step only one side has is "
-            f"{_where(found.instance_id, found.subsystem_id, found.step_id)} "
-            f"(causal position #{found.index})"
+            f"{found.at} (causal position #{found.index})"
         )
-    return (
-        f"causal replay diverges at {_where(found.instance_id, found.subsystem_id, found.step_id)}"
-        f" (causal position #{found.index})"
-    )
+    return f"causal replay diverges at {found.at} (causal position #{found.index})"
+
+
+class _StoredSteps(Sequence[Step]):
+    """The steps of a stored log, read on demand: the stored stream of a checked writer."""
+
+    def __init__(self, reader: FleetLogReader) -> None:
+        self._reader = reader
+
+    def __len__(self) -> int:
+        return self._reader.total_steps
+
+    @overload
+    def __getitem__(self, index: int) -> Step: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Step]: ...
+
+    def __getitem__(self, index: int | slice) -> Step | Sequence[Step]:
+        if isinstance(index, slice):
+            return [self._reader.step_at(i) for i in range(*index.indices(len(self)))]
+        return self._reader.step_at(index)
+
+    def __iter__(self) -> Iterator[Step]:
+        return (self._reader.step_at(i) for i in range(len(self)))
+
+
+def _step_detail(instance_id: int, subsystem_id: str) -> Any:
+    """The detail line of a failure at a step of the log of one (instance, subsystem)."""
+
+    def detail(divergence: Divergence, expected: Step | None, actual: Step | None) -> str:
+        if divergence.kind != "length":
+            assert expected is not None
+            where = step_where(instance_id, subsystem_id, expected.step_id)
+            return f"first divergence at {where} (step #{divergence.index} of its log)"
+        if divergence.actual > divergence.expected:
+            assert actual is not None
+            where = step_where(instance_id, subsystem_id, actual.step_id)
+            return f"{where} is a step beyond the end of the stored log"
+        assert expected is not None
+        where = step_where(instance_id, subsystem_id, expected.step_id)
+        return (
+            f"the log of {where} ends early: stored {divergence.expected} steps, "
+            f"logged {divergence.actual}"
+        )
+
+    return detail
 
 
 class _CheckedWriter(FleetLogWriter):
     """A log writer that compares every step with the stored log as it is logged."""
 
-    def __init__(
-        self,
-        base_path: Path,
-        *,
-        owner: FleetKindRecorder,
-        instance_id: int,
-        subsystem_id: str,
-        expected: FleetLogReader | None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, base_path: Path, *, stream: CheckedStream[Step], **options: Any) -> None:
         super().__init__(base_path, **options)
-        self._owner = owner
-        self._instance_id = instance_id
-        self._subsystem_id = subsystem_id
-        self._expected = expected
+        self.stream = stream
 
     def log_step(self, step: Step) -> None:
         __tracebackhide__ = True
-        position = self.step_count
         super().log_step(step)
-        if self._expected is not None:
-            self._owner._check_step(
-                self._instance_id, self._subsystem_id, self._expected, position, step
-            )
+        self.stream.check(step)
 
 
 class FleetKindRecorder:
@@ -174,6 +182,7 @@ class FleetKindRecorder:
             shutil.rmtree(self._workdir)
         self._recorder = FleetRecorder(self._workdir / "actual", self._topology)
         self._writers: dict[tuple[int, str], FleetLogWriter] = {}
+        self._streams: dict[tuple[int, str], CheckedStream[Step]] = {}
         self._finished: FinishedRecording | None = None
         self._expected: FleetRecording | None = None
         self._expected_logs: dict[tuple[int, str], Path] = {}
@@ -208,26 +217,27 @@ class FleetKindRecorder:
         """The log writer of one (instance, subsystem); ask once for each."""
         __tracebackhide__ = True
         key = (instance_id, subsystem_id)
-        expected: FleetLogReader | None = None
+        stored: _StoredSteps | None = None
         if self._expected is not None:
-            expected = self._expected_reader(key, mission, effective_config)
-        recorder = self._recorder
-        writer = recorder.writer(
+            stored = _StoredSteps(self._expected_reader(key, mission, effective_config))
+        stream: CheckedStream[Step] = CheckedStream(
+            self._target,
+            stored,
+            _step_difference,
+            _render_step,
+            detail=_step_detail(instance_id, subsystem_id),
+            unit="step",
+        )
+        writer = self._recorder.writer(
             instance_id,
             subsystem_id,
             mission=mission,
             effective_config=effective_config,
             slab_size=slab_size,
-            writer_type=lambda base, **options: _CheckedWriter(
-                base,
-                owner=self,
-                instance_id=instance_id,
-                subsystem_id=subsystem_id,
-                expected=expected,
-                **options,
-            ),
+            writer_type=lambda base, **options: _CheckedWriter(base, stream=stream, **options),
         )
         self._writers[key] = writer
+        self._streams[key] = stream
         return writer
 
     # ----------------------------------------------------------------- plugin API
@@ -241,23 +251,14 @@ class FleetKindRecorder:
         if self._expected is None:
             return
         for key, path in sorted(self._expected_logs.items()):
-            if key not in self._writers:
+            if key not in self._streams:
                 self._fail_log_missing(key, path)
-            reader = self._reader(key)
-            written = self._writers[key].step_count
-            if written < reader.total_steps:
-                step = reader.step_at(written)
-                self._fail(
-                    Divergence(written, "length", reader.total_steps, written, "length"),
-                    self._log_context(reader, written),
-                    f"the log of {_where(key[0], key[1], step.step_id)} ends early: stored "
-                    f"{reader.total_steps} steps, logged {written}",
-                )
+            self._streams[key].check_complete()
         expected = replay_trace(self._expected)
         found = diff_fleet_traces(expected, actual)
         if found is not None:
-            index = found.index or 0
-            self._fail(_as_divergence(found), _trace_context(expected, index), _trace_detail(found))
+            context = context_window(expected.entries, found.index or 0, _render_entry)
+            self._fail(found, context, _trace_detail(found))
 
     def finish(self) -> FinishedRecording:
         """Close every writer and bundle topology and logs (the same bytes every run)."""
@@ -348,39 +349,6 @@ class FleetKindRecorder:
             )
         return reader
 
-    def _check_step(
-        self,
-        instance_id: int,
-        subsystem_id: str,
-        expected: FleetLogReader,
-        position: int,
-        step: Step,
-    ) -> None:
-        __tracebackhide__ = True
-        if position >= expected.total_steps:
-            self._fail(
-                Divergence(position, "length", expected.total_steps, position + 1, "length"),
-                self._log_context(expected, position),
-                f"{_where(instance_id, subsystem_id, step.step_id)} is a step beyond the end of "
-                "the stored log",
-            )
-        want = expected.step_at(position)
-        found = _step_difference(want, step)
-        if found is not None:
-            field, a, b = found
-            self._fail(
-                Divergence(position, field, a, b),
-                self._log_context(expected, position),
-                f"first divergence at {_where(instance_id, subsystem_id, want.step_id)} "
-                f"(step #{position} of its log)",
-            )
-
-    @staticmethod
-    def _log_context(reader: FleetLogReader, position: int) -> list[str]:
-        lo = max(0, position - CONTEXT_STEPS)
-        hi = min(position, reader.total_steps)
-        return [_render_step(i, reader.step_at(i)) for i in range(lo, hi)]
-
     def _fail_log_missing(self, key: tuple[int, str], path: Path) -> NoReturn:
         __tracebackhide__ = True
         self._fail(
@@ -392,7 +360,7 @@ class FleetKindRecorder:
 
     def _fail(self, divergence: Divergence, context: Sequence[str], detail: str) -> NoReturn:
         __tracebackhide__ = True
-        self._target.fail(divergence, context, (), detail=detail)
+        self._target.fail(dataclasses.replace(divergence, context=tuple(context), detail=detail))
 
 
 def open_fleet(
@@ -402,9 +370,7 @@ def open_fleet(
     return FleetKindRecorder(target, topology)
 
 
-def diff_fleet(
-    expected: bytes, actual: bytes, meta: Mapping[str, Any]
-) -> tuple[Divergence, tuple[str, ...]] | None:
+def diff_fleet(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffResult | None:
     """Replay two stored fleet recordings and return their first divergence."""
     left = decode_fleet_recording(expected, "expected")
     right = decode_fleet_recording(actual, "actual")
@@ -412,9 +378,8 @@ def diff_fleet(
     found = diff_fleet_traces(want, got)
     if found is None:
         return None
-    context = tuple(_trace_context(want, found.index or 0))
-    detail = _trace_detail(found)
-    return _as_divergence(found), (detail, *context)
+    context = context_window(want.entries, found.index or 0, _render_entry)
+    return found, (_trace_detail(found), *context)
 
 
 def count_fleet(data: bytes) -> int:

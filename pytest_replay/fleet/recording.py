@@ -6,7 +6,8 @@ The three calls a test harness needs:
   and :meth:`FleetRecorder.finish` returns the run as a :class:`FleetRecording`;
 * :func:`write_fleet_recording` / :func:`load_fleet_recording` store and read it;
 * :func:`diff_fleet_recordings` replays two recordings through the causal engine with
-  :class:`RecordingApp` and returns the first :class:`FleetDivergence`, or ``None``.
+  :class:`RecordingApp` and returns the first
+  :class:`~pytest_replay.divergence.Divergence`, or ``None``.
 
 Recording file layout: ``b"PRFLREC1"``, u32 CRC32 of the body, u64 body length, then
 the msgpack body ``{"version": 1, "topology_name": str, "topology": str,
@@ -30,6 +31,7 @@ import msgpack
 
 from pytest_replay._atomic import atomic_write_bytes
 from pytest_replay._msgpack import unpack_bounded
+from pytest_replay.divergence import Divergence
 from pytest_replay.fleet.app import MockClock, NoopApp
 from pytest_replay.fleet.catalog import ReplayCatalog
 from pytest_replay.fleet.errors import FleetRecordingError
@@ -55,7 +57,6 @@ from pytest_replay.fleet.writer import DEFAULT_SLAB_SIZE, FleetLogWriter
 
 __all__ = [
     "RECORDING_MAGIC",
-    "FleetDivergence",
     "FleetRecorder",
     "FleetRecording",
     "FleetTrace",
@@ -69,6 +70,7 @@ __all__ = [
     "encode_fleet_recording",
     "load_fleet_recording",
     "replay_trace",
+    "step_where",
     "write_fleet_recording",
 ]
 
@@ -508,40 +510,6 @@ def replay_trace(recording: FleetRecording) -> FleetTrace:
         return FleetTrace(recording.topology_text, tuple(sink))
 
 
-@dataclass(frozen=True, slots=True)
-class FleetDivergence:
-    """Where two fleet replays first differ.
-
-    ``index`` is the position in causal order (``None`` when the topologies differ);
-    ``field`` a path such as ``step_id``, ``messages[1].payload`` or ``length``; the
-    entry's instance, subsystem and step come from the expected side (the actual side
-    when the expected replay is shorter).
-    """
-
-    index: int | None
-    field: str
-    expected: object
-    actual: object
-    instance_id: int | None = None
-    subsystem_id: str | None = None
-    step_id: int | None = None
-
-    def describe(self) -> str:
-        if self.index is None:
-            return f"{self.field} differs: expected {self.expected!r}, got {self.actual!r}"
-        where = (
-            f" (instance {self.instance_id} subsystem '{self.subsystem_id}' step {self.step_id})"
-            if self.instance_id is not None
-            else ""
-        )
-        return (
-            f"replayed step #{self.index}{where}: {self.field} expected {self.expected!r}, "
-            f"got {self.actual!r}"
-        )
-
-    __str__ = describe
-
-
 def _entry_fields(entry: TraceEntry) -> list[tuple[str, object]]:
     fields: list[tuple[str, object]] = [
         ("instance_id", entry.instance_id),
@@ -557,36 +525,45 @@ def _entry_fields(entry: TraceEntry) -> list[tuple[str, object]]:
     return fields
 
 
-def diff_fleet_traces(expected: FleetTrace, actual: FleetTrace) -> FleetDivergence | None:
+def step_where(instance_id: int, subsystem_id: str, step_id: int) -> str:
+    """``instance I subsystem 'S' step N``: a step of a fleet, as every report names it."""
+    return f"instance {instance_id} subsystem '{subsystem_id}' step {step_id}"
+
+
+def diff_fleet_traces(expected: FleetTrace, actual: FleetTrace) -> Divergence | None:
+    """Where two fleet replays first differ, or ``None``.
+
+    ``index`` is the position in causal order (``None`` when the topologies differ);
+    ``field`` a path such as ``step_id``, ``messages[1].payload`` or ``length``; ``at``
+    names the entry's instance, subsystem and step, from the expected side (the actual
+    side when the expected replay is shorter).
+    """
     if expected.topology_text != actual.topology_text:
-        return FleetDivergence(None, "topology", expected.topology_text, actual.topology_text)
+        return Divergence(None, "topology", expected.topology_text, actual.topology_text)
     for index, (want, got) in enumerate(zip(expected.entries, actual.entries, strict=False)):
         if want == got:
             continue
         for (name, a), (_name, b) in zip(_entry_fields(want), _entry_fields(got), strict=False):
             if a != b:
-                return FleetDivergence(
-                    index, name, a, b, want.instance_id, want.subsystem_id, want.step_id
-                )
+                where = step_where(want.instance_id, want.subsystem_id, want.step_id)
+                return Divergence(index, name, a, b, at=where, unit="step")
     if len(expected.entries) != len(actual.entries):
         common = min(len(expected.entries), len(actual.entries))
         longer = expected.entries if len(expected.entries) > common else actual.entries
         first = longer[common]
-        return FleetDivergence(
+        return Divergence(
             common,
             "length",
             len(expected.entries),
             len(actual.entries),
-            first.instance_id,
-            first.subsystem_id,
-            first.step_id,
+            "length",
+            at=step_where(first.instance_id, first.subsystem_id, first.step_id),
+            unit="step",
         )
     return None
 
 
-def diff_fleet_recordings(
-    expected: FleetRecording, actual: FleetRecording
-) -> FleetDivergence | None:
+def diff_fleet_recordings(expected: FleetRecording, actual: FleetRecording) -> Divergence | None:
     """Replay both recordings and return their first divergence, or ``None``.
 
     Raises :class:`~pytest_replay.fleet.errors.FleetError` subclasses when either

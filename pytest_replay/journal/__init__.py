@@ -43,7 +43,6 @@ from pytest_replay.journal.cursors import (
     journal_cursor_for_seq,
 )
 from pytest_replay.journal.divergence import (
-    JournalDivergence,
     entry_difference,
     first_journal_divergence,
     first_result_divergence,
@@ -152,7 +151,6 @@ __all__ = [
     "Journal",
     "JournalCorrupted",
     "JournalDecodeError",
-    "JournalDivergence",
     "JournalEntry",
     "JournalError",
     "JournalIoError",

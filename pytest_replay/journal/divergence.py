@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from pytest_replay.divergence import Divergence
 from pytest_replay.journal.codec import entry_to_dict
 from pytest_replay.journal.entries import ENTRY_KINDS, JournalEntry
 from pytest_replay.journal.errors import JournalUsageError
@@ -14,7 +15,6 @@ from pytest_replay.journal.result import ReplayResult, result_to_dict
 __all__ = [
     "ENTRY_FIELDS",
     "VOLATILE_ENTRY_FIELDS",
-    "JournalDivergence",
     "entry_difference",
     "first_journal_divergence",
     "first_result_divergence",
@@ -26,36 +26,6 @@ ENTRY_FIELDS: Final = frozenset(
 )
 #: Fields that differ between equal runs: ignored unless the caller says otherwise.
 VOLATILE_ENTRY_FIELDS: Final = ("ts_micros",)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class JournalDivergence:
-    """Where two entry sequences differ; unpacks as ``(index, field_path, expected, actual)``.
-
-    ``field_path`` is ``"length"`` when one sequence is a prefix of the other
-    (``index`` is then the first unmatched position and ``expected`` /
-    ``actual`` are the two lengths), ``"type"`` when the entry classes differ,
-    otherwise the dotted path of the first differing field.
-    """
-
-    index: int
-    field_path: str
-    expected: Any
-    actual: Any
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter((self.index, self.field_path, self.expected, self.actual))
-
-    def describe(self) -> str:
-        if self.field_path == "length":
-            return (
-                f"length differs: expected {self.expected} entries, got {self.actual} "
-                f"(first unmatched entry is #{self.index})"
-            )
-        return (
-            f"entry #{self.index}: {self.field_path} expected {self.expected!r}, "
-            f"got {self.actual!r}"
-        )
 
 
 def _check_ignore(ignore: Iterable[str], known: frozenset[str], what: str) -> frozenset[str]:
@@ -127,10 +97,12 @@ def first_journal_divergence(
     expected: Sequence[JournalEntry],
     actual: Sequence[JournalEntry],
     ignore: Iterable[str] = VOLATILE_ENTRY_FIELDS,
-) -> JournalDivergence | None:
+) -> Divergence | None:
     """The first difference between two entry sequences, or ``None`` when they match.
 
-    Fields named in ``ignore`` (default: the volatile ``ts_micros``) never
+    ``field`` is ``"type"`` when the entry classes differ, otherwise the dotted path of
+    the first differing field; a ``length`` divergence when one sequence is a prefix of
+    the other. Fields named in ``ignore`` (default: the volatile ``ts_micros``) never
     count as a difference.
     """
     names = _check_ignore(ignore, ENTRY_FIELDS, "entry")
@@ -139,10 +111,10 @@ def first_journal_divergence(
             continue
         found = entry_difference(want, got, names)
         if found is not None:
-            return JournalDivergence(index, *found)
+            return Divergence(index, *found, unit="entry")
     if len(expected) != len(actual):
         common = min(len(expected), len(actual))
-        return JournalDivergence(common, "length", len(expected), len(actual))
+        return Divergence(common, "length", len(expected), len(actual), "length", unit="entry")
     return None
 
 

@@ -44,7 +44,7 @@ class JournalUsageError(JournalError, ValueError):
 
     def __init__(self, detail: str, fix: str) -> None:
         self.detail = detail
-        super().__init__(f"{detail}. Fix: {fix}")
+        super().__init__(detail, fix=fix)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -80,7 +80,7 @@ class JournalDecodeError(JournalError):
         if offset is not None:
             where.append(f"byte offset {offset}")
         located = f" ({', '.join(where)})" if where else ""
-        super().__init__(f"journal '{source}'{located}: {detail}. Fix: {fix}")
+        super().__init__(detail, where=f"journal '{source}'{located}", fix=fix)
 
 
 class UnknownEntryTag(JournalDecodeError):
@@ -126,8 +126,8 @@ class JournalCorrupted(JournalError):
                 else ""  # truncating at 0 would erase the whole file
             )
         super().__init__(
-            f"journal file '{self.path}' is corrupted at byte offset {offset}{where}: {detail}. "
-            f"Fix: {fix}."
+            f"journal file '{self.path}' is corrupted at byte offset {offset}{where}: {detail}",
+            fix=f"{fix}.",
         )
 
 
@@ -139,8 +139,9 @@ class FrameTooLarge(JournalError):
         self.size = size
         self.limit = limit
         super().__init__(
-            f"journal file '{self.path}': a batch encodes to {size} bytes, over the "
-            f"{limit}-byte frame limit. Fix: split the batch into smaller write_messages calls."
+            f"a batch encodes to {size} bytes, over the {limit}-byte frame limit",
+            where=f"journal file '{self.path}'",
+            fix="split the batch into smaller write_messages calls.",
         )
 
 
@@ -167,8 +168,8 @@ class JournalIoError(JournalError):
         self.path = os.fspath(path)
         self.cause = cause
         super().__init__(
-            f"journal {op} on '{self.path}' failed: {cause}. "
-            "Fix: check disk space, permissions, and that no other process holds the file."
+            f"journal {op} on '{self.path}' failed: {cause}",
+            fix="check disk space, permissions, and that no other process holds the file.",
         )
 
 
@@ -178,7 +179,7 @@ class JournalStoreClosed(JournalError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(
-            f"journal store '{path}' is closed. Fix: open a new store for the same path."
+            f"journal store '{path}' is closed", fix="open a new store for the same path."
         )
 
 
@@ -190,9 +191,9 @@ class SequenceNrConflict(JournalError):
         self.expected = expected
         self.got = got
         super().__init__(
-            f"persistence id {persistence_id!r}: {detail}: expected sequence nr {expected}, "
-            f"got {got}; the whole batch was rejected. "
-            "Fix: continue at highest_sequence_nr(persistence_id) + 1 with contiguous numbers."
+            f"{detail}: expected sequence nr {expected}, got {got}; the whole batch was rejected",
+            where=f"persistence id {persistence_id!r}",
+            fix="continue at highest_sequence_nr(persistence_id) + 1 with contiguous numbers.",
         )
 
 
@@ -219,8 +220,8 @@ class HarnessModeError(JournalError):
     def __init__(self, operation: str, needed: str, actual: str) -> None:
         self.operation = operation
         super().__init__(
-            f"ReplayHarness.{operation} needs mode {needed}, the harness is in {actual}. "
-            f"Fix: call set_mode(ReplayMode.{needed}) first."
+            f"ReplayHarness.{operation} needs mode {needed}, the harness is in {actual}",
+            fix=f"call set_mode(ReplayMode.{needed}) first.",
         )
 
 
@@ -229,8 +230,8 @@ class NoJournalAttached(JournalError):
 
     def __init__(self, operation: str) -> None:
         super().__init__(
-            f"ReplayHarness.{operation} needs a journal store, none is attached. "
-            "Fix: construct ReplayHarness(mode, journal=..., persistence_id=...)."
+            f"ReplayHarness.{operation} needs a journal store, none is attached",
+            fix="construct ReplayHarness(mode, journal=..., persistence_id=...).",
         )
 
 
@@ -258,8 +259,10 @@ class JournalPersistError(JournalError):
         else:
             what = f"sequence nrs {_ranges(self.sequence_nrs)} were recorded but not persisted"
         super().__init__(
-            f"persistence id {persistence_id!r}: {what}: {cause}. Fix: repair the journal "
-            "store and call flush() again; the entries are still in snapshot()."
+            f"{what}: {cause}",
+            where=f"persistence id {persistence_id!r}",
+            fix="repair the journal store and call flush() again; the entries are still in "
+            "snapshot().",
         )
 
 
@@ -271,8 +274,8 @@ class ReplaySinkError(JournalError):
         self.entry = entry
         self.cause = cause
         super().__init__(
-            f"replay sink failed on entry #{index} ({entry!r}): {cause!r}. "
-            "Fix: make the sink handle this entry; replay stopped before the next one."
+            f"replay sink failed on entry #{index} ({entry!r}): {cause!r}",
+            fix="make the sink handle this entry; replay stopped before the next one.",
         )
 
 
@@ -282,8 +285,9 @@ class ReplayAckError(JournalError):
     def __init__(self, index: int, detail: str) -> None:
         self.index = index
         super().__init__(
-            f"replay entry #{index}: {detail}. "
-            "Fix: call the ack callback exactly once per entry, or use a sink without ack."
+            detail,
+            where=f"replay entry #{index}",
+            fix="call the ack callback exactly once per entry, or use a sink without ack.",
         )
 
 
@@ -322,7 +326,7 @@ class ReplayReducerError(JournalError):
             where = f" (record {record_id!r}, journal_seq {journal_seq})"
         kind_name = getattr(kind, "value", kind)
         retry_name = getattr(retry_classification, "value", retry_classification)
-        super().__init__(f"{kind_name} [{retry_name}]: {message}{where}. Fix: {fix}")
+        super().__init__(f"{kind_name} [{retry_name}]: {message}{where}", fix=fix)
 
 
 def _ranges(numbers: Sequence[int]) -> str:

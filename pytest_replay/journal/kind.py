@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from pytest_replay.diff import Divergence
+from pytest_replay.divergence import CONTEXT_RECORDS, Divergence, context_window
 from pytest_replay.journal.codec import decode_journal, encode_journal
 from pytest_replay.journal.divergence import (
     ENTRY_FIELDS,
@@ -43,8 +43,9 @@ from pytest_replay.journal.result import (
     result_from_msgpack,
     result_to_msgpack,
 )
-from pytest_replay.kinds import CONTEXT_RECORDS, DiffResult, FinishedRecording, RecordingKind
-from pytest_replay.kinds import RecordingTarget as Target
+from pytest_replay.recorder import CheckedStream, DiffResult, FinishedRecording
+from pytest_replay.recorder import RecordingTarget as Target
+from pytest_replay.recordingkind import RecordingKind
 
 __all__ = [
     "JOURNAL_EXTENSION",
@@ -92,9 +93,13 @@ def _render_entry(index: int, entry: JournalEntry) -> str:
     return f"#{index} {entry!r}"
 
 
-def _entry_context(entries: Sequence[JournalEntry], index: int) -> list[str]:
-    lo = max(0, index - CONTEXT_RECORDS)
-    return [_render_entry(i, entries[i]) for i in range(lo, min(index, len(entries)))]
+def _entry_detail(divergence: Divergence, expected: Any, actual: Any) -> str:
+    """The detail line of a failure at a recorded entry."""
+    if divergence.kind != "length":
+        return ""
+    if divergence.actual > divergence.expected:
+        return "an entry recorded beyond the end of the stored journal"
+    return f"the test recorded {divergence.actual} of the {divergence.expected} stored entries"
 
 
 # --------------------------------------------------------------------------- journal
@@ -121,9 +126,21 @@ class JournalRecorder(ReplayHarness):
         self._target = target
         self._volatile = _check_volatile(volatile)
         pid = target.name if persistence_id is None else persistence_id
-        self._expected: list[JournalEntry] | None = None
-        if target.expected is not None:
-            self._expected = decode_journal(target.expected, str(target.stored_path))
+        stored = (
+            None
+            if target.expected is None
+            else decode_journal(target.expected, str(target.stored_path))
+        )
+        volatile_fields = self._volatile
+        self._stream: CheckedStream[JournalEntry] = CheckedStream(
+            target,
+            stored,
+            lambda want, got: entry_difference(want, got, volatile_fields),
+            _render_entry,
+            ignored=self._volatile,
+            detail=_entry_detail,
+            unit="entry",
+        )
         working = target.scratch / f"{target.stored_path.name}"
         working.parent.mkdir(parents=True, exist_ok=True)
         working.unlink(missing_ok=True)
@@ -163,38 +180,13 @@ class JournalRecorder(ReplayHarness):
         stamped = super().record(entry)
         if stamped is None:
             return None
-        index = len(self._recorded)
         self._recorded.append(stamped)
-        expected = self._expected
-        if expected is not None:
-            if index >= len(expected):
-                self._target.fail(
-                    Divergence(index, "length", len(expected), index + 1, "length"),
-                    _entry_context(expected, index),
-                    self._volatile,
-                    detail="an entry recorded beyond the end of the stored journal",
-                )
-            found = entry_difference(expected[index], stamped, self._volatile)
-            if found is not None:
-                path, want, got = found
-                self._target.fail(
-                    Divergence(index, path, want, got),
-                    _entry_context(expected, index),
-                    self._volatile,
-                )
+        self._stream.check(stamped)
         return stamped
 
     def check_complete(self) -> None:
         __tracebackhide__ = True
-        expected = self._expected
-        if expected is not None and len(self._recorded) < len(expected):
-            n = len(self._recorded)
-            self._target.fail(
-                Divergence(n, "length", len(expected), n, "length"),
-                _entry_context(expected, n),
-                self._volatile,
-                detail=f"the test recorded {n} of the {len(expected)} stored entries",
-            )
+        self._stream.check_complete()
 
     def finish(self) -> FinishedRecording:
         assert self.persistence_id is not None
@@ -215,13 +207,9 @@ def _diff_journal(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> Di
     right = decode_journal(actual, "actual")
     volatile = _check_volatile(meta.get("volatile", VOLATILE_ENTRY_FIELDS))
     found = first_journal_divergence(left, right, volatile)
-    if found is None:
+    if found is None or found.index is None:
         return None
-    if found.field_path == "length":
-        divergence = Divergence(found.index, "length", found.expected, found.actual, "length")
-    else:
-        divergence = Divergence(found.index, found.field_path, found.expected, found.actual)
-    return divergence, tuple(_entry_context(left, found.index))
+    return found, context_window(left, found.index, _render_entry)
 
 
 JOURNAL_KIND: Final = RecordingKind(
@@ -309,10 +297,15 @@ class ReduceRecorder:
             if found is not None:
                 path, want, got = found
                 target.fail(
-                    Divergence(None, path, want, got),
-                    _summary(stored),
+                    Divergence(
+                        None,
+                        path,
+                        want,
+                        got,
+                        context=tuple(_summary(stored)),
+                        detail=f"the replay result of {len(self.records)} journal records differs",
+                    ),
                     self._ignore,
-                    detail=f"the replay result of {len(self.records)} journal records differs",
                 )
 
     @property

@@ -45,7 +45,6 @@ from pytest_replay.megakernel.model import (
 from pytest_replay.megakernel.numpy_backend import NumpyBackend
 from pytest_replay.megakernel.replay import (
     DifferentialReport,
-    EpochDivergence,
     ReplayReport,
     StreamEntry,
     differential_replay,
@@ -56,7 +55,6 @@ from pytest_replay.megakernel.selection import gpu_available, resolve_backend
 from pytest_replay.megakernel.stream import (
     ObservedEpoch,
     ObservedStream,
-    StreamDivergence,
     diff_streams,
 )
 
@@ -70,7 +68,6 @@ __all__ = [
     "CaptureInfo",
     "CupyBackend",
     "DifferentialReport",
-    "EpochDivergence",
     "EpochMode",
     "FaultCode",
     "GpuUnavailable",
@@ -91,7 +88,6 @@ __all__ = [
     "RingFull",
     "SlotFault",
     "SlotStatus",
-    "StreamDivergence",
     "StreamEntry",
     "UncapturableArguments",
     "UnknownBackend",

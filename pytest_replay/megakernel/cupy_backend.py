@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from pytest_replay.errors import render_error
 from pytest_replay.megakernel.backend import BurstOutput, RingDevice, U32Array
 from pytest_replay.megakernel.errors import GpuUnavailable
 from pytest_replay.megakernel.model import (
@@ -202,8 +203,10 @@ class CupyBackend:
     def __init__(self, *, device: int = 0, block_size: int = 256) -> None:
         if not 32 <= block_size <= 1024 or block_size % 32:
             raise ValueError(
-                f"block_size {block_size} is not a multiple of 32 in 32..1024. "
-                "Fix: use a warp multiple such as 128 or 256."
+                render_error(
+                    f"block_size {block_size} is not a multiple of 32 in 32..1024",
+                    fix="use a warp multiple such as 128 or 256.",
+                )
             )
         self._cupy = probe_cupy()
         self.device = device

@@ -33,9 +33,9 @@ class RingFull(MegakernelError):
         self.requested = requested
         super().__init__(
             f"megakernel ring is full: {pending} of {slots} slots are published and waiting, "
-            f"cannot publish {requested} more. "
-            "Fix: call pump() to let the kernel drain the ring, or build the Megakernel "
-            "with more slots."
+            f"cannot publish {requested} more",
+            fix="call pump() to let the kernel drain the ring, or build the Megakernel "
+            "with more slots.",
         )
 
 
@@ -46,8 +46,8 @@ class InvalidPublish(MegakernelError, ValueError):
         self.detail = detail
         self.sequence = sequence
         super().__init__(
-            f"cannot publish (publish #{sequence}): {detail}. "
-            "Fix: pass a u32 tenant and opcode and at most 13 u32 argument words."
+            f"cannot publish (publish #{sequence}): {detail}",
+            fix="pass a u32 tenant and opcode and at most 13 u32 argument words.",
         )
 
 
@@ -60,9 +60,9 @@ class UncapturableArguments(MegakernelError, ValueError):
         self.value = value
         super().__init__(
             f"publish #{sequence} sets argument word {word} to {value}, but a VRRL record "
-            "stores only argument words 0..3, so replay could not reproduce it. "
-            "Fix: pack the slot's inputs into the first four argument words, or publish "
-            "it on an uncaptured Megakernel."
+            "stores only argument words 0..3, so replay could not reproduce it",
+            fix="pack the slot's inputs into the first four argument words, or publish "
+            "it on an uncaptured Megakernel.",
         )
 
 
@@ -72,8 +72,8 @@ class UnknownBackend(MegakernelError, ValueError):
     def __init__(self, name: object) -> None:
         self.name = name
         super().__init__(
-            f"unknown megakernel backend {name!r}. "
-            "Fix: use 'auto', 'numpy', 'cupy' or a backend object."
+            f"unknown megakernel backend {name!r}",
+            fix="use 'auto', 'numpy', 'cupy' or a backend object.",
         )
 
 
@@ -83,10 +83,10 @@ class GpuUnavailable(MegakernelError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(
-            f"the CuPy megakernel backend is unavailable: {reason}. "
-            "Fix: pip install '.[gpu]' from a checkout, or pip install 'pytest-detreplay[gpu]' "
+            f"the CuPy megakernel backend is unavailable: {reason}",
+            fix="pip install '.[gpu]' from a checkout, or pip install 'pytest-detreplay[gpu]' "
             "(or any cupy-cudaXX wheel matching your CUDA), on a machine with an NVIDIA GPU; "
-            "or use backend='numpy'."
+            "or use backend='numpy'.",
         )
 
 
@@ -98,6 +98,7 @@ class MalformedCapture(MegakernelError):
         self.record = record
         self.detail = detail
         super().__init__(
-            f"megakernel capture '{source}', record #{record}: {detail}. "
-            "Fix: replay with the slots= and mode= the capture was taken with, or re-record it."
+            detail,
+            where=f"megakernel capture '{source}', record #{record}",
+            fix="replay with the slots= and mode= the capture was taken with, or re-record it.",
         )

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pytest_replay.errors import render_error
 from pytest_replay.megakernel.backend import BackendLike, BurstOutput, U32Array, put_at_ring
 from pytest_replay.megakernel.burst import PumpResult, SlotFault
 from pytest_replay.megakernel.errors import InvalidPublish, RingFull
@@ -90,19 +91,29 @@ class Megakernel:
             or not 1 <= slots <= MAX_RING_SLOTS
         ):
             raise ValueError(
-                f"slots={slots!r} is not an int in 1..{MAX_RING_SLOTS}. "
-                "Fix: size the ring between 1 slot and 16 Mi slots."
+                render_error(
+                    f"slots={slots!r} is not an int in 1..{MAX_RING_SLOTS}",
+                    fix="size the ring between 1 slot and 16 Mi slots.",
+                )
             )
         if mode not in EPOCH_MODES:
-            raise ValueError(f"mode={mode!r} is not 'ordered' or 'atomic'. Fix: pick one of those.")
+            raise ValueError(
+                render_error(
+                    f"mode={mode!r} is not 'ordered' or 'atomic'", fix="pick one of those."
+                )
+            )
         if not 0 <= first_slot < slots:
             raise ValueError(
-                f"first_slot={first_slot} is outside the ring of {slots} slots. "
-                f"Fix: pass a slot index in 0..{slots - 1}."
+                render_error(
+                    f"first_slot={first_slot} is outside the ring of {slots} slots",
+                    fix=f"pass a slot index in 0..{slots - 1}.",
+                )
             )
         if not 0 <= first_epoch <= U32_MASK:
             raise ValueError(
-                f"first_epoch={first_epoch} is not a u32. Fix: pass a value in 0..{U32_MASK}."
+                render_error(
+                    f"first_epoch={first_epoch} is not a u32", fix=f"pass a value in 0..{U32_MASK}."
+                )
             )
         self.backend = resolve_backend(backend)
         self.slots = slots
@@ -159,8 +170,10 @@ class Megakernel:
     def _check_slot(self, slot: int) -> None:
         if not 0 <= slot < self.slots:
             raise IndexError(
-                f"slot {slot} is outside the ring of {self.slots} slots. "
-                f"Fix: pass a slot index in 0..{self.slots - 1}."
+                render_error(
+                    f"slot {slot} is outside the ring of {self.slots} slots",
+                    fix=f"pass a slot index in 0..{self.slots - 1}.",
+                )
             )
 
     # -- publishing

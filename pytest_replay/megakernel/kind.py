@@ -20,12 +20,13 @@ kernel consumes becomes one VRRL record.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from functools import partial
+from typing import Any, Final, cast
 
 import numpy as np
 
-from pytest_replay.diff import Divergence, first_divergence, ignored_words
-from pytest_replay.kinds import FinishedRecording, RecordingKind, RecordingTarget
+from pytest_replay.diff import first_divergence, ignored_words, record_difference
+from pytest_replay.divergence import Divergence, context_window
 from pytest_replay.megakernel.backend import BackendLike
 from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.capture import CaptureInfo, MegakernelCapture
@@ -34,6 +35,8 @@ from pytest_replay.megakernel.kernel import Megakernel
 from pytest_replay.megakernel.model import EpochMode
 from pytest_replay.megakernel.replay import ReplayReport, StreamEntry, replay_capture
 from pytest_replay.megakernel.stream import ObservedStream
+from pytest_replay.recorder import CheckedStream, DiffResult, FinishedRecording, RecordingTarget
+from pytest_replay.recordingkind import RecordingKind
 from pytest_replay.ringdigest import (
     AppendedDigest,
     append_hashed,
@@ -68,8 +71,6 @@ KIND_VERSION: Final = 1
 DEFAULT_CAPACITY: Final = 1 << 16
 #: Fields zeroed in the stored recording and never compared.
 VOLATILE: Final = ("timestamp_ns",)
-# Stored records shown before a divergence.
-_CONTEXT: Final = 2
 
 
 def _describe(record: np.void) -> str:
@@ -123,15 +124,12 @@ class MegakernelRecorder:
         working.unlink(missing_ok=True)
         self._log = RingLog.open(working, capacity)
         self._capture = MegakernelCapture(megakernel, _Sink(self))
-        self._appended = 0
         self._digest = AppendedDigest(
             self._log.capacity, ignored_words(VOLATILE), self._log.slot_view
         )
         self._closed_digests: dict[str, str | None] = {}
         self._snapshot: RecordArray | None = None
-        self._expected: RecordArray | None = None
-        self._stored_appended = 0
-        self._offset = 0
+        self._stream: CheckedStream[np.void] = self._checked(None, 0)
         self.stored_replay: ReplayReport | None = None
         if target.expected is not None:
             try:
@@ -151,19 +149,36 @@ class MegakernelRecorder:
             stored = meta.get(key)
             if stored is not None and stored != live:
                 self._target.fail(
-                    Divergence(None, key, stored, live),
-                    detail=(
-                        f"replay.megakernel({self.name!r}) was opened with {key}={live!r}, but "
-                        f"the recording was made with {key}={stored!r}; the slot stream cannot "
-                        f"match. Fix: pass {key}={stored!r}, or re-record if the change is "
-                        "intended."
-                    ),
+                    Divergence(
+                        None,
+                        key,
+                        stored,
+                        live,
+                        detail=(
+                            f"replay.megakernel({self.name!r}) was opened with {key}={live!r}, "
+                            f"but the recording was made with {key}={stored!r}; the slot "
+                            f"stream cannot match. Fix: pass {key}={stored!r}, or re-record "
+                            "if the change is intended."
+                        ),
+                    )
                 )
-        self._expected = image.records
-        self._stored_appended = int(meta.get("appended", len(image.records)))
-        self._offset = self._stored_appended - len(image.records)
+        self._stream = self._checked(image.records, int(meta.get("appended", len(image.records))))
         if replay_stored and len(image.records):
             self._replay_stored(image, mk)
+
+    def _checked(self, stored: RecordArray | None, stored_appended: int) -> CheckedStream[np.void]:
+        """The stream every captured burst is checked against (``stored`` is ``None`` when
+        recording)."""
+        return CheckedStream(
+            self._target,
+            None if stored is None else cast(Sequence[np.void], stored),
+            partial(record_difference, ignore=VOLATILE),
+            _render,
+            offset=0 if stored is None else stored_appended - len(stored),
+            stored_count=stored_appended,
+            ignored=VOLATILE,
+            detail=_slot_detail,
+        )
 
     def _replay_stored(self, image: RingImage, mk: Megakernel) -> None:
         __tracebackhide__ = True
@@ -177,22 +192,31 @@ class MegakernelRecorder:
         found = report.divergence
         if found is None:
             return
-        index = self._offset + report.skipped + found.index
-        if found.expected is not None:
+        assert found.index is not None
+        offset = self._stream.offset
+        index = offset + report.skipped + found.index
+        want, got = found.expected, found.actual
+        anchor = want if want is not None else got
+        epoch = anchor.epoch if anchor is not None else found.index
+        if want is not None:
             # found.index counts in epoch order; the report speaks of records in publish
             # order (their place in the log), which differs in atomic mode.
-            at = np.flatnonzero(image.records["epoch"] == found.expected.epoch)
+            at = np.flatnonzero(image.records["epoch"] == want.epoch)
             if len(at):
-                index = self._offset + int(at[0])
+                index = offset + int(at[0])
         self._target.fail(
-            Divergence(index, found.field, found.record.expected, found.record.actual),
-            (),
-            VOLATILE,
-            detail=(
-                f"the stored log, replayed on {mk.backend.name} before the test ran, "
-                f"diverges at epoch {found.epoch} (record #{found.index} of the replay in "
-                f"epoch order): expected {_side(found.expected)}, got {_side(found.actual)}"
+            Divergence(
+                index,
+                found.field,
+                want,
+                got,
+                detail=(
+                    f"the stored log, replayed on {mk.backend.name} before the test ran, "
+                    f"diverges at epoch {epoch} (record #{found.index} of the replay in "
+                    f"epoch order): expected {_side(want)}, got {_side(got)}"
+                ),
             ),
+            VOLATILE,
         )
 
     # -- the Recorder protocol
@@ -205,25 +229,14 @@ class MegakernelRecorder:
         """Pump what is still pending; when verifying, fail if fewer slots came than stored."""
         __tracebackhide__ = True
         self._flush()
-        if self._expected is not None and self._appended < self._stored_appended:
-            position = self._appended - self._offset
-            self._target.fail(
-                Divergence(
-                    self._appended, "length", self._stored_appended, self._appended, "length"
-                ),
-                self._context(position),
-                VOLATILE,
-                detail=(
-                    f"the test consumed {self._appended} slots, the recording holds "
-                    f"{self._stored_appended}"
-                ),
-            )
-        if self._expected is not None:
+        stream = self._stream
+        if stream.checking:
+            stream.check_complete()
             check_overwritten(
                 self._digest,
                 self._target.expected_meta,
-                self._offset,
-                self._appended,
+                stream.offset,
+                stream.produced,
                 self._target.fail,
                 VOLATILE,
             )
@@ -243,7 +256,7 @@ class MegakernelRecorder:
             "slots": mk.slots,
             "mode": mk.mode,
             "capacity": self._log.capacity,
-            "appended": self._appended,
+            "appended": self._stream.produced,
             "volatile": list(VOLATILE),
             # Verify checks, by digest, what the image no longer holds.
             **self._digests(len(stable)),
@@ -260,7 +273,7 @@ class MegakernelRecorder:
     def _digests(self, retained: int) -> dict[str, str | None]:
         if self._log.closed:
             return self._closed_digests
-        return digest_meta(self._digest, self._appended, retained)
+        return digest_meta(self._digest, self._stream.produced, retained)
 
     # -- the capture API
 
@@ -276,7 +289,7 @@ class MegakernelRecorder:
     @property
     def recorded(self) -> int:
         """Slots captured so far (over the whole run, also those the ring overwrote)."""
-        return self._appended
+        return self._stream.produced
 
     def publish(self, tenant: int, opcode: int, args: Sequence[int] = ()) -> int:
         """Publish one slot; return its ring index (see :meth:`Megakernel.publish`)."""
@@ -308,60 +321,12 @@ class MegakernelRecorder:
 
     def _append(self, records: RecordArray) -> None:
         __tracebackhide__ = True
-        append_hashed(self._log, self._digest, self._appended, records)
-        if self._expected is not None:
-            self._check(records)
-        self._appended += len(records)
-
-    def _check(self, records: RecordArray) -> None:
-        __tracebackhide__ = True
-        expected = self._expected
-        assert expected is not None
-        first = self._appended - self._offset
-        skip = max(0, -first)  # positions the stored ring overwrote: nothing to compare
-        got = records[skip:]
-        start = first + skip
-        want = expected[start : start + len(got)]
-        found = first_divergence(want, got, ignore=VOLATILE)
-        if found is None or found.index is None:
-            return
-        position = start + found.index
-        if found.kind == "length":
-            self._target.fail(
-                Divergence(
-                    self._offset + position,
-                    "length",
-                    self._stored_appended,
-                    self._appended + len(records),
-                    "length",
-                ),
-                self._context(position),
-                VOLATILE,
-                detail=(
-                    f"slot #{self._offset + position} was consumed beyond the end of the "
-                    f"recording ({self._stored_appended} slots)"
-                ),
-            )
-        self._target.fail(
-            Divergence(self._offset + position, found.field, found.expected, found.actual),
-            self._context(position),
-            VOLATILE,
-            detail=(
-                f"megakernel slot #{self._offset + position}: expected "
-                f"{_describe(want[found.index])}, got {_describe(got[found.index])}"
-            ),
-        )
-
-    def _context(self, position: int) -> list[str]:
-        expected = self._expected
-        assert expected is not None
-        lo = max(0, position - _CONTEXT)
-        return [
-            _render(self._offset + i, expected[i]) for i in range(lo, min(position, len(expected)))
-        ]
+        append_hashed(self._log, self._digest, self._stream.produced, records)
+        # The whole burst in one numpy comparison against the stored records.
+        self._stream.check_batch(cast(Sequence[np.void], records), _first_difference)
 
     def __repr__(self) -> str:
-        mode = "verify" if self._expected is not None else "record"
+        mode = "verify" if self._stream.checking else "record"
         return f"MegakernelRecorder({self.name!r}, {mode}, {self._capture.megakernel!r})"
 
 
@@ -378,13 +343,33 @@ class _Sink:
         self._recorder._append(slots)
 
 
+def _first_difference(stored: Sequence[np.void], produced: Sequence[np.void]) -> Divergence | None:
+    return first_divergence(cast(RecordArray, stored), cast(RecordArray, produced), ignore=VOLATILE)
+
+
+def _slot_detail(divergence: Divergence, expected: Any, actual: Any) -> str:
+    """The detail line of a failure at a captured slot (both sides as the kernel saw them)."""
+    if divergence.kind == "length":
+        if divergence.actual > divergence.expected:
+            return (
+                f"slot #{divergence.index} was consumed beyond the end of the recording "
+                f"({divergence.expected} slots)"
+            )
+        return (
+            f"the test consumed {divergence.actual} slots, the recording holds "
+            f"{divergence.expected}"
+        )
+    return (
+        f"megakernel slot #{divergence.index}: expected {_describe(expected)}, "
+        f"got {_describe(actual)}"
+    )
+
+
 def _side(entry: StreamEntry | None) -> str:
     return "nothing" if entry is None else f"epoch {entry.epoch} {entry.describe()}"
 
 
-def diff_recordings(
-    expected: bytes, actual: bytes, meta: Mapping[str, Any]
-) -> tuple[Divergence, tuple[str, ...]] | None:
+def diff_recordings(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffResult | None:
     """The first difference between two stored megakernel recordings, with context lines.
 
     Records are compared in stored (publish) order; the volatile fields named in
@@ -397,9 +382,7 @@ def diff_recordings(
     if found is None:
         return None
     index = 0 if found.index is None else found.index
-    lo = max(0, index - _CONTEXT)
-    context = tuple(_render(i, left[i]) for i in range(lo, min(index, len(left))))
-    return found, context
+    return found, context_window(cast(Sequence[np.void], left), index, _render)
 
 
 def _count(data: bytes) -> int:

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from pytest_replay.diff import Divergence, first_divergence
+from pytest_replay.diff import first_divergence
+from pytest_replay.divergence import Divergence
 from pytest_replay.megakernel.backend import BackendLike
 from pytest_replay.megakernel.capture import burst_records
 from pytest_replay.megakernel.errors import MalformedCapture
@@ -38,7 +39,7 @@ from pytest_replay.megakernel.model import (
     SlotStatus,
 )
 from pytest_replay.megakernel.selection import resolve_backend
-from pytest_replay.megakernel.stream import ObservedStream, StreamDivergence, diff_streams
+from pytest_replay.megakernel.stream import ObservedStream, diff_streams
 from pytest_replay.ringlog import (
     RING_RECORD_DTYPE,
     RecordArray,
@@ -50,7 +51,6 @@ from pytest_replay.ringlog import (
 __all__ = [
     "CaptureSource",
     "DifferentialReport",
-    "EpochDivergence",
     "ReplayReport",
     "StreamEntry",
     "differential_replay",
@@ -110,35 +110,13 @@ class StreamEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class EpochDivergence:
-    """The first epoch at which a replay differs from its capture.
-
-    ``index`` counts compared records in epoch order; ``record`` is the raw
-    :class:`~pytest_replay.diff.Divergence` of the two record streams.
-    """
-
-    index: int
-    epoch: int
-    field: str
-    expected: StreamEntry | None
-    actual: StreamEntry | None
-    record: Divergence
-
-    def describe(self) -> str:
-        def side(entry: StreamEntry | None) -> str:
-            return "nothing" if entry is None else entry.describe()
-
-        return (
-            f"epoch {self.epoch} (record #{self.index} in epoch order) differs in "
-            f"{self.field}: expected {side(self.expected)}, got {side(self.actual)}"
-        )
-
-    __str__ = describe
-
-
-@dataclass(frozen=True, slots=True)
 class ReplayReport:
-    """The outcome of one replay: a match, or the first divergent epoch."""
+    """The outcome of one replay: a match, or the first divergent epoch.
+
+    The divergence's ``index`` counts compared records in epoch order, its ``field`` is
+    the first differing record field and its sides are the two
+    :class:`StreamEntry` values at that epoch (``None`` for a side that has none).
+    """
 
     source: str
     backend: str
@@ -146,7 +124,7 @@ class ReplayReport:
     slots: int
     records: int
     skipped: int
-    divergence: EpochDivergence | None
+    divergence: Divergence | None
 
     @property
     def matched(self) -> bool:
@@ -172,7 +150,7 @@ class DifferentialReport:
 
     first: ReplayReport
     second: ReplayReport
-    divergence: StreamDivergence | None
+    divergence: Divergence | None
 
     @property
     def matched(self) -> bool:
@@ -350,7 +328,7 @@ def _entry_at(records: RecordArray, index: int) -> StreamEntry | None:
 
 def _first_epoch_divergence(
     expected: RecordArray, actual: RecordArray, base_epoch: int
-) -> EpochDivergence | None:
+) -> Divergence | None:
     want = expected[_epoch_order(expected, base_epoch)]
     got = actual[_epoch_order(actual, base_epoch)]
     found = first_divergence(want, got)
@@ -362,7 +340,14 @@ def _first_epoch_divergence(
     got_entry = _entry_at(got, index)
     anchor = want_entry if want_entry is not None else got_entry
     epoch = anchor.epoch if anchor is not None else base_epoch + index
-    return EpochDivergence(index, epoch, found.field, want_entry, got_entry, found)
+    return Divergence(
+        index,
+        found.field,
+        want_entry,
+        got_entry,
+        found.kind,
+        at=f"epoch {epoch} (record #{index} in epoch order)",
+    )
 
 
 def replay_capture(

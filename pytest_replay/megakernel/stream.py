@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
+from pytest_replay.divergence import Divergence
 from pytest_replay.megakernel.backend import U32Array
 from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.model import (
@@ -30,7 +31,6 @@ from pytest_replay.ringlog import ReplayFailureClass, output_digest
 __all__ = [
     "ObservedEpoch",
     "ObservedStream",
-    "StreamDivergence",
     "diff_streams",
     "stream_from_bursts",
 ]
@@ -137,41 +137,14 @@ def stream_from_bursts(
 _COLUMNS: Final = ("epochs", "slots", "tenants", "opcodes", "statuses", "fault_codes")
 
 
-@dataclass(frozen=True, slots=True)
-class StreamDivergence:
-    """Where two observable streams first differ.
-
-    ``kind == "value"``: the ``index``-th completion differs in ``field``;
-    ``kind == "length"``: one stream has extra completions from ``index`` on
-    (the missing side's entry is ``None``).
-    """
-
-    index: int
-    field: str
-    expected: ObservedEpoch | None
-    actual: ObservedEpoch | None
-    kind: Literal["value", "length"] = "value"
-
-    def describe(self) -> str:
-        def side(entry: ObservedEpoch | None) -> str:
-            return "nothing" if entry is None else entry.describe()
-
-        epoch = self.expected.epoch if self.expected is not None else None
-        if epoch is None and self.actual is not None:
-            epoch = self.actual.epoch
-        return (
-            f"completion #{self.index} (epoch {epoch}) differs in {self.field}: "
-            f"expected {side(self.expected)}, got {side(self.actual)}"
-        )
-
-    __str__ = describe
-
-
-def diff_streams(expected: ObservedStream, actual: ObservedStream) -> StreamDivergence | None:
+def diff_streams(expected: ObservedStream, actual: ObservedStream) -> Divergence | None:
     """The first completion at which two streams differ, or ``None`` when identical.
 
     Compares epoch, slot, tenant, opcode, status, fault code and all 16 output
-    words of every completion; the reported entries carry their digests.
+    words of every completion. The divergence's sides are the two completions
+    (:class:`ObservedEpoch`, which carry their digests); a ``length`` divergence
+    when one stream has extra completions from ``index`` on (the missing side is
+    ``None``).
     """
     common = min(len(expected), len(actual))
     differs = np.zeros(common, dtype=bool)
@@ -185,13 +158,20 @@ def diff_streams(expected: ObservedStream, actual: ObservedStream) -> StreamDive
             if getattr(expected, name)[index] != getattr(actual, name)[index]:
                 field = name
                 break
-        return StreamDivergence(index, field, expected.entry(index), actual.entry(index))
+        want, got = expected.entry(index), actual.entry(index)
+        return Divergence(index, field, want, got, at=_completion(index, want, got))
     if len(expected) != len(actual):
-        return StreamDivergence(
-            common,
-            "length",
-            expected.entry(common) if common < len(expected) else None,
-            actual.entry(common) if common < len(actual) else None,
-            "length",
+        left = expected.entry(common) if common < len(expected) else None
+        right = actual.entry(common) if common < len(actual) else None
+        return Divergence(
+            common, "length", left, right, "length", at=_completion(common, left, right)
         )
     return None
+
+
+def _completion(index: int, expected: ObservedEpoch | None, actual: ObservedEpoch | None) -> str:
+    """``completion #index (epoch E)``: where two streams differ, in their own words."""
+    epoch = expected.epoch if expected is not None else None
+    if epoch is None and actual is not None:
+        epoch = actual.epoch
+    return f"completion #{index} (epoch {epoch})"

@@ -26,12 +26,12 @@ class BandwidthBudget:
     def __init__(self, rate_fraction: float, capacity_bytes: int, now_ms: int) -> None:
         if not (math.isfinite(rate_fraction) and rate_fraction >= 0):
             raise ScheduleError(
-                f"bandwidth rate_fraction={rate_fraction} must be finite and >= 0. "
-                "Fix: use e.g. 0.5 (half the bucket refilled per second)."
+                f"bandwidth rate_fraction={rate_fraction} must be finite and >= 0",
+                fix="use e.g. 0.5 (half the bucket refilled per second).",
             )
         if capacity_bytes < 0:
             raise ScheduleError(
-                f"bandwidth capacity_bytes={capacity_bytes} is negative. Fix: use a size >= 0."
+                f"bandwidth capacity_bytes={capacity_bytes} is negative", fix="use a size >= 0."
             )
         self._capacity = float(capacity_bytes)
         self._refill_per_ms = rate_fraction * capacity_bytes / 1000.0

@@ -101,7 +101,8 @@ def apply_sync_response(log: SequencedLog, response: SyncResponse, channel_id: C
     if response.channel_id != channel_id:
         raise ChannelMismatchError(
             f"response (request {response.request_id:#x}, first seq {response.first_seq}) "
-            "is for another channel. Fix: route responses by channel id."
+            "is for another channel",
+            fix="route responses by channel id.",
         )
     local_next = log.next_seq
     events = response.events
@@ -121,7 +122,8 @@ def apply_sync_response(log: SequencedLog, response: SyncResponse, channel_id: C
     if last <= local_next:
         raise StaleChunkError(
             f"response {response.request_id:#x} covers seqs {response.first_seq}..{last - 1}, "
-            f"all below the local tail {local_next}. Fix: nothing to apply; drop it."
+            f"all below the local tail {local_next}",
+            fix="nothing to apply; drop it.",
         )
     fresh = events[local_next - response.first_seq :]
     try:
@@ -135,9 +137,9 @@ def _raise_non_contiguous(response: SyncResponse) -> None:
     for offset, event in enumerate(response.events):
         if event.seq != response.first_seq + offset:
             raise NonContiguousChunkError(
-                f"response {response.request_id:#x}: event #{offset} has seq {event.seq}, "
-                f"expected {response.first_seq + offset}. "
-                "Fix: leaders must ship consecutive sequence numbers."
+                f"event #{offset} has seq {event.seq}, expected {response.first_seq + offset}",
+                where=f"response {response.request_id:#x}",
+                fix="leaders must ship consecutive sequence numbers.",
             )
 
 

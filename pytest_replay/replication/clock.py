@@ -24,14 +24,14 @@ class SimClock:
 
     def advance(self, ms: int) -> int:
         if ms < 0:
-            raise ScheduleError(f"cannot move the clock back by {-ms} ms. Fix: advance by >= 0.")
+            raise ScheduleError(f"cannot move the clock back by {-ms} ms", fix="advance by >= 0.")
         self._now += ms
         return self._now
 
     def set(self, now_ms: int) -> None:
         if now_ms < self._now:
             raise ScheduleError(
-                f"clock at {self._now} ms cannot go back to {now_ms} ms. "
-                "Fix: events must be processed in time order."
+                f"clock at {self._now} ms cannot go back to {now_ms} ms",
+                fix="events must be processed in time order.",
             )
         self._now = now_ms

@@ -49,20 +49,20 @@ class ReplicationConfig:
     def __post_init__(self) -> None:
         if self.heartbeat_ms < 1:
             raise ScheduleError(
-                f"heartbeat_ms={self.heartbeat_ms} must be >= 1. Fix: use e.g. 100."
+                f"heartbeat_ms={self.heartbeat_ms} must be >= 1", fix="use e.g. 100."
             )
         if self.miss_threshold < 1:
             raise ScheduleError(
-                f"miss_threshold={self.miss_threshold} must be >= 1. Fix: use e.g. 3."
+                f"miss_threshold={self.miss_threshold} must be >= 1", fix="use e.g. 3."
             )
         if not (math.isfinite(self.background_fraction) and 0.0 <= self.background_fraction <= 1):
             raise ScheduleError(
-                f"background_fraction={self.background_fraction} is outside [0, 1]. "
-                "Fix: use e.g. 0.3 (30% of the bucket usable by Background)."
+                f"background_fraction={self.background_fraction} is outside [0, 1]",
+                fix="use e.g. 0.3 (30% of the bucket usable by Background).",
             )
         if self.chunk_max_bytes < 1:
             raise ScheduleError(
-                f"chunk_max_bytes={self.chunk_max_bytes} must be >= 1. Fix: use e.g. 65536."
+                f"chunk_max_bytes={self.chunk_max_bytes} must be >= 1", fix="use e.g. 65536."
             )
 
     def with_on_under_capacity(self, policy: UnderCapacity) -> ReplicationConfig:

@@ -145,9 +145,9 @@ class ReplicationCoordinator:
                 self._sink.withdraw_chain(self._channel.origin_hash)
         except Exception as exc:
             raise TagSinkError(
-                f"channel {self._channel.channel_name!r}: role moved {source.name} -> "
-                f"{target.name} on {signal.value}, but the chain-tag side effect failed: "
-                f"{exc}. Fix: the tag re-announces on the next successful transition; "
-                "check the tag sink."
+                f"role moved {source.name} -> {target.name} on {signal.value}, but the "
+                f"chain-tag side effect failed: {exc}",
+                where=f"channel {self._channel.channel_name!r}",
+                fix="the tag re-announces on the next successful transition; check the tag sink.",
             ) from exc
         return change

@@ -59,8 +59,8 @@ class RecordingDispatcher:
         if self.fail_responses:
             self.failed_responses.append((target, msg))
             raise DispatchError(
-                f"send of response {msg.request_id:#x} to node {target:#x} failed (test). "
-                "Fix: set fail_responses=False."
+                f"send of response {msg.request_id:#x} to node {target:#x} failed (test)",
+                fix="set fail_responses=False.",
             )
         self.sync_responses.append((target, msg))
 

@@ -75,8 +75,8 @@ class GapBeforeChunkError(ApplyError):
             else "the leader trimmed its log past our tail"
         )
         super().__init__(
-            f"chunk starts at seq {first_seq} but the local log ends at seq {local_next}: {why}. "
-            f"Fix: skip the local log to seq {first_seq} (skip_to) and apply the chunk again."
+            f"chunk starts at seq {first_seq} but the local log ends at seq {local_next}: {why}",
+            fix=f"skip the local log to seq {first_seq} (skip_to) and apply the chunk again.",
         )
 
 
@@ -94,8 +94,8 @@ class AppendFailedError(ApplyError):
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(
-            f"local append failed: {detail}. "
-            "Fix: apply the channel's UnderCapacity policy (Withdraw or EvictOldest)."
+            f"local append failed: {detail}",
+            fix="apply the channel's UnderCapacity policy (Withdraw or EvictOldest).",
         )
 
 

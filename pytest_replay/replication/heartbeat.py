@@ -53,7 +53,8 @@ class HeartbeatTracker:
         if heartbeat_ms < 1 or miss_threshold < 1:
             raise ScheduleError(
                 f"tracker needs heartbeat_ms >= 1 and miss_threshold >= 1, got "
-                f"{heartbeat_ms} and {miss_threshold}. Fix: use e.g. 100 and 3."
+                f"{heartbeat_ms} and {miss_threshold}",
+                fix="use e.g. 100 and 3.",
             )
         self._heartbeat_ms = heartbeat_ms
         self._miss_threshold = miss_threshold

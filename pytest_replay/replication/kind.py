@@ -20,22 +20,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pytest_replay.diff import Divergence, first_value_difference
-from pytest_replay.kinds import (
-    FinishedRecording,
-    RecordingKind,
-    RecordingTarget,
-    SequenceRecorder,
-)
+from pytest_replay.diff import first_value_difference
+from pytest_replay.divergence import Divergence, context_window
+from pytest_replay.recorder import CheckedRecorder, DiffResult, FinishedRecording, RecordingTarget
+from pytest_replay.recordingkind import RecordingKind
 from pytest_replay.replication.coordinator import ChainTagSink
 from pytest_replay.replication.errors import ScheduleError
 from pytest_replay.replication.messages import NodeId
 from pytest_replay.replication.schedule import NetworkSchedule, schedule_to_plain
 from pytest_replay.replication.sim import Simulation, first_trace_divergence
 from pytest_replay.replication.trace import (
+    RawEvent,
     TraceEvent,
     decode_trace,
-    describe_event,
     encode_trace,
     event_fields,
     render_event,
@@ -44,17 +41,15 @@ from pytest_replay.report import ReplayUsageError
 
 __all__ = ["REPLICATION_KIND", "ReplicationRecorder", "kinds"]
 
-CONTEXT_EVENTS = 2
 
-
-class ReplicationRecorder(SequenceRecorder):
+class ReplicationRecorder(CheckedRecorder[RawEvent]):
     """Records (or verifies) the trace of one :class:`Simulation`.
 
     Pass the schedule to ``replay.replication(name, schedule)`` or later to
     :meth:`simulate`; then drive the simulation (:meth:`run`,
     :meth:`run_until`, or the returned :class:`Simulation` directly). The
     simulation's trace sink is :meth:`append`, so the item-by-item check is
-    :class:`~pytest_replay.kinds.SequenceRecorder`'s, with events as items.
+    :class:`~pytest_replay.recorder.CheckedRecorder`'s, with events as items.
     """
 
     def __init__(
@@ -81,8 +76,8 @@ class ReplicationRecorder(SequenceRecorder):
             target,
             encode=lambda events: encode_trace(self.simulation.schedule, events),
             decode=lambda _data, _source: [] if stored is None else stored.events,
-            item_diff=event_fields,
-            render=describe_event,
+            compare=event_fields,
+            render=render_event,
             detail=self._describe,
         )
         if schedule is not None:
@@ -119,8 +114,13 @@ class ReplicationRecorder(SequenceRecorder):
             found = first_value_difference(schedule_to_plain(stored), schedule_to_plain(schedule))
             path, want, got = found if found is not None else ("", stored, schedule)
             self._target.fail(
-                Divergence(None, f"schedule{path}", want, got),
-                detail="the test simulates another schedule than the stored trace",
+                Divergence(
+                    None,
+                    f"schedule{path}",
+                    want,
+                    got,
+                    detail="the test simulates another schedule than the stored trace",
+                )
             )
         self._sim = Simulation(schedule, sinks=[self.append], keep_trace=False, tag_sink=tag_sink)
         return self._sim
@@ -136,20 +136,20 @@ class ReplicationRecorder(SequenceRecorder):
         sim.run_until(time_ms)
         return sim
 
-    def _describe(self, divergence: Divergence) -> str:
+    @staticmethod
+    def _describe(
+        divergence: Divergence, expected: RawEvent | None, actual: RawEvent | None
+    ) -> str:
         """The detail line of a failure at event ``divergence.index``."""
-        index, expected = divergence.index, self.expected
-        assert index is not None and expected is not None
+        index = divergence.index
+        assert index is not None
         if divergence.kind != "length":
-            want, got = render_event(index, expected[index]), render_event(index, self.items[index])
-            return f"expected {want}; got {got}"
-        if index < len(expected):
-            return (
-                f"the simulation stopped before stored event {render_event(index, expected[index])}"
-            )
-        return (
-            f"an event beyond the end of the stored trace: {render_event(index, self.items[index])}"
-        )
+            assert expected is not None and actual is not None
+            return f"expected {render_event(index, expected)}; got {render_event(index, actual)}"
+        if expected is not None:
+            return f"the simulation stopped before stored event {render_event(index, expected)}"
+        assert actual is not None
+        return f"an event beyond the end of the stored trace: {render_event(index, actual)}"
 
     def finish(self) -> FinishedRecording:
         sim = self.simulation
@@ -163,9 +163,7 @@ class ReplicationRecorder(SequenceRecorder):
         return FinishedRecording(super().finish().data, len(self.items), meta)
 
 
-def _diff(
-    expected: bytes, actual: bytes, meta: Mapping[str, Any]
-) -> tuple[Divergence, tuple[str, ...]] | None:
+def _diff(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffResult | None:
     left = decode_trace(expected, "expected")
     right = decode_trace(actual, "actual")
     if left.schedule != right.schedule:
@@ -178,11 +176,7 @@ def _diff(
     if divergence is None:
         return None
     index = divergence.index if divergence.index is not None else 0
-    lo = max(0, index - CONTEXT_EVENTS)
-    context = tuple(
-        render_event(i, left.events[i]) for i in range(lo, min(index, len(left.events)))
-    )
-    return divergence, context
+    return divergence, context_window(left.events, index, render_event)
 
 
 def _count(data: bytes) -> int:

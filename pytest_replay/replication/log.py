@@ -49,13 +49,15 @@ class SequencedLog:
     ) -> None:
         if retention_max_events is not None and retention_max_events < 1:
             raise LogSequenceError(
-                f"{name}: retention_max_events={retention_max_events} keeps nothing. "
-                "Fix: pass None (keep everything) or a count >= 1."
+                f"retention_max_events={retention_max_events} keeps nothing",
+                where=name,
+                fix="pass None (keep everything) or a count >= 1.",
             )
         if capacity_bytes is not None and capacity_bytes < 0:
             raise LogSequenceError(
-                f"{name}: capacity_bytes={capacity_bytes} is negative. "
-                "Fix: pass None (unbounded) or a byte count >= 0."
+                f"capacity_bytes={capacity_bytes} is negative",
+                where=name,
+                fix="pass None (unbounded) or a byte count >= 0.",
             )
         self.name = name
         self._retention = retention_max_events
@@ -128,8 +130,9 @@ class SequencedLog:
         """
         if since_seq < self._first:
             raise LogSequenceError(
-                f"{self.name}: read from seq {since_seq} but the first retained seq is "
-                f"{self._first}. Fix: read from first_retained_seq or later."
+                f"read from seq {since_seq} but the first retained seq is {self._first}",
+                where=self.name,
+                fix="read from first_retained_seq or later.",
             )
         start = self._head + since_seq - self._first
         stop = self._head + self.next_seq - self._first
@@ -171,15 +174,18 @@ class SequencedLog:
         """
         if first_seq != self.next_seq:
             raise LogSequenceError(
-                f"{self.name}: batch starts at seq {first_seq} but the log's next seq is "
-                f"{self.next_seq}. Fix: append from next_seq (skip_to first to jump a gap)."
+                f"batch starts at seq {first_seq} but the log's next seq is {self.next_seq}",
+                where=self.name,
+                fix="append from next_seq (skip_to first to jump a gap).",
             )
         added = sum(map(len, payloads))
         if self._capacity_bytes is not None and self._bytes + added > self._capacity_bytes:
             raise LogFullError(
-                f"{self.name}: appending {len(payloads)} events ({added} bytes) at seq "
+                f"appending {len(payloads)} events ({added} bytes) at seq "
                 f"{first_seq} exceeds the capacity of {self._capacity_bytes} bytes "
-                f"({self._bytes} used). Fix: sweep retention or withdraw the replica."
+                f"({self._bytes} used)",
+                where=self.name,
+                fix="sweep retention or withdraw the replica.",
             )
         self._entries.extend(map(bytes, payloads))
         self._bytes += added
@@ -216,13 +222,15 @@ class SequencedLog:
         """
         if not self._allow_skip:
             raise SkipRejectedError(
-                f"{self.name}: skip_to({seq}) rejected: this log is persistent and cannot "
-                "leave gaps. Fix: recover through the heartbeat cycle (or allow_skip=True)."
+                f"skip_to({seq}) rejected: this log is persistent and cannot leave gaps",
+                where=self.name,
+                fix="recover through the heartbeat cycle (or allow_skip=True).",
             )
         if seq < self.next_seq:
             raise SkipRejectedError(
-                f"{self.name}: skip_to({seq}) is behind the tail (next seq {self.next_seq}). "
-                "Fix: only skip forward."
+                f"skip_to({seq}) is behind the tail (next seq {self.next_seq})",
+                where=self.name,
+                fix="only skip forward.",
             )
         if seq == self.next_seq:
             return

@@ -59,8 +59,8 @@ def channel_id_for(name: str) -> ChannelId:
     """The 32-byte channel id of a channel name (BLAKE2s of its UTF-8 bytes)."""
     if not name or "\x00" in name:
         raise ScheduleError(
-            f"channel name {name!r} is empty or contains NUL. "
-            "Fix: use a non-empty name such as 'test/runtime'."
+            f"channel name {name!r} is empty or contains NUL",
+            fix="use a non-empty name such as 'test/runtime'.",
         )
     return hashlib.blake2s(name.encode("utf-8"), digest_size=CHANNEL_ID_BYTES).digest()
 

@@ -74,10 +74,10 @@ def validate_transition(
     """Raise :class:`InvalidTransitionError` unless the matrix allows the move."""
     if (current, target, signal) not in _ALLOWED:
         raise InvalidTransitionError(
-            f"transition {current.name} -> {target.name} on {signal.value} is not allowed. "
-            f"Fix: from {current.name} use one of: "
+            f"transition {current.name} -> {target.name} on {signal.value} is not allowed",
+            fix=f"from {current.name} use one of: "
             + ", ".join(f"{t.name} on {s.value}" for t, s in allowed_transitions(current))
-            + "."
+            + ".",
         )
 
 

@@ -49,7 +49,7 @@ _FORGE_KINDS: tuple[str, ...] = ("response", "nack", "heartbeat", "request")
 def _probability(name: str, value: float) -> None:
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise ScheduleError(
-            f"{name}={value} is not a probability. Fix: use a value in [0, 1], e.g. 0.05."
+            f"{name}={value} is not a probability", fix="use a value in [0, 1], e.g. 0.05."
         )
 
 
@@ -74,11 +74,14 @@ class LinkSpec:
 
     def __post_init__(self) -> None:
         if self.latency_ms < 1:
-            raise ScheduleError(f"link latency_ms={self.latency_ms} must be >= 1. Fix: use e.g. 5.")
+            raise ScheduleError(
+                f"link latency_ms={self.latency_ms} must be >= 1", fix="use e.g. 5."
+            )
         if self.jitter_ms < 0 or self.reorder_ms < 1:
             raise ScheduleError(
                 f"link jitter_ms={self.jitter_ms} / reorder_ms={self.reorder_ms}: jitter must "
-                "be >= 0 and the reorder hold-back >= 1. Fix: use e.g. jitter_ms=2, reorder_ms=50."
+                "be >= 0 and the reorder hold-back >= 1",
+                fix="use e.g. jitter_ms=2, reorder_ms=50.",
             )
         _probability("link drop", self.drop)
         _probability("link duplicate", self.duplicate)
@@ -105,11 +108,11 @@ class Partition:
     def __post_init__(self) -> None:
         if not 0 <= self.start_ms < self.heal_ms:
             raise ScheduleError(
-                f"partition {self.side}: start {self.start_ms} ms / heal {self.heal_ms} ms. "
-                "Fix: 0 <= start_ms < heal_ms."
+                f"partition {self.side}: start {self.start_ms} ms / heal {self.heal_ms} ms",
+                fix="0 <= start_ms < heal_ms.",
             )
         if not self.side:
-            raise ScheduleError("partition with an empty side. Fix: name at least one node.")
+            raise ScheduleError("partition with an empty side", fix="name at least one node.")
 
     def separates(self, a: NodeId, b: NodeId) -> bool:
         return (a in self.side) != (b in self.side)
@@ -130,8 +133,8 @@ class Crash:
     def __post_init__(self) -> None:
         if self.at_ms < 0 or (self.restart_ms is not None and self.restart_ms <= self.at_ms):
             raise ScheduleError(
-                f"crash of node {self.node:#x} at {self.at_ms} ms, restart {self.restart_ms}. "
-                "Fix: at_ms >= 0 and restart_ms > at_ms (or None to stay down)."
+                f"crash of node {self.node:#x} at {self.at_ms} ms, restart {self.restart_ms}",
+                fix="at_ms >= 0 and restart_ms > at_ms (or None to stay down).",
             )
 
 
@@ -156,11 +159,12 @@ class WriteStream:
         if self.start_ms < 0 or self.every_ms < 1 or self.batch < 1 or self.total < 0:
             raise ScheduleError(
                 f"write stream start={self.start_ms} every={self.every_ms} batch={self.batch} "
-                f"total={self.total}. Fix: start_ms >= 0, every_ms >= 1, batch >= 1, total >= 0."
+                f"total={self.total}",
+                fix="start_ms >= 0, every_ms >= 1, batch >= 1, total >= 0.",
             )
         if not 1 <= self.payload_bytes <= 1 << 20:
             raise ScheduleError(
-                f"write stream payload_bytes={self.payload_bytes}. Fix: use 1..1048576."
+                f"write stream payload_bytes={self.payload_bytes}", fix="use 1..1048576."
             )
 
     @property
@@ -194,8 +198,8 @@ class Forgery:
     def __post_init__(self) -> None:
         if self.at_ms < 0 or self.kind not in _FORGE_KINDS:
             raise ScheduleError(
-                f"forgery at {self.at_ms} ms of kind {self.kind!r}. "
-                f"Fix: at_ms >= 0 and kind one of {', '.join(_FORGE_KINDS)}."
+                f"forgery at {self.at_ms} ms of kind {self.kind!r}",
+                fix=f"at_ms >= 0 and kind one of {', '.join(_FORGE_KINDS)}.",
             )
 
 
@@ -232,60 +236,62 @@ class NetworkSchedule:
         nodes = self.nodes
         if not nodes or len(set(nodes)) != len(nodes) or min(nodes) < 0:
             raise ScheduleError(
-                f"nodes={nodes}: need at least one node, distinct non-negative ids. "
-                "Fix: e.g. nodes=(1, 2, 3)."
+                f"nodes={nodes}: need at least one node, distinct non-negative ids",
+                fix="e.g. nodes=(1, 2, 3).",
             )
         if self.end_ms < 0:
-            raise ScheduleError(f"end_ms={self.end_ms} is negative. Fix: use e.g. 5000.")
+            raise ScheduleError(f"end_ms={self.end_ms} is negative", fix="use e.g. 5000.")
         quiet = self.quiet_ms
         if not 0 <= quiet <= self.end_ms:
             raise ScheduleError(
-                f"quiet_after_ms={self.quiet_after_ms} is outside [0, end_ms={self.end_ms}]. "
-                "Fix: pick a time within the run (or None for end_ms)."
+                f"quiet_after_ms={self.quiet_after_ms} is outside [0, end_ms={self.end_ms}]",
+                fix="pick a time within the run (or None for end_ms).",
             )
         if self.heartbeat_ms < 1 or self.miss_threshold < 1 or self.chunk_max_bytes < 1:
             raise ScheduleError(
                 f"heartbeat_ms={self.heartbeat_ms}, miss_threshold={self.miss_threshold}, "
-                f"chunk_max_bytes={self.chunk_max_bytes}. Fix: all must be >= 1."
+                f"chunk_max_bytes={self.chunk_max_bytes}",
+                fix="all must be >= 1.",
             )
         if self.retention_max_events is not None and self.retention_max_events < 1:
             raise ScheduleError(
-                f"retention_max_events={self.retention_max_events}. Fix: None or >= 1."
+                f"retention_max_events={self.retention_max_events}", fix="None or >= 1."
             )
         if self.budget_bytes < 0 or not (math.isfinite(self.budget_rate) and self.budget_rate >= 0):
             raise ScheduleError(
-                f"budget_bytes={self.budget_bytes}, budget_rate={self.budget_rate}. "
-                "Fix: a size >= 0 and a finite rate >= 0."
+                f"budget_bytes={self.budget_bytes}, budget_rate={self.budget_rate}",
+                fix="a size >= 0 and a finite rate >= 0.",
             )
         members = set(nodes)
         for source, dest, _spec in self.links:
             if source not in members or dest not in members:
                 raise ScheduleError(
-                    f"link override {source:#x} -> {dest:#x} names a node outside {nodes}. "
-                    "Fix: override links between members only."
+                    f"link override {source:#x} -> {dest:#x} names a node outside {nodes}",
+                    fix="override links between members only.",
                 )
         for partition in self.partitions:
             if not set(partition.side) <= members:
                 raise ScheduleError(
-                    f"partition side {partition.side} names a node outside {nodes}. "
-                    "Fix: list members only."
+                    f"partition side {partition.side} names a node outside {nodes}",
+                    fix="list members only.",
                 )
             if partition.heal_ms > quiet:
                 raise ScheduleError(
                     f"partition {partition.side} heals at {partition.heal_ms} ms, after the "
-                    f"network goes quiet at {quiet} ms. Fix: heal by quiet_after_ms."
+                    f"network goes quiet at {quiet} ms",
+                    fix="heal by quiet_after_ms.",
                 )
         crashed: dict[NodeId, list[Crash]] = {}
         for crash in self.crashes:
             if crash.node not in members:
                 raise ScheduleError(
-                    f"crash of node {crash.node:#x}, which is not in {nodes}. Fix: crash members."
+                    f"crash of node {crash.node:#x}, which is not in {nodes}", fix="crash members."
                 )
             if crash.at_ms >= quiet or (crash.restart_ms is not None and crash.restart_ms > quiet):
                 raise ScheduleError(
                     f"crash of node {crash.node:#x} at {crash.at_ms} ms (restart "
-                    f"{crash.restart_ms}) reaches past quiet_after_ms={quiet}. "
-                    "Fix: crash and restart before the network goes quiet."
+                    f"{crash.restart_ms}) reaches past quiet_after_ms={quiet}",
+                    fix="crash and restart before the network goes quiet.",
                 )
             crashed.setdefault(crash.node, []).append(crash)
         for node, spans in sorted(crashed.items()):
@@ -294,29 +300,32 @@ class NetworkSchedule:
                 if before.restart_ms is None or after.at_ms < before.restart_ms:
                     raise ScheduleError(
                         f"node {node:#x} crashes at {after.at_ms} ms while still down from the "
-                        f"crash at {before.at_ms} ms. Fix: crash it again only after it restarted."
+                        f"crash at {before.at_ms} ms",
+                        fix="crash it again only after it restarted.",
                     )
         for stream in self.writes:
             if stream.total and stream.last_ms >= quiet:
                 raise ScheduleError(
-                    f"write stream ends at {stream.last_ms} ms, at or after quiet_after_ms="
-                    f"{quiet}. Fix: finish writing before the network goes quiet."
+                    f"write stream ends at {stream.last_ms} ms, at or after quiet_after_ms={quiet}",
+                    fix="finish writing before the network goes quiet.",
                 )
         for forgery in self.forgeries:
             if forgery.target not in members or forgery.at_ms >= quiet:
                 raise ScheduleError(
                     f"forgery to {forgery.target:#x} at {forgery.at_ms} ms: the target must be a "
-                    f"member and the time before quiet_after_ms={quiet}. Fix: adjust it."
+                    f"member and the time before quiet_after_ms={quiet}",
+                    fix="adjust it.",
                 )
             if forgery.sender in members and forgery.kind in ("heartbeat", "request"):
                 raise ScheduleError(
                     f"member {forgery.sender:#x} forging a {forgery.kind}: members can only "
-                    "forge responses and NACKs. Fix: use an outsider id as sender."
+                    "forge responses and NACKs",
+                    fix="use an outsider id as sender.",
                 )
         for node, capacity in self.capacity_bytes:
             if node not in members or capacity < 0:
                 raise ScheduleError(
-                    f"capacity {capacity} for node {node:#x}. Fix: a member and a size >= 0."
+                    f"capacity {capacity} for node {node:#x}", fix="a member and a size >= 0."
                 )
 
     @property
@@ -387,8 +396,9 @@ def schedule_from_plain(value: Mapping[str, Any], source: str = "schedule") -> N
 
     def bad(name: str, raw: object, want: str) -> ScheduleError:
         return ScheduleError(
-            f"{source}: schedule field {name} is {raw!r:.80}, not {want}. "
-            "Fix: re-record it (pytest --replay-record)."
+            f"schedule field {name} is {raw!r:.80}, not {want}",
+            where=source,
+            fix="re-record it (pytest --replay-record).",
         )
 
     # Exact types, not int()/float() casts: a cast would quietly turn 1.7
@@ -487,6 +497,7 @@ def schedule_from_plain(value: Mapping[str, Any], source: str = "schedule") -> N
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ScheduleError(
-            f"{source}: not a valid network schedule ({type(exc).__name__}: {exc}). "
-            "Fix: re-record it (pytest --replay-record)."
+            f"not a valid network schedule ({type(exc).__name__}: {exc})",
+            where=source,
+            fix="re-record it (pytest --replay-record).",
         ) from exc

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pytest_replay.diff import Divergence
+from pytest_replay.divergence import Divergence
 from pytest_replay.replication.budget import BandwidthBudget
 from pytest_replay.replication.clock import SimClock
 from pytest_replay.replication.config import ReplicationConfig
@@ -294,8 +294,8 @@ class Simulation:
             return self.nodes[node_id]
         except KeyError:
             raise ScheduleError(
-                f"node {node_id:#x} is not simulated (nodes: {sorted(self.nodes)}). "
-                "Fix: use a member of the schedule's replica set."
+                f"node {node_id:#x} is not simulated (nodes: {sorted(self.nodes)})",
+                fix="use a member of the schedule's replica set.",
             ) from None
 
     def roles(self) -> dict[NodeId, ReplicaRole | None]:
@@ -313,7 +313,7 @@ class Simulation:
         """The stored form of the trace so far (needs ``keep_trace=True``)."""
         if self.trace is None:
             raise ScheduleError(
-                "this simulation keeps no trace. Fix: create it with keep_trace=True."
+                "this simulation keeps no trace", fix="create it with keep_trace=True."
             )
         return encode_trace(self.schedule, self.trace.events)
 
@@ -427,8 +427,9 @@ class Simulation:
             summary["sender_role"] = "DOWN" if role is None else _ROLE_NAMES[role]
         if dest not in self._members and not forged:
             raise DispatchError(
-                f"node {source:#x}: peer {dest:#x} is unknown to the network. "
-                "Fix: only address members of the replica set."
+                f"peer {dest:#x} is unknown to the network",
+                where=f"node {source:#x}",
+                fix="only address members of the replica set.",
             )
         if self._active and self._blocked(source, dest):
             self._drop(dest, source, summary, "partition")
