@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import functools
 import gc
+import itertools
 import os
 import zlib
 from collections import OrderedDict
@@ -193,7 +194,6 @@ def _slabs(base_path: Path) -> Iterator[tuple[Path, bytes]]:
     FINAL slab a writer stopped mid-rotation leaves, and is not yielded.
     """
     folder, stem, suffix = base_path.parent, base_path.stem, base_path.suffix
-    where = os.fspath(folder)
     for index in range(MAX_SLABS):
         path = folder / f"{stem}_{index}{suffix}"
         data = _read_slab(path)
@@ -214,10 +214,12 @@ def _slabs(base_path: Path) -> Iterator[tuple[Path, bytes]]:
         final = parse_slab_header(path, data, index)
         yield path, data
         if final:
-            # One lstat settles the usual case, no file after the last slab; its path
-            # is joined as a string, a Path is built only for a file that is there.
+            # One lstat settles the usual case, no file after the last slab. Its path is
+            # this slab's (as a string, already made for the read) with the next name: a
+            # Path is built only for a file that is there.
             stray_name = f"{stem}_{index + 1}{suffix}"
-            if not os.path.lexists(os.path.join(where, stray_name)):
+            text = os.fspath(path)
+            if not os.path.lexists(text[: len(text) - len(path.name)] + stray_name):
                 return
             stray = folder / stray_name
             if _is_rotation_leftover(stray, index + 1):
@@ -457,15 +459,19 @@ def _bad_logs(scans: list[_LogScan]) -> set[int]:
         count = sum(frame.fields.count for frame in scan.steps)
         own = ids[position : position + count]
         position += count
-        if scan.keyframes:
-            kf = np.array([k.step_id for k in scan.keyframes], np.uint64)
-            found = np.minimum(np.searchsorted(own, kf), max(len(own) - 1, 0))
-            if (
-                not len(own)
-                or not bool((kf[1:] > kf[:-1]).all())
-                or not bool((own[found] == kf).all())
-            ):
-                logs.add(log)
+        if not scan.keyframes:
+            continue
+        # Keyframe ids strictly increasing (checked on the Python ints), each one the id
+        # of a step of this log (one binary search for all of them).
+        kf_ids = [keyframe.step_id for keyframe in scan.keyframes]
+        if not count or any(b <= a for a, b in itertools.pairwise(kf_ids)):
+            logs.add(log)
+            continue
+        kf = np.array(kf_ids, np.uint64)
+        found = own.searchsorted(kf)
+        np.minimum(found, count - 1, out=found)
+        if not (own[found] == kf).all():
+            logs.add(log)
     return logs
 
 
