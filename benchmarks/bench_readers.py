@@ -29,8 +29,9 @@ from pathlib import Path
 
 from pytest_replay.errors import UnclosedFormatWarning
 from pytest_replay.fleet import FleetLogReader, FleetLogWriter, Message, Step
-from pytest_replay.fleet.logformat import END_FRAME_BYTES as SLAB_END_BYTES
 from pytest_replay.fleet.testing import stack_for
+from pytest_replay.formats.fleet_log import END_FRAME_BYTES as SLAB_END_BYTES
+from pytest_replay.formats.journal import END_FRAME_BYTES, RECORDS_MAGIC, encode_file_header
 from pytest_replay.journal import (
     JournalRecord,
     JournalRecordKind,
@@ -38,7 +39,6 @@ from pytest_replay.journal import (
     load_journal_records,
     write_journal_records,
 )
-from pytest_replay.journal.frames import END_FRAME_BYTES, RECORDS_MAGIC, encode_file_header
 from pytest_replay.kinds import RING_KIND, RecordingTarget, RingRecorder
 from pytest_replay.ringlog import RecordedSlot
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pytest_replay.diff import DiffSummary, sequence_summary
 from pytest_replay.divergence import Divergence
-from pytest_replay.kindformat import decode_data
+from pytest_replay.formats.data import DATA
 from pytest_replay.recorder import DiffResult, FinishedRecording, RecordingTarget
 from pytest_replay.recordingkind import RecordingKind
 from pytest_replay.report import ReplayUsageError
@@ -58,8 +58,8 @@ class DataRecorder:
 def summarize_data(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffSummary:
     """Every difference between two stored values."""
     summary = sequence_summary(
-        [decode_data(expected, "stored value")],
-        [decode_data(actual, "recorded value")],
+        [DATA.decode(expected, "stored value")],
+        [DATA.decode(actual, "recorded value")],
         single=True,
     )
     if summary.same and expected != actual:
@@ -76,7 +76,7 @@ def diff_data(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffRe
 
 
 def _count_data(data: bytes) -> int:
-    decode_data(data, "recording")  # a value is one record, once it decodes
+    DATA.decode(data, "recording")  # a value is one record, once it decodes
     return 1
 
 

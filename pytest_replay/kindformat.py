@@ -1,7 +1,8 @@
-"""The record formats of the built-in kinds: plain msgpack values (``sequence_kind``),
-the ``data`` value encoding, and a VRRL ring record as one line of a report.
+"""Plain values for the built-in kinds: :func:`plain` makes a recorded value msgpack-ready
+(canonical dict order), :func:`pack_plain` packs it (``sequence_kind``).
 
-Each helper is written once here and used by the kind that owns the format.
+The formats themselves (msgpack values, the ``data`` encoding, VRRL records) are
+:mod:`pytest_replay.formats`; the kinds use their format objects directly.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from pytest_replay._msgpack import MAX_DEPTH, unpack_bounded
-from pytest_replay.diff import record_fields
-from pytest_replay.report import ReplayUsageError
-from pytest_replay.values import ValueDecodeError, decode_value
+from pytest_replay.formats.data import pack_plain as pack_msgpack
 
-__all__ = ["decode_data", "pack_plain", "plain", "render_ring_record", "unpack_plain"]
+__all__ = ["pack_plain", "plain"]
 
 
 def plain(value: Any) -> Any:
@@ -58,33 +56,6 @@ def _packed_key(item: tuple[Any, Any]) -> bytes:
 
 
 def pack_plain(value: Any, what: str) -> bytes:
-    try:
-        packed: bytes = msgpack.packb(plain(value), use_bin_type=True)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ReplayUsageError(
-            f"{what} is not msgpack-serialisable: {exc}. "
-            "Fix: record dicts, lists, str, bytes, int, float, bool, None or dataclasses of them."
-        ) from exc
-    return packed
-
-
-def unpack_plain(data: bytes, what: str) -> Any:
-    try:
-        return unpack_bounded(data, strict_map_key=False, max_depth=MAX_DEPTH)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise ReplayUsageError(
-            f"{what} is not valid msgpack: {exc}. Fix: re-record it (pytest --replay-record)."
-        ) from exc
-
-
-def decode_data(data: bytes, what: str) -> Any:
-    try:
-        return decode_value(data, what, resolve=False)
-    except ValueDecodeError as exc:
-        raise ReplayUsageError(str(exc)) from None
-
-
-def render_ring_record(index: int, record: np.void) -> str:
-    fields = record_fields(record)
-    fields.pop("magic", None)
-    return f"#{index} " + " ".join(f"{k}={v}" for k, v in fields.items())
+    """``value`` made :func:`plain` and packed as msgpack (the data format's
+    :func:`~pytest_replay.formats.data.pack_plain`, whose error names ``what``)."""
+    return pack_msgpack(value, what, plain)

@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pytest_replay.divergence import Divergence
-from pytest_replay.ringlog import RECORD_BYTES, RecordArray, RingLog
+from pytest_replay.formats.vrrl import RECORD_BYTES, RecordArray
+from pytest_replay.ringlog import RingLog
 
 __all__ = [
     "AppendedDigest",

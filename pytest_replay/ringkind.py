@@ -16,7 +16,7 @@ from pytest_replay.diff import (
     ring_summary,
 )
 from pytest_replay.divergence import Divergence, context_window
-from pytest_replay.kindformat import render_ring_record
+from pytest_replay.formats.vrrl import VRRL
 from pytest_replay.recorder import CheckedStream, DiffResult, FinishedRecording, RecordingTarget
 from pytest_replay.recordingkind import RecordingKind
 from pytest_replay.ringdigest import (
@@ -86,7 +86,7 @@ class RingRecorder:
             target,
             None if stored is None else cast(Sequence[np.void], stored),
             partial(record_difference, ignore=self._volatile),
-            render_ring_record,
+            VRRL.render,
             offset=0 if stored is None else stored_appended - len(stored),
             stored_count=stored_appended,
             ignored=self._volatile,
@@ -254,7 +254,7 @@ def diff_ring(expected: bytes, actual: bytes, meta: Mapping[str, Any]) -> DiffRe
         return None
     assert found.index is not None
     stored = cast(Sequence[np.void], left)
-    return found, context_window(stored, found.index, render_ring_record)
+    return found, context_window(stored, found.index, VRRL.render)
 
 
 RING_KIND = RecordingKind(

@@ -8,7 +8,8 @@ from typing import Any
 
 from pytest_replay.diff import DiffSummary, first_value_difference, sequence_summary
 from pytest_replay.divergence import Divergence, context_window
-from pytest_replay.kindformat import pack_plain, plain, unpack_plain
+from pytest_replay.formats.data import unpack_plain
+from pytest_replay.kindformat import pack_plain, plain
 from pytest_replay.recorder import CheckedRecorder, DiffResult, RecordingTarget
 from pytest_replay.recordingkind import RecordingKind
 from pytest_replay.report import ReplayUsageError

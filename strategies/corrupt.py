@@ -12,14 +12,19 @@ replays something that differs from :attr:`Corrupted.original`.
 
 Every kind is built directly (no ``filter``), so generation never rejects and
 a failing example shrinks to a tiny log and the first kind of its format.
+
+The damage operations (cut, set a header field, flip a bit, append a copy) are written
+once, over a :class:`_File`: one file's bytes, the :class:`~pytest_replay.formats.Framing`
+its format describes (looked up with :func:`~pytest_replay.formats.format_named`) and the
+byte ranges of its frames. Each format contributes only how to build that view, the
+errors its reader raises and the kinds peculiar to it.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import struct
-import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -30,7 +35,8 @@ from hypothesis import strategies as st
 
 from pytest_replay.errors import ReplayError
 from pytest_replay.fleet.errors import FleetLogError
-from pytest_replay.fleet.logformat import (
+from pytest_replay.formats import FieldSpan, Framing, format_named, laid_out
+from pytest_replay.formats.fleet_log import (
     END_FRAME_BYTES,
     FLAG_FINAL,
     FRAME_HEADER,
@@ -38,7 +44,12 @@ from pytest_replay.fleet.logformat import (
     SectionType,
     encode_end_frame,
     encode_frame,
+    iter_frames,
 )
+from pytest_replay.formats.journal import FILE_HEADER_BYTES, JOURNAL_MAGIC, scan_frames
+from pytest_replay.formats.journal import encode_end_frame as encode_records_end_frame
+from pytest_replay.formats.journal import encode_frame as encode_journal_frame
+from pytest_replay.formats.replication_trace import END_FRAME as TRACE_END_FRAME
 from pytest_replay.journal.codec import DEFAULT_PERSISTENCE_ID, encode_entry, entry_to_repr
 from pytest_replay.journal.entries import BatchSize, JournalEntry, RngSeed
 from pytest_replay.journal.errors import (
@@ -48,25 +59,12 @@ from pytest_replay.journal.errors import (
     UnknownEntryTag,
 )
 from pytest_replay.journal.file_journal import encode_journal_image
-from pytest_replay.journal.frames import (
-    FILE_HEADER_BYTES,
-    FRAME_HEADER_BYTES,
-    JOURNAL_MAGIC,
-    scan_frames,
-)
-from pytest_replay.journal.frames import (
-    encode_end_frame as encode_records_end_frame,
-)
-from pytest_replay.journal.frames import (
-    encode_frame as encode_journal_frame,
-)
 from pytest_replay.journal.record_file import encode_journal_records, encode_record
 from pytest_replay.journal.records import JournalRecord
 from pytest_replay.replication.errors import TraceFormatError
 from pytest_replay.replication.schedule import NetworkSchedule
 from pytest_replay.replication.trace import encode_trace
 from pytest_replay.ringlog import (
-    HEADER_BYTES,
     LOG_MAGIC,
     LOG_VERSION,
     MAX_REPLAY_RECORDS,
@@ -168,6 +166,11 @@ def _other_bytes(drawn: bytes, forbidden: bytes) -> bytes:
     return _flip_bit(drawn, 0, 0) if drawn == forbidden else drawn
 
 
+def _packb(value: object) -> bytes:
+    out: bytes = msgpack.packb(value, use_bin_type=True)
+    return out
+
+
 _Builder = Callable[[st.DrawFn, Any], Corrupted]
 
 
@@ -189,8 +192,8 @@ def _usable(kinds: Sequence[_Kind], info: Any, allowed: frozenset[str]) -> list[
     usable = [kind for kind in kinds if kind.name in allowed and kind.applies(info)]
     if not usable:
         raise StrategyArgumentError(
-            f"none of the corruption kinds {sorted(allowed)} applies to this log. "
-            "Fix: allow kinds that apply to every log (for example 'truncate_header')."
+            f"none of the corruption kinds {sorted(allowed)} applies to this log",
+            fix="allow kinds that apply to every log (for example 'truncate_header').",
         )
     return usable
 
@@ -211,118 +214,293 @@ def _fixed(
     )
 
 
-# --------------------------------------------------------------------------- ring
+# ------------------------------------------------------------------ one file, by its framing
+
+
+def _framing(name: str) -> Framing:
+    """The framing of the registered format ``name``."""
+    framing = format_named(name).framing
+    assert framing is not None, name
+    return framing
+
+
+def _span(spans: Sequence[FieldSpan], name: str) -> FieldSpan:
+    return next(span for span in spans if span.name == name)
+
+
+def _frame_header_size(framing: Framing) -> int:
+    return max(span.offset + span.size for span in framing.frame_header)
 
 
 @dataclass(frozen=True, slots=True)
-class _RingInfo:
+class _File:
+    """One file of a log as the damage operations see it.
+
+    ``frames`` are the byte ranges of its data frames (records, events, record slots) in
+    file order; ``end_frame`` the range of the frame that closes it, if any. ``log`` is
+    every file of the log (``None``: removed) and ``position`` this file's place in it
+    (``len(log)``: a file the damage adds). ``about`` prefixes details (``"slab 2 "``).
+    """
+
+    format: LogFormat
+    name: str
     data: bytes
-    capacity: int
-    cursor: int
-    live: tuple[int, ...]  # slots holding a record, ascending
-    expected: tuple[ReplayRecord, ...]
+    framing: Framing
+    frames: tuple[tuple[int, int], ...]
+    original: tuple[Any, ...]
+    entry_name: str
+    log: tuple[tuple[str, bytes | None], ...]
+    position: int = 0
+    end_frame: tuple[int, int] | None = None
+    unit: str = "frame"
+    about: str = ""
+
+    @property
+    def body_start(self) -> int:
+        """Where the header ends: the first frame, else the end frame, else the header size."""
+        first = self.frames[0] if self.frames else self.end_frame
+        return self.framing.header_size if first is None else first[0]
+
+    def with_end_frame(self) -> _File:
+        """This file with its end frame counted among its frames (for closed files)."""
+        assert self.end_frame is not None
+        return replace(self, frames=(*self.frames, self.end_frame))
 
 
-def _ring_info(data: bytes, expected: Sequence[ReplayRecord]) -> _RingInfo:
-    image = read_ring_image(data)
-    body = np.frombuffer(data, RING_RECORD_DTYPE, count=image.capacity, offset=HEADER_BYTES)
-    live = tuple(int(i) for i in np.flatnonzero(body["magic"] != 0))
-    return _RingInfo(data, image.capacity, image.cursor, live, tuple(expected))
-
-
-def _ring(
-    info: _RingInfo,
+def _single(
+    format: LogFormat,
+    name: str,
     data: bytes,
+    framing: Framing,
+    frames: Iterable[tuple[int, int]],
+    original: Iterable[Any],
+    **more: Any,
+) -> _File:
+    """A log that is one file."""
+    return _File(
+        format, name, data, framing, tuple(frames), tuple(original), name, ((name, data),), **more
+    )
+
+
+def _damaged(
+    file: _File,
+    data: bytes | None,
     kind: str,
     offset: int | None,
     detail: str,
     error: type[ReplayError] | None,
 ) -> Corrupted:
+    """``file`` replaced by ``data`` (``None``: removed) in its log, labelled."""
+    log = list(file.log)
+    if file.position < len(log):
+        log[file.position] = (file.name, data)
+    else:
+        log.append((file.name, data))
     return Corrupted(
-        "ring",
-        data,
-        Corruption(kind, "log.vrrl", offset, detail),
+        file.format,
+        data or b"",
+        Corruption(kind, file.name, offset, file.about + detail),
         error,
-        info.expected,
-        (("log.vrrl", data),),
-        "log.vrrl",
+        file.original,
+        tuple((name, body) for name, body in log if body is not None),
+        file.entry_name,
     )
 
 
-def _ring_truncate_header(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
-    cut = draw(st.integers(0, HEADER_BYTES - 1))
-    return _ring(info, info.data[:cut], "truncate_header", cut, f"cut to {cut} bytes", TruncatedLog)
+def _set_field(
+    file: _File,
+    field: FieldSpan,
+    value: int,
+    kind: str,
+    detail: str,
+    error: type[ReplayError] | None,
+    at: int = 0,
+) -> Corrupted:
+    """``field`` (of the header, or of the frame starting at ``at``) set to ``value``."""
+    order: Literal["little", "big"] = "little" if file.framing.byte_order == "<" else "big"
+    offset = at + field.offset
+    data = _put(file.data, offset, value.to_bytes(field.size, order))
+    return _damaged(file, data, kind, offset, detail, error)
 
 
-def _ring_truncate_mid_record(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
-    slot = draw(st.integers(0, info.capacity - 1))
-    inside = draw(st.integers(1, RECORD_BYTES - 1))
-    cut = HEADER_BYTES + RECORD_BYTES * slot + inside
-    return _ring(
-        info,
-        info.data[:cut],
-        "truncate_mid_record",
-        cut,
-        f"cut {inside} bytes into record slot {slot}",
-        TruncatedLog,
+def _header_field(file: _File, name: str) -> FieldSpan:
+    return _span(file.framing.header, name)
+
+
+def _cut_header(draw: st.DrawFn, file: _File, error: type[ReplayError]) -> Corrupted:
+    cut = draw(st.integers(0, file.body_start - 1))
+    return _damaged(file, file.data[:cut], "truncate_header", cut, f"cut to {cut} bytes", error)
+
+
+def _wrong_magic(draw: st.DrawFn, file: _File, error: type[ReplayError]) -> Corrupted:
+    field = _header_field(file, "magic")
+    magic = _other_bytes(
+        draw(st.binary(min_size=field.size, max_size=field.size)), file.framing.magic
     )
-
-
-def _ring_truncate_record_boundary(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
-    slot = draw(st.integers(0, info.capacity - 1))
-    cut = HEADER_BYTES + RECORD_BYTES * slot
-    return _ring(
-        info,
-        info.data[:cut],
-        "truncate_record_boundary",
-        cut,
-        f"cut before record slot {slot}",
-        TruncatedLog,
-    )
-
-
-def _ring_wrong_magic(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
-    magic = _other_bytes(draw(st.binary(min_size=8, max_size=8)), LOG_MAGIC)
-    return _ring(
-        info,
-        _put(info.data, 0, magic),
+    return _damaged(
+        file,
+        _put(file.data, field.offset, magic),
         "wrong_file_magic",
-        0,
-        f"file magic set to {magic!r}",
-        HeaderMismatch,
+        field.offset,
+        f"{'' if file.about else 'file '}magic set to {magic!r}",
+        error,
     )
 
 
-def _ring_wrong_version(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
-    version = draw(st.integers(0, _U32).map(lambda v: v if v != LOG_VERSION else 0))
-    return _ring(
-        info,
-        _put(info.data, 8, struct.pack("<I", version)),
-        "wrong_version",
-        8,
-        f"version set to {version}",
-        HeaderMismatch,
+def _wrong_version(
+    draw: st.DrawFn, file: _File, known: Collection[int], error: type[ReplayError]
+) -> Corrupted:
+    field = _header_field(file, "version")
+    top = 2 ** (8 * field.size) - 1
+    version = draw(st.integers(0, top).map(lambda v: v if v not in known else 0))
+    return _set_field(file, field, version, "wrong_version", f"version set to {version}", error)
+
+
+def _draw_frame(draw: st.DrawFn, file: _File) -> tuple[int, int, int]:
+    """(index, start, end) of a drawn frame of ``file``."""
+    index = draw(st.integers(0, len(file.frames) - 1))
+    start, end = file.frames[index]
+    return index, start, end
+
+
+def _cut_mid_frame(
+    draw: st.DrawFn, file: _File, kind: str, error: type[ReplayError] | None
+) -> Corrupted:
+    index, start, end = _draw_frame(draw, file)
+    cut = draw(st.integers(start + 1, end - 1))
+    detail = f"cut {cut - start} bytes into {file.unit} #{index} (at byte {start})"
+    return _damaged(file, file.data[:cut], kind, cut, detail, error)
+
+
+def _cut_at_frame(
+    draw: st.DrawFn, file: _File, kind: str, error: type[ReplayError] | None
+) -> Corrupted:
+    index, start, _end = _draw_frame(draw, file)
+    detail = f"cut before {file.unit} #{index}: it and everything after it dropped"
+    return _damaged(file, file.data[:start], kind, start, detail, error)
+
+
+def _flip_in_frame(
+    draw: st.DrawFn,
+    file: _File,
+    kind: str,
+    error: type[ReplayError] | None,
+    *,
+    skip: int = 0,
+    upto: int | None = None,
+) -> Corrupted:
+    """One bit flipped in a drawn frame, in its bytes ``skip`` .. ``upto`` (default: all)."""
+    index, start, end = _draw_frame(draw, file)
+    last = end - 1 if upto is None else start + upto - 1
+    offset = draw(st.integers(start + skip, last))
+    bit = draw(st.integers(0, 7))
+    detail = f"bit {bit} of byte {offset - start} of {file.unit} #{index} flipped"
+    return _damaged(file, _flip_bit(file.data, offset, bit), kind, offset, detail, error)
+
+
+def _body_bit_flip(draw: st.DrawFn, file: _File, error: type[ReplayError]) -> Corrupted:
+    """A bit of a frame body flipped: its checksum no longer matches."""
+    skip = _frame_header_size(file.framing)
+    return _flip_in_frame(draw, file, "crc_mismatch", error, skip=skip)
+
+
+def _frame_header_bit_flip(draw: st.DrawFn, file: _File, error: type[ReplayError]) -> Corrupted:
+    upto = _frame_header_size(file.framing)
+    return _flip_in_frame(draw, file, "frame_header_damage", error, upto=upto)
+
+
+def _frame_after_end(draw: st.DrawFn, file: _File, error: type[ReplayError]) -> Corrupted:
+    index, start, end = _draw_frame(draw, file)
+    return _damaged(
+        file,
+        file.data + file.data[start:end],
+        "frame_after_end",
+        len(file.data),
+        f"a copy of {file.unit} #{index} appended after the end frame",
+        error,
     )
+
+
+def _end_frame_mismatch(
+    draw: st.DrawFn,
+    file: _File,
+    recount: Callable[[int], bytes],
+    top: int,
+    error: type[ReplayError],
+) -> Corrupted:
+    """The end frame rewritten (valid checksum) to count a number of frames the file
+    does not hold; ``top`` is the largest count the field stores."""
+    assert file.end_frame is not None
+    count = len(file.frames)
+    wrong = (count + draw(st.integers(1, top))) % (top + 1)  # never equal to count
+    return _damaged(
+        file,
+        recount(wrong),
+        "end_frame_mismatch",
+        file.end_frame[0],
+        f"end frame counts {wrong} frames (valid checksum), the file holds {count}",
+        error,
+    )
+
+
+# --------------------------------------------------------------------------- ring
+
+#: The VRRL framing, until :mod:`pytest_replay.formats` registers the ring's format
+#: (then this is ``_framing("vrrl")``).
+_RING_FRAMING: Final = Framing(
+    magic=LOG_MAGIC,
+    header=laid_out(("magic", 8), ("version", 4), ("flags", 4), ("capacity", 8), ("cursor", 8)),
+    record_size=RECORD_BYTES,
+    record_fields=laid_out(("magic", 4)),
+)
+_RING_FILE: Final = "log.vrrl"
+
+
+@dataclass(frozen=True, slots=True)
+class _RingInfo:
+    file: _File  # its frames are every record slot
+    capacity: int
+    cursor: int
+    live: tuple[int, ...]  # slots holding a record, ascending
+
+    @property
+    def data(self) -> bytes:
+        return self.file.data
+
+    def live_slots(self) -> _File:
+        """The file with only its live record slots as frames."""
+        return replace(self.file, frames=tuple(self.file.frames[slot] for slot in self.live))
+
+
+def _ring_info(data: bytes, expected: Sequence[ReplayRecord]) -> _RingInfo:
+    image = read_ring_image(data)
+    start = _RING_FRAMING.header_size
+    size = _RING_FRAMING.record_size
+    assert size is not None
+    body = np.frombuffer(data, RING_RECORD_DTYPE, count=image.capacity, offset=start)
+    live = tuple(int(i) for i in np.flatnonzero(body["magic"] != 0))
+    slots = [(start + size * slot, start + size * (slot + 1)) for slot in range(image.capacity)]
+    file = _single("ring", _RING_FILE, data, _RING_FRAMING, slots, expected, unit="record slot")
+    return _RingInfo(file, image.capacity, image.cursor, live)
+
+
+def _ring_capacity(
+    info: _RingInfo, capacity: int, kind: str, detail: str, error: type[ReplayError]
+) -> Corrupted:
+    field = _header_field(info.file, "capacity")
+    return _set_field(info.file, field, capacity, kind, detail, error)
 
 
 def _ring_capacity_zero(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
-    return _ring(
-        info,
-        _put(info.data, 16, struct.pack("<Q", 0)),
-        "capacity_zero",
-        16,
-        "stored capacity set to 0",
-        ZeroCapacity,
-    )
+    return _ring_capacity(info, 0, "capacity_zero", "stored capacity set to 0", ZeroCapacity)
 
 
 def _ring_capacity_above_max(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
     capacity = draw(st.integers(MAX_REPLAY_RECORDS + 1, _U64))
-    return _ring(
+    return _ring_capacity(
         info,
-        _put(info.data, 16, struct.pack("<Q", capacity)),
+        capacity,
         "capacity_above_max",
-        16,
         f"stored capacity set to {capacity}",
         CapacityOverflow,
     )
@@ -330,11 +508,10 @@ def _ring_capacity_above_max(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
 
 def _ring_capacity_past_file(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
     capacity = draw(st.integers(info.capacity + 1, MAX_REPLAY_RECORDS))
-    return _ring(
+    return _ring_capacity(
         info,
-        _put(info.data, 16, struct.pack("<Q", capacity)),
+        capacity,
         "capacity_past_file",
-        16,
         f"stored capacity {capacity} needs more bytes than the file has",
         TruncatedLog,
     )
@@ -343,43 +520,34 @@ def _ring_capacity_past_file(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
 def _ring_wrong_record_magic(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
     slot = draw(st.integers(0, info.capacity - 1))
     magic = draw(st.integers(1, _U32).map(lambda v: v if v != RECORD_MAGIC else 1))
-    offset = HEADER_BYTES + RECORD_BYTES * slot
-    return _ring(
-        info,
-        _put(info.data, offset, struct.pack("<I", magic)),
+    return _set_field(
+        info.file,
+        _span(_RING_FRAMING.record_fields, "magic"),
+        magic,
         "wrong_record_magic",
-        offset,
         f"record slot {slot} magic set to {magic:#010x}",
         HeaderMismatch,
+        at=info.file.frames[slot][0],
     )
 
 
 def _ring_erased_record(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
     slot = draw(st.sampled_from(info.live))
-    offset = HEADER_BYTES + RECORD_BYTES * slot
-    return _ring(
-        info,
-        _put(info.data, offset, bytes(4)),
+    return _set_field(
+        info.file,
+        _span(_RING_FRAMING.record_fields, "magic"),
+        0,
         "erased_record",
-        offset,
         f"live record slot {slot} magic zeroed (record vanishes)",
         None,
+        at=info.file.frames[slot][0],
     )
 
 
 def _ring_payload_bit_flip(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
-    slot = draw(st.sampled_from(info.live))
-    byte = draw(st.integers(4, RECORD_BYTES - 1))
-    bit = draw(st.integers(0, 7))
-    offset = HEADER_BYTES + RECORD_BYTES * slot + byte
-    return _ring(
-        info,
-        _flip_bit(info.data, offset, bit),
-        "payload_bit_flip",
-        offset,
-        f"bit {bit} of byte {byte} of live record slot {slot} flipped",
-        None,
-    )
+    # Past the record magic: the format has no checksum, so the flip goes unseen.
+    skip = _span(_RING_FRAMING.record_fields, "magic").size
+    return _flip_in_frame(draw, info.live_slots(), "payload_bit_flip", None, skip=skip)
 
 
 def _rotations_that_differ(info: _RingInfo) -> list[int]:
@@ -388,8 +556,7 @@ def _rotations_that_differ(info: _RingInfo) -> list[int]:
     if len(live) < 2:
         return []
     start = next((k for k, slot in enumerate(live) if slot >= info.cursor), 0)
-    body = info.data[HEADER_BYTES:]
-    rows = [body[RECORD_BYTES * slot : RECORD_BYTES * (slot + 1)] for slot in live]
+    rows = [info.data[a:b] for a, b in info.live_slots().frames]
     now = rows[start:] + rows[:start]
     out = []
     for shift in range(1, len(live)):
@@ -403,11 +570,11 @@ def _ring_cursor_out_of_range(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
     slot = draw(st.sampled_from(_rotations_that_differ(info)))
     wraps = draw(st.integers(1, (_U64 - slot) // info.capacity))
     stored = slot + wraps * info.capacity
-    return _ring(
-        info,
-        _put(info.data, 24, struct.pack("<Q", stored)),
+    return _set_field(
+        info.file,
+        _header_field(info.file, "cursor"),
+        stored,
         "cursor_out_of_range",
-        24,
         f"stored cursor {stored} (capacity {info.capacity}) replays from slot {slot}",
         None,
     )
@@ -415,11 +582,11 @@ def _ring_cursor_out_of_range(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
 
 def _ring_torn_append(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
     record = records_to_array([draw(replay_records())]).tobytes()
-    offset = HEADER_BYTES + RECORD_BYTES * info.cursor
-    if len(info.live) == info.capacity and record == info.data[offset : offset + RECORD_BYTES]:
+    offset = info.file.frames[info.cursor][0]
+    if len(info.live) == info.capacity and record == info.data[offset : offset + len(record)]:
         record = _flip_bit(record, 40, 0)  # equal to the record it overwrites: change its epoch
-    return _ring(
-        info,
+    return _damaged(
+        info.file,
         _put(info.data, offset, record),
         "torn_append",
         offset,
@@ -429,11 +596,23 @@ def _ring_torn_append(draw: st.DrawFn, info: _RingInfo) -> Corrupted:
 
 
 _RING_KINDS: Final = (
-    _Kind("truncate_header", lambda i: True, _ring_truncate_header),
-    _Kind("truncate_mid_record", lambda i: True, _ring_truncate_mid_record),
-    _Kind("truncate_record_boundary", lambda i: True, _ring_truncate_record_boundary),
-    _Kind("wrong_file_magic", lambda i: True, _ring_wrong_magic),
-    _Kind("wrong_version", lambda i: True, _ring_wrong_version),
+    _Kind("truncate_header", lambda i: True, lambda d, i: _cut_header(d, i.file, TruncatedLog)),
+    _Kind(
+        "truncate_mid_record",
+        lambda i: True,
+        lambda d, i: _cut_mid_frame(d, i.file, "truncate_mid_record", TruncatedLog),
+    ),
+    _Kind(
+        "truncate_record_boundary",
+        lambda i: True,
+        lambda d, i: _cut_at_frame(d, i.file, "truncate_record_boundary", TruncatedLog),
+    ),
+    _Kind("wrong_file_magic", lambda i: True, lambda d, i: _wrong_magic(d, i.file, HeaderMismatch)),
+    _Kind(
+        "wrong_version",
+        lambda i: True,
+        lambda d, i: _wrong_version(d, i.file, {LOG_VERSION}, HeaderMismatch),
+    ),
     _Kind("capacity_zero", lambda i: True, _ring_capacity_zero),
     _Kind("capacity_above_max", lambda i: True, _ring_capacity_above_max),
     _Kind(
@@ -492,10 +671,17 @@ def _ring_corrupted(draw: st.DrawFn, allowed: frozenset[str]) -> Corrupted:
 
 @dataclass(frozen=True, slots=True)
 class _JournalInfo:
-    data: bytes
+    file: _File
     entries: tuple[JournalEntry, ...]
     batch_size: int
-    frames: tuple[tuple[int, int], ...]  # (start, end) byte range of every frame
+
+    @property
+    def data(self) -> bytes:
+        return self.file.data
+
+    @property
+    def frames(self) -> tuple[tuple[int, int], ...]:
+        return self.file.frames
 
 
 def _journal_image(entries: Sequence[JournalEntry | bytes], batch_size: int) -> bytes:
@@ -510,14 +696,17 @@ def _journal_image(entries: Sequence[JournalEntry | bytes], batch_size: int) -> 
     return encode_journal_image(reprs, batch_size=batch_size)
 
 
+_JOURNAL_FILE: Final = "journal.prj"
+
+
 def _journal_info(entries: Sequence[JournalEntry], batch_size: int) -> _JournalInfo:
     data = _journal_image(entries, batch_size)
+    framing = _framing("journal")
+    head = _frame_header_size(framing)
     frames = scan_frames(data, JOURNAL_MAGIC, "<strategy>").frames
-    ranges = tuple((offset, offset + FRAME_HEADER_BYTES + len(body)) for offset, body in frames)
-    return _JournalInfo(data, tuple(entries), batch_size, ranges)
-
-
-_JOURNAL_FILE: Final = "journal.prj"
+    ranges = [(offset, offset + head + len(body)) for offset, body in frames]
+    file = _single("journal", _JOURNAL_FILE, data, framing, ranges, entries)
+    return _JournalInfo(file, tuple(entries), batch_size)
 
 
 def _journal(
@@ -528,108 +717,7 @@ def _journal(
     detail: str,
     error: type[ReplayError] | None,
 ) -> Corrupted:
-    return Corrupted(
-        "journal",
-        data,
-        Corruption(kind, _JOURNAL_FILE, offset, detail),
-        error,
-        info.entries,
-        ((_JOURNAL_FILE, data),),
-        _JOURNAL_FILE,
-    )
-
-
-def _j_truncate_header(draw: st.DrawFn, info: _JournalInfo) -> Corrupted:
-    cut = draw(st.integers(0, FILE_HEADER_BYTES - 1))
-    return _journal(
-        info, info.data[:cut], "truncate_header", cut, f"cut to {cut} bytes", JournalCorrupted
-    )
-
-
-def _j_truncate_mid_frame(draw: st.DrawFn, info: _JournalInfo) -> Corrupted:
-    index = draw(st.integers(0, len(info.frames) - 1))
-    start, end = info.frames[index]
-    cut = draw(st.integers(start + 1, end - 1))
-    return _journal(
-        info,
-        info.data[:cut],
-        "truncate_mid_frame",
-        cut,
-        f"cut {cut - start} bytes into frame #{index}",
-        JournalCorrupted,
-    )
-
-
-def _j_truncate_frame_boundary(draw: st.DrawFn, info: _JournalInfo) -> Corrupted:
-    index = draw(st.integers(0, len(info.frames) - 1))
-    cut = info.frames[index][0]
-    return _journal(
-        info,
-        info.data[:cut],
-        "truncate_frame_boundary",
-        cut,
-        f"frames #{index}.. dropped at a frame boundary",
-        None,
-    )
-
-
-def _j_wrong_magic(draw: st.DrawFn, info: _JournalInfo) -> Corrupted:
-    magic = _other_bytes(draw(st.binary(min_size=8, max_size=8)), JOURNAL_MAGIC)
-    return _journal(
-        info,
-        _put(info.data, 0, magic),
-        "wrong_file_magic",
-        0,
-        f"file magic set to {magic!r}",
-        JournalCorrupted,
-    )
-
-
-def _j_wrong_version(draw: st.DrawFn, info: _JournalInfo) -> Corrupted:
-    version = draw(st.integers(0, _U32).map(lambda v: v if v != 1 else 0))
-    return _journal(
-        info,
-        _put(info.data, 8, struct.pack("<I", version)),
-        "wrong_version",
-        8,
-        f"version set to {version}",
-        JournalCorrupted,
-    )
-
-
-def _j_crc_mismatch(draw: st.DrawFn, info: _JournalInfo) -> Corrupted:
-    index = draw(st.integers(0, len(info.frames) - 1))
-    start, end = info.frames[index]
-    offset = draw(st.integers(start + FRAME_HEADER_BYTES, end - 1))
-    bit = draw(st.integers(0, 7))
-    return _journal(
-        info,
-        _flip_bit(info.data, offset, bit),
-        "crc_mismatch",
-        offset,
-        f"bit {bit} flipped in the body of frame #{index}",
-        JournalCorrupted,
-    )
-
-
-def _j_frame_header_damage(draw: st.DrawFn, info: _JournalInfo) -> Corrupted:
-    index = draw(st.integers(0, len(info.frames) - 1))
-    start = info.frames[index][0]
-    offset = start + draw(st.integers(0, FRAME_HEADER_BYTES - 1))
-    bit = draw(st.integers(0, 7))
-    return _journal(
-        info,
-        _flip_bit(info.data, offset, bit),
-        "frame_header_damage",
-        offset,
-        f"bit {bit} flipped in the header of frame #{index}",
-        JournalCorrupted,
-    )
-
-
-def _packb(value: object) -> bytes:
-    out: bytes = msgpack.packb(value, use_bin_type=True)
-    return out
+    return _damaged(info.file, data, kind, offset, detail, error)
 
 
 def _j_unknown_frame_op(draw: st.DrawFn, info: _JournalInfo) -> Corrupted:
@@ -794,13 +882,39 @@ def _j_delete_marker(draw: st.DrawFn, info: _JournalInfo) -> Corrupted:
 
 
 _JOURNAL_KINDS: Final = (
-    _Kind("truncate_header", lambda i: True, _j_truncate_header),
-    _Kind("truncate_mid_frame", lambda i: bool(i.frames), _j_truncate_mid_frame, 1),
-    _Kind("truncate_frame_boundary", lambda i: bool(i.frames), _j_truncate_frame_boundary, 1),
-    _Kind("wrong_file_magic", lambda i: True, _j_wrong_magic),
-    _Kind("wrong_version", lambda i: True, _j_wrong_version),
-    _Kind("crc_mismatch", lambda i: bool(i.frames), _j_crc_mismatch, 1),
-    _Kind("frame_header_damage", lambda i: bool(i.frames), _j_frame_header_damage, 1),
+    _Kind("truncate_header", lambda i: True, lambda d, i: _cut_header(d, i.file, JournalCorrupted)),
+    _Kind(
+        "truncate_mid_frame",
+        lambda i: bool(i.frames),
+        lambda d, i: _cut_mid_frame(d, i.file, "truncate_mid_frame", JournalCorrupted),
+        1,
+    ),
+    _Kind(
+        "truncate_frame_boundary",
+        lambda i: bool(i.frames),
+        lambda d, i: _cut_at_frame(d, i.file, "truncate_frame_boundary", None),
+        1,
+    ),
+    _Kind(
+        "wrong_file_magic", lambda i: True, lambda d, i: _wrong_magic(d, i.file, JournalCorrupted)
+    ),
+    _Kind(
+        "wrong_version",
+        lambda i: True,
+        lambda d, i: _wrong_version(d, i.file, {1}, JournalCorrupted),
+    ),
+    _Kind(
+        "crc_mismatch",
+        lambda i: bool(i.frames),
+        lambda d, i: _body_bit_flip(d, i.file, JournalCorrupted),
+        1,
+    ),
+    _Kind(
+        "frame_header_damage",
+        lambda i: bool(i.frames),
+        lambda d, i: _frame_header_bit_flip(d, i.file, JournalCorrupted),
+        1,
+    ),
     _Kind("unknown_frame_op", lambda i: True, _j_unknown_frame_op),
     _Kind("unknown_entry_tag", lambda i: bool(i.entries), _j_unknown_entry_tag, 1),
     _Kind("malformed_entry", lambda i: bool(i.entries), _j_malformed_entry, 1),
@@ -824,7 +938,7 @@ def corrupt_journal(
     """
     if batch_size < 1:
         raise StrategyArgumentError(
-            f"batch_size={batch_size} must be >= 1. Fix: pass a positive size."
+            f"batch_size={batch_size} must be >= 1", fix="pass a positive size."
         )
     allowed = _allowed("journal", kinds)
     info = _journal_info(list(entries), batch_size)
@@ -842,258 +956,89 @@ def _journal_corrupted(draw: st.DrawFn, allowed: frozenset[str]) -> Corrupted:
 # --------------------------------------------------------------------------- fleet
 
 
-def _fleet(
-    case: FleetLogCase,
-    slabs: Sequence[bytes | None],
-    damaged: int,
-    kind: str,
-    offset: int | None,
-    detail: str,
-    error: type[ReplayError] | None,
-    extra: Sequence[tuple[str, bytes]] = (),
-) -> Corrupted:
-    files = [(slab_name(index), data) for index, data in enumerate(slabs) if data is not None]
-    files.extend(extra)
-    data = slabs[damaged] if damaged < len(slabs) else dict(extra).get(slab_name(damaged))
-    return Corrupted(
-        "fleet",
-        data or b"",
-        Corruption(kind, slab_name(damaged), offset, detail),
-        error,
-        case.original,
-        tuple(files),
-        case.base_name,
-    )
-
-
-def _with_slab(case: FleetLogCase, index: int, data: bytes | None) -> list[bytes | None]:
-    slabs: list[bytes | None] = list(case.slabs)
-    slabs[index] = data
-    return slabs
-
-
 def _frame_ranges(slab: bytes) -> list[tuple[int, int, int]]:
     """(start, end, section type) of every data frame of a valid slab (not its end frame)."""
-    out = []
-    offset = SLAB_HEADER.size
-    stop = len(slab) - END_FRAME_BYTES
-    while offset < stop:
-        kind, _reserved, length, _crc = FRAME_HEADER.unpack_from(slab, offset)
-        end = offset + FRAME_HEADER.size + length
-        out.append((offset, end, kind))
-        offset = end
-    return out
+    return [
+        (offset, offset + FRAME_HEADER.size + len(payload), int(kind))
+        for offset, kind, payload in iter_frames(Path(slab_name(0)), slab)
+    ]
 
 
-def _reclosed(slab: bytes) -> bytes:
-    """``slab`` (data frames changed, old end frame still last) with a matching end frame:
-    damage made with valid checksums throughout, as a writer bug would leave it."""
-    body = slab[:-END_FRAME_BYTES]
-    return body + encode_end_frame(body[SLAB_HEADER.size :], len(_frame_ranges(slab)))
-
-
-def _draw_frame(draw: st.DrawFn, case: FleetLogCase) -> tuple[int, int, int, int]:
-    """(slab, start, end, type) of a drawn frame (every slab holds at least one)."""
-    slab = draw(st.integers(0, len(case.slabs) - 1))
-    start, end, kind = draw(st.sampled_from(_frame_ranges(case.slabs[slab])))
-    return slab, start, end, kind
-
-
-def _f_truncate_header(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab = draw(st.integers(0, len(case.slabs) - 1))
-    cut = draw(st.integers(0, SLAB_HEADER.size - 1))
-    return _fleet(
-        case,
-        _with_slab(case, slab, case.slabs[slab][:cut]),
+def _slab_file(case: FleetLogCase, slab: int) -> _File:
+    """Slab ``slab`` of the fleet log ``case``, its data frames and end frame."""
+    data = case.slabs[slab] if slab < len(case.slabs) else b""
+    return _File(
+        "fleet",
+        slab_name(slab),
+        data,
+        _framing("fleet-log"),
+        tuple((start, end) for start, end, _kind in _frame_ranges(data)) if data else (),
+        case.original,
+        case.base_name,
+        tuple((slab_name(index), body) for index, body in enumerate(case.slabs)),
         slab,
-        "truncate_header",
-        cut,
-        f"slab {slab} cut to {cut} bytes",
-        FleetLogError,
+        (len(data) - END_FRAME_BYTES, len(data)) if data else None,
+        about=f"slab {slab} ",
     )
 
 
-def _f_truncate_mid_frame(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab, start, end, _kind = _draw_frame(draw, case)
-    cut = draw(st.integers(start + 1, end - 1))
-    return _fleet(
-        case,
-        _with_slab(case, slab, case.slabs[slab][:cut]),
-        slab,
-        "truncate_mid_frame",
-        cut,
-        f"slab {slab} cut {cut - start} bytes into a frame",
-        FleetLogError,
-    )
+def _draw_slab(draw: st.DrawFn, case: FleetLogCase) -> _File:
+    return _slab_file(case, draw(st.integers(0, len(case.slabs) - 1)))
 
 
-def _f_truncate_frame_boundary(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    # Any boundary of any slab, the one before the end frame included: the slab's end
-    # frame is gone either way, so the reader reports the slab as truncated.
-    slab = draw(st.integers(0, len(case.slabs) - 1))
-    data = case.slabs[slab]
-    start = draw(st.sampled_from([start for start, _end, _kind in _frame_ranges(data)]))
-    cut = draw(st.sampled_from([start, len(data) - END_FRAME_BYTES]))
-    return _fleet(
-        case,
-        _with_slab(case, slab, data[:cut]),
-        slab,
-        "truncate_frame_boundary",
-        cut,
-        f"slab {slab} cut at a frame boundary (its end frame and later frames dropped)",
-        FleetLogError,
-    )
-
-
-def _f_frame_after_end(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab, start, end, _kind = _draw_frame(draw, case)
-    data = case.slabs[slab]
-    return _fleet(
-        case,
-        _with_slab(case, slab, data + data[start:end]),
-        slab,
-        "frame_after_end",
-        len(data),
-        f"a copy of a valid frame appended after the end frame of slab {slab}",
-        FleetLogError,
-    )
+def _recount_slab(data: bytes, count: int) -> bytes:
+    """The slab ``data`` (its last frame an end frame) with a new end frame, valid CRC and
+    digest, counting ``count`` frames: damage with valid checksums throughout, as a writer
+    bug would leave it."""
+    at = len(data) - END_FRAME_BYTES
+    return data[:at] + encode_end_frame(data[SLAB_HEADER.size : at], count)
 
 
 def _f_end_frame_mismatch(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab = draw(st.integers(0, len(case.slabs) - 1))
-    data = case.slabs[slab]
-    count = len(_frame_ranges(data))
-    wrong = (count + draw(st.integers(1, _U64))) % 2**64  # never equal to count
-    at = len(data) - END_FRAME_BYTES
-    end = encode_end_frame(data[SLAB_HEADER.size : at], wrong)
-    return _fleet(
-        case,
-        _with_slab(case, slab, data[:at] + end),
-        slab,
-        "end_frame_mismatch",
-        at,
-        f"end frame of slab {slab} counts {wrong} frames (valid CRC), the slab holds {count}",
-        FleetLogError,
-    )
-
-
-def _f_wrong_magic(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab = draw(st.integers(0, len(case.slabs) - 1))
-    magic = _other_bytes(draw(st.binary(min_size=8, max_size=8)), b"PRFLOG01")
-    return _fleet(
-        case,
-        _with_slab(case, slab, _put(case.slabs[slab], 0, magic)),
-        slab,
-        "wrong_file_magic",
-        0,
-        f"slab {slab} magic set to {magic!r}",
-        FleetLogError,
-    )
-
-
-def _f_wrong_version(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab = draw(st.integers(0, len(case.slabs) - 1))
-    version = draw(st.integers(0, 0xFFFF).map(lambda v: v if v not in (1, 2) else 0))
-    data = _put(case.slabs[slab], 8, struct.pack("<H", version))
-    return _fleet(
-        case,
-        _with_slab(case, slab, data),
-        slab,
-        "wrong_version",
-        8,
-        f"slab {slab} version set to {version}",
-        FleetLogError,
-    )
+    file = _draw_slab(draw, case)
+    recount = functools.partial(_recount_slab, file.data)
+    return _end_frame_mismatch(draw, file, recount, _U64, FleetLogError)
 
 
 def _f_unknown_flags(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab = draw(st.integers(0, len(case.slabs) - 1))
-    bit = draw(st.integers(1, 15))
-    data = _flip_bit(case.slabs[slab], 10 + bit // 8, bit % 8)
-    return _fleet(
-        case,
-        _with_slab(case, slab, data),
-        slab,
-        "unknown_flags",
-        10,
-        f"slab {slab} flag bit {bit} set",
-        FleetLogError,
-    )
+    file = _draw_slab(draw, case)
+    field = _header_field(file, "flags")
+    bit = draw(st.integers(1, 8 * field.size - 1))  # bit 0 is FINAL
+    data = _flip_bit(file.data, field.offset + bit // 8, bit % 8)
+    return _damaged(file, data, "unknown_flags", field.offset, f"flag bit {bit} set", FleetLogError)
 
 
 def _f_slab_index_mismatch(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab = draw(st.integers(0, len(case.slabs) - 1))
+    file = _draw_slab(draw, case)
+    slab = file.position
     index = draw(st.integers(0, _U32).map(lambda v: v if v != slab else slab + 1))
-    data = _put(case.slabs[slab], 12, struct.pack("<I", index))
-    return _fleet(
-        case,
-        _with_slab(case, slab, data),
-        slab,
-        "slab_index_mismatch",
-        12,
-        f"slab {slab} header says slab {index}",
-        FleetLogError,
-    )
-
-
-def _f_crc_mismatch(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab, start, end, _kind = _draw_frame(draw, case)
-    offset = draw(st.integers(start + FRAME_HEADER.size, end - 1))
-    bit = draw(st.integers(0, 7))
-    data = _flip_bit(case.slabs[slab], offset, bit)
-    return _fleet(
-        case,
-        _with_slab(case, slab, data),
-        slab,
-        "crc_mismatch",
-        offset,
-        f"bit {bit} of a frame payload flipped in slab {slab}",
-        FleetLogError,
-    )
-
-
-def _f_frame_header_damage(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab, start, _end, _kind = _draw_frame(draw, case)
-    offset = start + draw(st.integers(0, FRAME_HEADER.size - 1))
-    bit = draw(st.integers(0, 7))
-    data = _flip_bit(case.slabs[slab], offset, bit)
-    return _fleet(
-        case,
-        _with_slab(case, slab, data),
-        slab,
-        "frame_header_damage",
-        offset,
-        f"bit {bit} of a frame header flipped in slab {slab}",
-        FleetLogError,
-    )
+    field = _header_field(file, "slab_index")
+    detail = f"header says slab {index}"
+    return _set_field(file, field, index, "slab_index_mismatch", detail, FleetLogError)
 
 
 def _f_unknown_section(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab, start, _end, _kind = _draw_frame(draw, case)
+    file = _draw_slab(draw, case)
+    _index, start, _end = _draw_frame(draw, file)
     section = draw(st.integers(5, 0xFFFF))  # 4 is the end frame
-    payload = draw(st.binary(max_size=16))
-    head = struct.pack("<HHI", section, 0, len(payload))
-    frame = head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
-    data = case.slabs[slab][:start] + frame + case.slabs[slab][start:]
-    return _fleet(
-        case,
-        _with_slab(case, slab, data),
-        slab,
+    frame = encode_frame(section, draw(st.binary(max_size=16)))
+    return _damaged(
+        file,
+        file.data[:start] + frame + file.data[start:],
         "unknown_section",
         start,
-        f"frame of unknown section type {section} inserted in slab {slab}",
+        f"frame of unknown section type {section} inserted",
         FleetLogError,
     )
 
 
 def _f_malformed_section(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab, start, end, kind = _draw_frame(draw, case)
+    file = _draw_slab(draw, case)
+    start, end, kind = draw(st.sampled_from(_frame_ranges(file.data)))
     frame = encode_frame(SectionType(kind), b"\xc1")
-    data = case.slabs[slab][:start] + frame + case.slabs[slab][end:]
-    return _fleet(
-        case,
-        _with_slab(case, slab, data),
-        slab,
+    return _damaged(
+        file,
+        file.data[:start] + frame + file.data[end:],
         "malformed_section",
         start,
         f"a {SectionType(kind).name.lower()} payload replaced by bytes that are not "
@@ -1103,65 +1048,34 @@ def _f_malformed_section(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
 
 
 def _f_missing_slab(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab = draw(st.integers(0, len(case.slabs) - 1))
-    return _fleet(
-        case,
-        _with_slab(case, slab, None),
-        slab,
-        "missing_slab",
-        None,
-        f"slab {slab} of {len(case.slabs)} removed",
-        FleetLogError,
-    )
+    file = _draw_slab(draw, case)
+    detail = f"removed ({len(case.slabs)} slabs)"
+    return _damaged(file, None, "missing_slab", None, detail, FleetLogError)
 
 
 def _f_stray_slab(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    index = len(case.slabs)
-    stray = _put(case.slabs[0], 12, struct.pack("<I", index))
-    return _fleet(
-        case,
-        list(case.slabs),
-        index,
-        "stray_slab",
-        None,
-        f"slab {index} left after the final slab",
-        FleetLogError,
-        [(slab_name(index), stray)],
-    )
+    file = _slab_file(case, len(case.slabs))
+    field = _header_field(file, "slab_index")
+    stray = _put(case.slabs[0], field.offset, file.position.to_bytes(field.size, "little"))
+    detail = "left after the final slab"
+    return _damaged(file, stray, "stray_slab", None, detail, FleetLogError)
 
 
-def _set_final(slab: bytes, final: bool) -> bytes:
-    (flags,) = struct.unpack_from("<H", slab, 10)
+def _set_final(file: _File, final: bool, kind: str, detail: str) -> Corrupted:
+    field = _header_field(file, "flags")
+    flags = int.from_bytes(file.data[field.offset : field.offset + field.size], "little")
     flags = flags | FLAG_FINAL if final else flags & ~FLAG_FINAL
-    return _put(slab, 10, struct.pack("<H", flags))
+    return _set_field(file, field, flags, kind, detail, FleetLogError)
 
 
 def _f_final_flag_cleared(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    last = len(case.slabs) - 1
-    data = _set_final(case.slabs[last], False)
-    return _fleet(
-        case,
-        _with_slab(case, last, data),
-        last,
-        "final_flag_cleared",
-        10,
-        f"last slab {last} no longer marked final",
-        FleetLogError,
-    )
+    file = _slab_file(case, len(case.slabs) - 1)
+    return _set_final(file, False, "final_flag_cleared", "(the last) no longer marked final")
 
 
 def _f_final_flag_early(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
-    slab = draw(st.integers(0, len(case.slabs) - 2))
-    data = _set_final(case.slabs[slab], True)
-    return _fleet(
-        case,
-        _with_slab(case, slab, data),
-        slab,
-        "final_flag_early",
-        10,
-        f"slab {slab} of {len(case.slabs)} marked final",
-        FleetLogError,
-    )
+    file = _slab_file(case, draw(st.integers(0, len(case.slabs) - 2)))
+    return _set_final(file, True, "final_flag_early", f"of {len(case.slabs)} marked final")
 
 
 def _f_rewritten_step(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
@@ -1172,18 +1086,18 @@ def _f_rewritten_step(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
         if kind == SectionType.STEPS
     ]
     slab, start, end = draw(st.sampled_from(sections))
-    fields = msgpack.unpackb(case.slabs[slab][start + FRAME_HEADER.size : end], raw=False)
+    file = _slab_file(case, slab)
+    fields = msgpack.unpackb(file.data[start + FRAME_HEADER.size : end], raw=False)
     ids = np.frombuffer(fields[4], "<u8")
     stamps = np.frombuffer(fields[5], "<u8").copy()
     index = draw(st.integers(0, len(ids) - 1))
     stamps[index] ^= np.uint64(1 + draw(st.integers(0, 62)))
     fields[5] = stamps.tobytes()
     frame = encode_frame(SectionType.STEPS, _packb(fields))
-    data = _reclosed(case.slabs[slab][:start] + frame + case.slabs[slab][end:])
-    return _fleet(
-        case,
-        _with_slab(case, slab, data),
-        slab,
+    data = _recount_slab(file.data[:start] + frame + file.data[end:], len(file.frames))
+    return _damaged(
+        file,
+        data,
         "rewritten_step",
         start,
         f"timestamp of step {int(ids[index])} changed with a valid CRC",
@@ -1191,18 +1105,31 @@ def _f_rewritten_step(draw: st.DrawFn, case: FleetLogCase) -> Corrupted:
     )
 
 
+def _fleet_kind(name: str, damage: Callable[[st.DrawFn, _File], Corrupted]) -> _Kind:
+    """A kind that damages one drawn slab the same way any framed file is damaged."""
+    return _Kind(name, lambda c: True, lambda d, c: damage(d, _draw_slab(d, c)))
+
+
 _FLEET_KINDS: Final = (
-    _Kind("truncate_header", lambda c: True, _f_truncate_header),
-    _Kind("truncate_mid_frame", lambda c: True, _f_truncate_mid_frame),
-    _Kind("truncate_frame_boundary", lambda c: True, _f_truncate_frame_boundary),
-    _Kind("frame_after_end", lambda c: True, _f_frame_after_end),
+    _fleet_kind("truncate_header", lambda d, f: _cut_header(d, f, FleetLogError)),
+    _fleet_kind(
+        "truncate_mid_frame",
+        lambda d, f: _cut_mid_frame(d, f, "truncate_mid_frame", FleetLogError),
+    ),
+    # Any boundary of any slab, the one before the end frame included: the slab's end
+    # frame is gone either way, so the reader reports the slab as truncated.
+    _fleet_kind(
+        "truncate_frame_boundary",
+        lambda d, f: _cut_at_frame(d, f.with_end_frame(), "truncate_frame_boundary", FleetLogError),
+    ),
+    _fleet_kind("frame_after_end", lambda d, f: _frame_after_end(d, f, FleetLogError)),
     _Kind("end_frame_mismatch", lambda c: True, _f_end_frame_mismatch),
-    _Kind("wrong_file_magic", lambda c: True, _f_wrong_magic),
-    _Kind("wrong_version", lambda c: True, _f_wrong_version),
+    _fleet_kind("wrong_file_magic", lambda d, f: _wrong_magic(d, f, FleetLogError)),
+    _fleet_kind("wrong_version", lambda d, f: _wrong_version(d, f, {1, 2}, FleetLogError)),
     _Kind("unknown_flags", lambda c: True, _f_unknown_flags),
     _Kind("slab_index_mismatch", lambda c: True, _f_slab_index_mismatch),
-    _Kind("crc_mismatch", lambda c: True, _f_crc_mismatch),
-    _Kind("frame_header_damage", lambda c: True, _f_frame_header_damage),
+    _fleet_kind("crc_mismatch", lambda d, f: _body_bit_flip(d, f, FleetLogError)),
+    _fleet_kind("frame_header_damage", lambda d, f: _frame_header_bit_flip(d, f, FleetLogError)),
     _Kind("unknown_section", lambda c: True, _f_unknown_section),
     _Kind("malformed_section", lambda c: True, _f_malformed_section),
     _Kind("missing_slab", lambda c: True, _f_missing_slab),
@@ -1243,12 +1170,8 @@ def _fleet_corrupted(draw: st.DrawFn, allowed: frozenset[str]) -> Corrupted:
 
 @dataclass(frozen=True, slots=True)
 class _ClosedInfo:
-    format: LogFormat
-    file: str
-    data: bytes
+    file: _File  # frames: the units; end_frame: the end frame
     items: tuple[Any, ...]
-    units: tuple[tuple[int, int], ...]  # (start, end) of every unit, in file order
-    end: tuple[int, int]  # the end frame's byte range
     corrupt: type[ReplayError]
     truncated: type[ReplayError]
     rebuild: Callable[[Sequence[Any]], bytes]
@@ -1258,99 +1181,10 @@ class _ClosedInfo:
     #: A valid item that differs from the given one.
     changed: Callable[[Any], Any]
 
-
-def _closed(
-    info: _ClosedInfo,
-    data: bytes,
-    kind: str,
-    offset: int,
-    detail: str,
-    error: type[ReplayError] | None,
-) -> Corrupted:
-    return Corrupted(
-        info.format,
-        data,
-        Corruption(kind, info.file, offset, detail),
-        error,
-        info.items,
-        ((info.file, data),),
-        info.file,
-    )
-
-
-def _all_frames(info: _ClosedInfo) -> list[tuple[int, int]]:
-    return [*info.units, info.end]
-
-
-def _c_truncate_header(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
-    cut = draw(st.integers(0, (info.units[0][0] if info.units else info.end[0]) - 1))
-    return _closed(
-        info, info.data[:cut], "truncate_header", cut, f"cut to {cut} bytes", info.corrupt
-    )
-
-
-def _c_truncate_frame_boundary(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
-    cut = draw(st.sampled_from([start for start, _end in _all_frames(info)]))
-    return _closed(
-        info,
-        info.data[:cut],
-        "truncate_frame_boundary",
-        cut,
-        "cut at a frame boundary: the end frame (and any frame after the cut) dropped",
-        info.truncated,
-    )
-
-
-def _c_truncate_mid_frame(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
-    start, end = draw(st.sampled_from([r for r in _all_frames(info) if r[1] - r[0] > 1]))
-    cut = draw(st.integers(start + 1, end - 1))
-    return _closed(
-        info,
-        info.data[:cut],
-        "truncate_mid_frame",
-        cut,
-        f"cut {cut - start} bytes into the frame at byte {start}",
-        info.corrupt,
-    )
-
-
-def _c_bit_flip(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
-    start, end = draw(st.sampled_from(_all_frames(info)))
-    offset = draw(st.integers(start, end - 1))
-    bit = draw(st.integers(0, 7))
-    return _closed(
-        info,
-        _flip_bit(info.data, offset, bit),
-        "bit_flip",
-        offset,
-        f"bit {bit} flipped in the frame at byte {start}",
-        info.corrupt,
-    )
-
-
-def _c_frame_after_end(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
-    start, end = draw(st.sampled_from(_all_frames(info)))
-    return _closed(
-        info,
-        info.data + info.data[start:end],
-        "frame_after_end",
-        len(info.data),
-        f"a copy of the frame at byte {start} appended after the end frame",
-        info.corrupt,
-    )
-
-
-def _c_end_frame_mismatch(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
-    count = len(info.units)
-    wrong = (count + draw(st.integers(1, _U32))) % 2**32  # never equal to count
-    return _closed(
-        info,
-        info.recount(wrong),
-        "end_frame_mismatch",
-        info.end[0],
-        f"end frame counts {wrong} frames (valid checksum), the file holds {count}",
-        info.corrupt,
-    )
+    @property
+    def closed(self) -> _File:
+        """The file with its end frame among its frames."""
+        return self.file.with_end_frame()
 
 
 def _c_rewritten(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
@@ -1360,32 +1194,48 @@ def _c_rewritten(draw: st.DrawFn, info: _ClosedInfo) -> Corrupted:
         item = info.changed(item)
     items = list(info.items)
     items[index] = item
-    return _closed(
-        info,
+    return _damaged(
+        info.file,
         info.rebuild(items),
         "rewritten_frame",
-        info.units[index][0],
+        info.file.frames[index][0],
         f"item #{index} replaced by a valid one, checksums and end frame rewritten to match",
         None,
     )
 
 
 _CLOSED_KINDS: Final = (
-    _Kind("truncate_header", lambda i: True, _c_truncate_header),
-    _Kind("truncate_frame_boundary", lambda i: True, _c_truncate_frame_boundary),
-    _Kind("truncate_mid_frame", lambda i: True, _c_truncate_mid_frame),
-    _Kind("bit_flip", lambda i: True, _c_bit_flip),
-    _Kind("frame_after_end", lambda i: True, _c_frame_after_end),
-    _Kind("end_frame_mismatch", lambda i: True, _c_end_frame_mismatch),
+    _Kind("truncate_header", lambda i: True, lambda d, i: _cut_header(d, i.file, i.corrupt)),
+    _Kind(
+        "truncate_frame_boundary",
+        lambda i: True,
+        lambda d, i: _cut_at_frame(d, i.closed, "truncate_frame_boundary", i.truncated),
+    ),
+    _Kind(
+        "truncate_mid_frame",
+        lambda i: True,
+        lambda d, i: _cut_mid_frame(d, i.closed, "truncate_mid_frame", i.corrupt),
+    ),
+    _Kind(
+        "bit_flip", lambda i: True, lambda d, i: _flip_in_frame(d, i.closed, "bit_flip", i.corrupt)
+    ),
+    _Kind("frame_after_end", lambda i: True, lambda d, i: _frame_after_end(d, i.closed, i.corrupt)),
+    _Kind(
+        "end_frame_mismatch",
+        lambda i: True,
+        lambda d, i: _end_frame_mismatch(d, i.file, i.recount, _U32, i.corrupt),
+    ),
     _Kind("rewritten_frame", lambda i: bool(i.items), _c_rewritten, 1),
 )
 
 
 def _records_info(records: Sequence[JournalRecord]) -> _ClosedInfo:
     data = encode_journal_records(records)
-    units, offset = [], FILE_HEADER_BYTES
+    framing = _framing("journal-records")
+    head = _frame_header_size(framing)
+    units, offset = [], framing.header_size
     for record in records:
-        end = offset + FRAME_HEADER_BYTES + len(encode_record(record))
+        end = offset + head + len(encode_record(record))
         units.append((offset, end))
         offset = end
 
@@ -1393,13 +1243,12 @@ def _records_info(records: Sequence[JournalRecord]) -> _ClosedInfo:
         frames = data[FILE_HEADER_BYTES:offset]
         return data[:offset] + encode_records_end_frame(frames, count)
 
+    file = _single(
+        "records", "run.jrecs", data, framing, units, records, end_frame=(offset, len(data))
+    )
     return _ClosedInfo(
-        "records",
-        "run.jrecs",
-        data,
+        file,
         tuple(records),
-        tuple(units),
-        (offset, len(data)),
         JournalCorrupted,
         JournalTruncated,
         encode_journal_records,
@@ -1428,22 +1277,27 @@ _TRACE_EVENT: Final = st.tuples(
 
 def _trace_info(events: Sequence[list[Any]]) -> _ClosedInfo:
     data = encode_trace(_TRACE_SCHEDULE, events)
-    offset = 20 + struct.unpack_from("<I", data, 12)[0]
+    framing = _framing("replication-trace")
+    header_len = _span(framing.header, "header_len")
+    offset = framing.header_size + int.from_bytes(
+        data[header_len.offset : header_len.offset + header_len.size], "little"
+    )
     units = []
     for event in events:
         units.append((offset, offset + len(_packb(event))))
         offset = units[-1][1]
 
     def recount(count: int) -> bytes:
-        return _put(data, offset + 8, struct.pack("<I", count))  # the digest then differs too
+        # The count changes and the digest stays: it then differs too.
+        magic, _count, digest = TRACE_END_FRAME.unpack_from(data, offset)
+        return data[:offset] + TRACE_END_FRAME.pack(magic, count, digest)
 
+    file = _single(
+        "trace", "run.rpltrace", data, framing, units, events, end_frame=(offset, len(data))
+    )
     return _ClosedInfo(
-        "trace",
-        "run.rpltrace",
-        data,
+        file,
         tuple(events),
-        tuple(units),
-        (offset, len(data)),
         TraceFormatError,
         TraceFormatError,
         lambda items: encode_trace(_TRACE_SCHEDULE, items),
@@ -1483,7 +1337,7 @@ _BUILDERS: Final[dict[str, Callable[[frozenset[str]], st.SearchStrategy[Corrupte
 def _allowed(kind: str, corruptions: Iterable[str] | None) -> frozenset[str]:
     if kind not in CORRUPTION_KINDS:
         raise StrategyArgumentError(
-            f"unknown log format {kind!r}. Fix: use one of {', '.join(CORRUPTION_KINDS)}."
+            f"unknown log format {kind!r}", fix=f"use one of {', '.join(CORRUPTION_KINDS)}."
         )
     known = CORRUPTION_KINDS[kind]
     if corruptions is None:
@@ -1492,8 +1346,8 @@ def _allowed(kind: str, corruptions: Iterable[str] | None) -> frozenset[str]:
     unknown = sorted(chosen - set(known))
     if unknown or not chosen:
         raise StrategyArgumentError(
-            f"corruption kinds {unknown or '(none)'} are not {kind} corruptions. "
-            f"Fix: pick from {', '.join(known)}."
+            f"corruption kinds {unknown or '(none)'} are not {kind} corruptions",
+            fix=f"pick from {', '.join(known)}.",
         )
     return chosen
 

@@ -26,17 +26,7 @@ from hypothesis import strategies as st
 from pytest_replay._atomic import atomic_write_bytes
 from pytest_replay.errors import ReplayError
 from pytest_replay.fleet.errors import ReplayGraphError, ReplayValidationError
-from pytest_replay.fleet.logformat import (
-    LOG_EXTENSION,
-    SLAB_HEADER,
-    SectionType,
-    encode_end_frame,
-    encode_frame,
-    encode_keyframes,
-    encode_lifecycle,
-    encode_slab_header,
-    encode_steps,
-)
+from pytest_replay.fleet.logformat import encode_keyframes, encode_lifecycle, encode_steps
 from pytest_replay.fleet.records import (
     MAX_CODE,
     MAX_INSTANCE_ID,
@@ -52,6 +42,14 @@ from pytest_replay.fleet.records import (
 )
 from pytest_replay.fleet.topology import format_topology
 from pytest_replay.fleet.writer import FleetLogWriter
+from pytest_replay.formats.fleet_log import (
+    LOG_EXTENSION,
+    SLAB_HEADER,
+    SectionType,
+    encode_end_frame,
+    encode_frame,
+    encode_slab_header,
+)
 
 from .errors import StrategyArgumentError
 

@@ -115,32 +115,14 @@ def test_the_recording_path_in_the_architecture_doc_names_functions_that_exist()
 _FIX_LINE_OWNER = "pytest_replay/errors.py"
 # Converted by the format/recorder work: files other branches are restructuring right now.
 _FIX_LINE_PENDING = (
-    "pytest_replay/ringlog.py",
     "pytest_replay/kinds.py",
-    # The data/ring format helpers moved verbatim out of kinds.py (another branch converts them).
-    "pytest_replay/kindformat.py",
     "pytest_replay/*/kind.py",
     "pytest_replay/diff.py",
     "pytest_replay/report.py",
-    "pytest_replay/cli/inspect.py",
-    "pytest_replay/cli/diff.py",
-    "pytest_replay/cli/textconv.py",
-    "pytest_replay/cli/detect.py",
-    "pytest_replay/formats/*",
-    "strategies/corrupt.py",
-    "pytest_replay/journal/record_file.py",
-    "pytest_replay/journal/frames.py",
     "pytest_replay/journal/divergence.py",
     "pytest_replay/journal/sqlite_journal.py",
-    "pytest_replay/fleet/logformat.py",
-    "pytest_replay/fleet/recording.py",
-    "pytest_replay/fleet/writer.py",
-    "pytest_replay/fleet/reader.py",
-    "pytest_replay/fleet/catalog.py",
-    "pytest_replay/megakernel/capture.py",
     "pytest_replay/megakernel/replay.py",
     "pytest_replay/megakernel/stream.py",
-    "pytest_replay/replication/trace.py",
     "pytest_replay/replication/runtime.py",
 )
 

@@ -20,6 +20,7 @@ from pytest_replay.fleet import (
     recording_app_for,
 )
 from pytest_replay.fleet.testing import write_stress_fleet
+from pytest_replay.formats.journal import END_FRAME_BYTES
 from pytest_replay.journal import (
     DeviceCmd,
     EffectIntent,
@@ -35,7 +36,6 @@ from pytest_replay.journal import (
     result_to_msgpack,
     write_journal_records,
 )
-from pytest_replay.journal.frames import END_FRAME_BYTES
 
 
 def cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -19,15 +19,18 @@ import pytest
 
 from pytest_replay.errors import ReplayError, UnclosedFormatWarning
 from pytest_replay.fleet import FleetLogError, FleetLogReader, FleetLogWriter, Message, Step
-from pytest_replay.fleet.logformat import (
-    END_FRAME_BYTES as SLAB_END_BYTES,
-)
-from pytest_replay.fleet.logformat import (
-    FRAME_HEADER,
-    LEGACY_VERSION,
-    SLAB_HEADER,
-)
 from pytest_replay.fleet.testing import stack_for
+from pytest_replay.formats.fleet_log import END_FRAME_BYTES as SLAB_END_BYTES
+from pytest_replay.formats.fleet_log import FRAME_HEADER, LEGACY_VERSION, SLAB_HEADER
+from pytest_replay.formats.journal import (
+    END_FRAME_BYTES,
+    FILE_HEADER_BYTES,
+    FRAME_HEADER_BYTES,
+    RECORDS_MAGIC,
+    encode_end_frame,
+    encode_file_header,
+    encode_frame,
+)
 from pytest_replay.journal import (
     FileJournal,
     JournalCorrupted,
@@ -41,15 +44,6 @@ from pytest_replay.journal import (
     TornTailWarning,
     load_journal_records,
     write_journal_records,
-)
-from pytest_replay.journal.frames import (
-    END_FRAME_BYTES,
-    FILE_HEADER_BYTES,
-    FRAME_HEADER_BYTES,
-    RECORDS_MAGIC,
-    encode_end_frame,
-    encode_file_header,
-    encode_frame,
 )
 from pytest_replay.replication import NetworkSchedule, decode_trace, encode_trace
 from pytest_replay.replication.errors import TraceFormatError
@@ -322,7 +316,7 @@ def test_a_slab_frame_after_the_end_or_a_wrong_count_is_an_error(tmp_path: Path)
     with pytest.raises(FleetLogError, match="a frame follows the slab's end frame") as info:
         FleetLogReader(base)
     assert info.value.offset == len(data)
-    from pytest_replay.fleet.logformat import encode_end_frame as slab_end
+    from pytest_replay.formats.fleet_log import encode_end_frame as slab_end
 
     frames = data[SLAB_HEADER.size : bounds[-2]]
     slab.write_bytes(data[: bounds[-2]] + slab_end(frames, len(bounds) - 3))

@@ -30,9 +30,9 @@ from pytest_replay.fleet import (
     load_fleet_recording,
     load_topology,
 )
-from pytest_replay.fleet.logformat import encode_empty_slab, encode_slab_header
 from pytest_replay.fleet.testing import stack_for, write_identity_log, write_topology
 from pytest_replay.fleet.topology import SubsystemSpec, Topology
+from pytest_replay.formats.fleet_log import encode_empty_slab, encode_slab_header
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero are POSIX")
 

@@ -25,14 +25,14 @@ from pytest_replay.fleet import (
     Step,
     read_identity,
 )
-from pytest_replay.fleet.logformat import (
+from pytest_replay.fleet.testing import stack_for, write_identity_log
+from pytest_replay.formats.fleet_log import (
     END_FRAME_BYTES,
     FRAME_HEADER,
     SLAB_HEADER,
     SectionType,
     encode_frame,
 )
-from pytest_replay.fleet.testing import stack_for, write_identity_log
 
 origins = st.none() | st.builds(
     Origin,

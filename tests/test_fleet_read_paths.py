@@ -25,9 +25,9 @@ from pytest_replay.fleet import (
     Step,
     normalize_candidate,
 )
-from pytest_replay.fleet.logformat import slab_index_of, slab_path
 from pytest_replay.fleet.reader import index_logs, paused_collector, read_regular_file
 from pytest_replay.fleet.testing import stack_for, write_identity_log
+from pytest_replay.formats.fleet_log import slab_index_of, slab_path
 
 
 def _fail(detail: str, fix: str) -> Exception:

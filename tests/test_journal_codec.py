@@ -8,6 +8,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from pytest_replay.formats.journal import END_FRAME_BYTES, FILE_HEADER_BYTES, FRAME_HEADER_BYTES
 from pytest_replay.journal import (
     BatchSize,
     DeviceCmd,
@@ -41,7 +42,6 @@ from pytest_replay.journal import (
     write_journal_records,
 )
 from pytest_replay.journal.file_journal import encode_journal_image
-from pytest_replay.journal.frames import END_FRAME_BYTES, FILE_HEADER_BYTES, FRAME_HEADER_BYTES
 
 U64 = 2**64 - 1
 
@@ -293,7 +293,7 @@ def test_record_file_truncation_is_an_error_not_a_torn_tail(tmp_path: Path) -> N
 
 @pytest.mark.filterwarnings("ignore::pytest_replay.errors.UnclosedFormatWarning")
 def test_record_with_bad_fields_names_index_and_offset() -> None:
-    from pytest_replay.journal.frames import RECORDS_MAGIC, encode_file_header, encode_frame
+    from pytest_replay.formats.journal import RECORDS_MAGIC, encode_file_header, encode_frame
 
     good = encode_record(records()[0])
     bad = msgpack.packb([1, 2, "r2", "no_such_kind", [12, ["x", b""]], [], None, None])

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_replay.errors import ReplayError
+from pytest_replay.formats.journal import FILE_HEADER_BYTES, FRAME_HEADER_BYTES, encode_frame
 from pytest_replay.journal import (
     MAX_SEQUENCE_NR,
     DuplicateSequenceNr,
@@ -31,7 +32,6 @@ from pytest_replay.journal import (
     TornTailWarning,
 )
 from pytest_replay.journal.file_journal import encode_journal_image, parse_journal_image
-from pytest_replay.journal.frames import FILE_HEADER_BYTES, FRAME_HEADER_BYTES, encode_frame
 
 Store = InMemoryJournal | SqliteJournal | FileJournal
 
@@ -663,8 +663,8 @@ def test_bulk_allocation_restores_the_collector_state() -> None:
 
 
 def test_a_file_of_another_known_kind_is_named_not_called_damage(tmp_path: Path) -> None:
+    from pytest_replay.formats.journal import RECORDS_MAGIC, encode_file_header
     from pytest_replay.journal import load_journal_records
-    from pytest_replay.journal.frames import RECORDS_MAGIC, encode_file_header
 
     records = tmp_path / "run.jrec"
     records.write_bytes(encode_file_header(RECORDS_MAGIC))

@@ -19,6 +19,7 @@ import pytest
 from pytest_replay._msgpack import MAX_DEPTH, UnpackRefused, unpack_bounded
 from pytest_replay.errors import ReplayError
 from pytest_replay.fleet import FleetLogReader
+from pytest_replay.formats.journal import RECORDS_MAGIC, encode_file_header
 from pytest_replay.journal import (
     FileJournal,
     JournalDecodeError,
@@ -27,7 +28,6 @@ from pytest_replay.journal import (
     decode_entry,
     load_journal_records,
 )
-from pytest_replay.journal.frames import RECORDS_MAGIC, encode_file_header
 from pytest_replay.kinds import DATA_KIND
 from pytest_replay.replication import decode_trace
 from pytest_replay.report import ReplayUsageError

@@ -85,7 +85,7 @@ def same(a: Any, b: Any) -> bool:
         return a.dtype == b.dtype and a.tobytes() == b.tobytes()
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and not hasattr(a, "_fields"):
+    if isinstance(a, (list, tuple)):  # named tuples too: a NaN field is not == itself
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, decimal.Decimal):
         return str(a) == str(b)

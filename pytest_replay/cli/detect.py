@@ -1,8 +1,9 @@
 """What a path holds: one look at the magic bytes (or the folder's contents) decides.
 
-Nothing here imports a format's package: detection reads at most 8 bytes of a
-file, and the kind registry is built (and a kind's module imported) only when
-the magic bytes do not settle the question.
+Files are detected through the format registry (:func:`pytest_replay.formats.format_for`:
+magic bytes first, then extensions); only the registry's format objects are loaded, never
+a system's package. The kind registry is built (and a kind's module imported) only when
+no format claims the file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from pytest_replay import _fs
 from pytest_replay.cli.common import CliError, open_regular, read_bounded
+from pytest_replay.formats import Format, format_for, head_size
 
 if TYPE_CHECKING:
     from pytest_replay.kinds import KindRegistry
@@ -24,6 +26,7 @@ __all__ = [
     "FLEET_LOG",
     "FLEET_RECORDING",
     "JOURNAL",
+    "MANIFEST",
     "RECORDING",
     "RECORDS",
     "REDUCE",
@@ -43,6 +46,7 @@ RECORDS: Final = "journal-records"
 REDUCE: Final = "reduce-result"
 STORE: Final = "store"
 RECORDING: Final = "recording"
+MANIFEST: Final = "manifest"
 
 LABELS: Final = {
     VRRL: "VRRL ring log",
@@ -54,39 +58,41 @@ LABELS: Final = {
     REDUCE: "reducer result",
     STORE: "recording store",
     RECORDING: "stored recording",
+    MANIFEST: "store manifest",
 }
 
-_MAGICS: Final = {
-    b"VRRL0001": VRRL,
-    b"PRFLOG01": FLEET_LOG,
-    b"PRFLREC1": FLEET_RECORDING,
-    b"PRJOURNL": JOURNAL,
-    b"PRJRECS1": RECORDS,
-}
+#: What ``Detected.format`` says for a file a format object claims, where that is not the
+#: format's own name: a megakernel capture reads as the VRRL log it is.
+_DETECTED_AS: Final = {"capture": VRRL}
 #: The recording kind that stores each format, for diffs through ``RecordingKind.diff``.
 STORE_KIND_OF: Final = {JOURNAL: "journal", REDUCE: "reduce", FLEET_RECORDING: "fleet"}
 _FLEET_SUFFIX: Final = ".flog"
 _REDUCE_SUFFIX: Final = ".jreduce"
-_MANIFEST: Final = "manifest.json"
 
 _KNOWN = (
     "pass a VRRL ring log, a fleet log or folder of them, a journal file, a journal record "
-    "file, a reducer result (.jreduce or .json) or a store folder (.replay)"
+    "file, a reducer result (.jreduce or .json), a store manifest (manifest.json) or a store "
+    "folder (.replay)"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Detected:
-    """A path and what it holds; ``kind`` names the recording kind for ``RECORDING``."""
+    """A path and what it holds; ``kind`` names the recording kind for ``RECORDING``, and
+    ``file_format`` the format object that claimed the file (None for folders and the
+    formats detected otherwise)."""
 
     format: str
     path: Path
     kind: str | None = None
+    file_format: Format | None = None
 
     @property
     def label(self) -> str:
         if self.format == RECORDING and self.kind is not None:
             return f"stored recording of kind '{self.kind}'"
+        if self.file_format is not None and self.file_format.name != self.format:
+            return self.file_format.label  # read as another format (a capture as its VRRL log)
         return LABELS[self.format]
 
 
@@ -118,7 +124,9 @@ def _is_file(entry: os.DirEntry[str]) -> bool:
 
 
 def _has_manifest(folder: Path) -> bool:
-    return _holds_file(folder, _MANIFEST.__eq__)
+    from pytest_replay.formats.manifest import MANIFEST as MANIFEST_FORMAT
+
+    return _holds_file(folder, lambda name: MANIFEST_FORMAT.matches(Path(name), b""))
 
 
 def _has_fleet_log(folder: Path) -> bool:
@@ -130,6 +138,19 @@ def _fleet_base(path: Path) -> Path:
     from pytest_replay.fleet.catalog import normalize_candidate
 
     return normalize_candidate(path)
+
+
+def _claimed(fmt: Format, path: Path) -> Detected | None:
+    """What a file the format object ``fmt`` claims is to the CLI: a format it shows on its
+    own, else a stored recording of the format's kind; None leaves it to the kinds."""
+    shown = _DETECTED_AS.get(fmt.name, fmt.name)
+    if shown == FLEET_LOG:
+        return Detected(FLEET_LOG, _fleet_base(path), file_format=fmt)
+    if shown in LABELS:
+        return Detected(shown, path, file_format=fmt)
+    if fmt.kind is not None:
+        return Detected(RECORDING, path, fmt.kind, fmt)
+    return None
 
 
 def detect(path: Path) -> Detected:
@@ -152,22 +173,27 @@ def detect(path: Path) -> Detected:
         raise CliError(f"'{path}' does not exist", "check the path")
     try:
         with open_regular(path, "path") as fh:
-            head = fh.read(8)
+            head = fh.read(head_size())
     except OSError as exc:
         raise CliError(
             f"cannot read '{path}' ({exc.strerror or exc})", "check the path and permissions"
         ) from None
-    found = _MAGICS.get(head)
-    if found == FLEET_LOG:
-        return Detected(FLEET_LOG, _fleet_base(path))
-    if found is not None:
-        return Detected(found, path)
+    claimed = format_for(path, head)
+    by_magic = claimed is not None and claimed.magic is not None and head.startswith(claimed.magic)
+    if claimed is not None and by_magic:
+        detected = _claimed(claimed, path)
+        if detected is not None:
+            return detected
     if path.suffix == _REDUCE_SUFFIX or (
         path.suffix == ".json" and head.lstrip()[:1] == b"{" and _looks_like_result(path)
     ):
         return Detected(REDUCE, path)
     if path.suffix == _FLEET_SUFFIX:
         return Detected(FLEET_LOG, _fleet_base(path))
+    if claimed is not None and not by_magic:
+        detected = _claimed(claimed, path)
+        if detected is not None:
+            return detected
     kind = kind_registry().for_path(path)
     if kind is not None:
         return Detected(RECORDING, path, kind.name)

@@ -158,6 +158,8 @@ def diff_detected(
         return diff_record_files(left.path, right.path, ignore)
     if fmt == formats.STORE:
         return diff_stores(run, left.path, right.path, ignore)
+    if fmt == formats.MANIFEST:
+        return diff_manifests(left.path, right.path, ignore)
     if fmt == formats.FLEET_FOLDER:
         raise CliError(
             f"'{left.path}' and '{right.path}' are folders of fleet logs",
@@ -234,15 +236,13 @@ def diff_with_kind(
 
 
 def diff_rings(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
-    from pytest_replay.cli.records import record_line, ring_record
+    from pytest_replay.cli.records import record_line
     from pytest_replay.diff import first_divergence, ring_summary
-    from pytest_replay.ringlog import RingLog
+    from pytest_replay.formats.vrrl import VRRL
 
-    ignored = ("timestamp_ns",) if ignore is None else tuple(ignore)
-    with RingLog.open(a, read_only=True) as log:
-        left = log.records()
-    with RingLog.open(b, read_only=True) as log:
-        right = log.records()
+    ignored = VRRL.volatile if ignore is None else tuple(ignore)
+    left = VRRL.records(VRRL.read(a))
+    right = VRRL.records(VRRL.read(b))
     common = min(len(left), len(right))
     _check_record_fields(ignored)
     blocks = range(0, common, _BLOCK)
@@ -262,7 +262,7 @@ def diff_rings(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Outc
     if found is not None and found.index is not None:
         lo = max(0, found.index - _CONTEXT)
         context = tuple(
-            record_line(ring_record(i, left[i])) for i in range(lo, min(found.index, len(left)))
+            record_line(VRRL.item(i, left[i])) for i in range(lo, min(found.index, len(left)))
         )
     summary = None if found is None else ring_summary(left, right, ignored)
     return Outcome(len(left), "records", found, context, ignored, summary=summary)
@@ -359,9 +359,9 @@ def _step_difference(
 def diff_record_files(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
     import dataclasses
 
-    from pytest_replay.cli.records import record_line
+    from pytest_replay.cli.records import journal_records_file, record_line
     from pytest_replay.diff import first_value_difference
-    from pytest_replay.journal import JournalRecord, load_journal_records
+    from pytest_replay.journal import JournalRecord
 
     ignored = tuple(ignore or ())
     known = [f.name for f in dataclasses.fields(JournalRecord)]
@@ -371,7 +371,7 @@ def diff_record_files(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome
             f"unknown journal record field(s) {', '.join(map(repr, unknown))} in --ignore",
             f"use names from {', '.join(known)}",
         )
-    left, right = load_journal_records(a), load_journal_records(b)
+    left, right = journal_records_file(a), journal_records_file(b)
 
     def plain(record: Any) -> dict[str, Any]:
         value: dict[str, Any] = jsonable(record)
@@ -397,6 +397,49 @@ def diff_record_files(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome
             for i in range(lo, min(found.index, len(left)))
         )
     return Outcome(len(left), "records", found, context, ignored)
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def diff_manifests(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
+    """Two ``manifest.json`` files, entry by entry, aligned on the recording name."""
+    from pytest_replay.formats.manifest import MANIFEST
+
+    if ignore:
+        raise CliError(
+            "manifests are compared entry by entry and take no --ignore",
+            "drop --ignore, or diff the recordings they list",
+        )
+    left, right = MANIFEST.read(a), MANIFEST.read(b)
+    found: list[Found] = []
+    if left.nodeid != right.nodeid:
+        found.append(Found(None, "nodeid", left.nodeid, right.nodeid))
+    records = MANIFEST.records(left)
+    theirs = {MANIFEST.diff_key(i, r): r for i, r in enumerate(MANIFEST.records(right))}
+    ours = {MANIFEST.diff_key(i, r): (i, r) for i, r in enumerate(records)}
+    for key in sorted(ours.keys() | theirs.keys(), key=str):
+        index, mine = ours.get(key, (None, None))
+        other = theirs.get(key)
+        if mine is None or other is None:
+            state = ("missing", "present") if mine is None else ("present", "missing")
+            found.append(Found(index, "recording", *state, where=str(key)))
+            continue
+        want, got = mine[1].to_json(), other[1].to_json()
+        found += [
+            Found(index, name, want[name], got[name], where=str(key))
+            for name in want
+            if want[name] != got[name]
+        ]
+    if not found:
+        return Outcome(len(records), "recordings")
+    first = found[0]
+    context: tuple[str, ...] = ()
+    if first.index is not None:
+        lo = max(0, first.index - _CONTEXT)
+        context = tuple(MANIFEST.render(i, records[i]) for i in range(lo, first.index))
+    others = tuple(other.describe() for other in found[1:])
+    return Outcome(len(records), "recordings", first, context, others=others)
 
 
 # --------------------------------------------------------------------------- stores

@@ -9,8 +9,6 @@ own function.
 from __future__ import annotations
 
 import collections
-import json
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +26,10 @@ from pytest_replay.cli.common import (
 )
 from pytest_replay.cli.records import (
     count_checked,
+    journal_records_file,
     load_result,
     manifest_entry,
     record_line,
-    ring_record,
     show,
 )
 
@@ -127,6 +125,7 @@ def inspect_detected(detected: formats.Detected, run: Run) -> Inspection:
         formats.FLEET_LOG: inspect_fleet_log,
         formats.FLEET_FOLDER: inspect_fleet_folder,
         formats.FLEET_RECORDING: inspect_fleet_recording,
+        formats.MANIFEST: inspect_manifest,
         formats.JOURNAL: inspect_journal,
         formats.RECORDS: inspect_records,
         formats.REDUCE: inspect_result,
@@ -148,15 +147,14 @@ def _counts(values: Iterable[Any]) -> dict[str, int]:
 
 
 def inspect_ring(path: Path, run: Run) -> Inspection:
+    """A VRRL ring log, or a megakernel capture (the same bytes), read as the VRRL format."""
     import numpy as np
 
-    from pytest_replay.ringlog import HEADER_BYTES, ReplayFailureClass, RingLog
+    from pytest_replay.formats.vrrl import VRRL, ReplayFailureClass
 
-    with RingLog.open(path, read_only=True) as log:
-        capacity, cursor = log.capacity, log.cursor
-        records = log.records()
-    with open(path, "rb") as fh:
-        stored_cursor = struct.unpack_from("<Q", fh.read(HEADER_BYTES), 24)[0]
+    image = VRRL.read(path)
+    capacity, cursor, stored_cursor = image.capacity, image.cursor, image.stored_cursor
+    records = VRRL.records(image)
     live = len(records)
     if live == 0:
         wrap = "empty"
@@ -196,7 +194,7 @@ def inspect_ring(path: Path, run: Run) -> Inspection:
         summary["distinct_slots"] = len(np.unique(records["slot_idx"]))
 
     def fetch(start: int, stop: int) -> list[dict[str, Any]]:
-        return [ring_record(start + i, row) for i, row in enumerate(records[start:stop])]
+        return [VRRL.item(start + i, row) for i, row in enumerate(records[start:stop])]
 
     return Inspection(summary, live, fetch)
 
@@ -449,9 +447,7 @@ def inspect_journal(path: Path, run: Run) -> Inspection:
 
 
 def inspect_records(path: Path, run: Run) -> Inspection:
-    from pytest_replay.journal import load_journal_records
-
-    records = load_journal_records(path)
+    records = journal_records_file(path)
     seqs = [record.journal_seq for record in records]
     summary: dict[str, Any] = {
         "records": len(records),
@@ -550,6 +546,23 @@ def inspect_store(path: Path, run: Run) -> Inspection:
     return Inspection(summary, len(indexed), lambda a, b: indexed[a:b], "recordings")
 
 
+def inspect_manifest(path: Path, run: Run) -> Inspection:
+    """One ``manifest.json``: its test and each recording it lists."""
+    from pytest_replay.formats.manifest import MANIFEST
+
+    manifest = MANIFEST.read(path)
+    entries = MANIFEST.records(manifest)
+    summary: dict[str, Any] = {
+        "nodeid": manifest.nodeid,
+        "plugin_version": manifest.plugin_version,
+        "recordings": len(entries),
+        "kinds": _counts(entry.kind for _name, entry in entries),
+        "bytes": sum(max(entry.size, 0) for _name, entry in entries),
+    }
+    rows = [MANIFEST.item(index, entry) for index, entry in enumerate(entries)]
+    return Inspection(summary, len(rows), lambda a, b: rows[a:b], "recordings")
+
+
 def inspect_kind_file(path: Path, kind_name: str, manifest: bool = True) -> Inspection:
     """A stored recording of a kind without a magic number of its own: ``data`` values
     (one record per leaf, with its key path), replication traces (one record per event),
@@ -573,20 +586,18 @@ def inspect_kind_file(path: Path, kind_name: str, manifest: bool = True) -> Insp
             "digest": entry[1].digest,
         }
     if kind.name == "data":
-        from pytest_replay.values import decode_value
+        from pytest_replay.formats.data import DATA
 
-        rows = [
-            {"index": index, "path": where, "value": shown}
-            for index, (where, shown) in enumerate(
-                value_leaves(decode_value(data, str(path), resolve=False))
-            )
-        ]
+        leaves = DATA.records(DATA.decode(data, str(path)))
+        rows = [DATA.item(index, leaf) for index, leaf in enumerate(leaves)]
         summary["leaves"] = len(rows)
         return Inspection(summary, len(rows), lambda a, b: rows[a:b], "leaves")
     if kind.name == "replication":
-        from pytest_replay.replication.trace import decode_trace
+        from pytest_replay.formats import format_named
 
-        events = decode_trace(data, str(path)).events
+        # The kind checked the trace (schedule included) above; the format gives its events.
+        trace = format_named("replication-trace")
+        events = trace.records(trace.read(path))
         summary["events"] = len(events)
         names = ("time_ms", "kind", "node", "peer", "attrs")
 
@@ -598,31 +609,3 @@ def inspect_kind_file(path: Path, kind_name: str, manifest: bool = True) -> Insp
 
         return Inspection(summary, len(events), fetch, "events")
     return Inspection(summary, 0, lambda a, b: [])
-
-
-def value_leaves(value: Any, path: str = "") -> list[tuple[str, str]]:
-    """A decoded ``data`` value as ``(key path, rendered leaf)`` pairs in stored order:
-    dicts, lists and recorded objects are opened (an object also gives a line naming its
-    type), everything else is one leaf."""
-    from pytest_replay.values import Tagged, render_value
-
-    if isinstance(value, dict) and value:
-        return [
-            pair for key, item in value.items()
-            for pair in value_leaves(item, f"{path}[{_key_text(key)}]")
-        ]  # fmt: skip
-    if isinstance(value, list) and value:
-        return [pair for i, item in enumerate(value) for pair in value_leaves(item, f"{path}[{i}]")]
-    if isinstance(value, Tagged) and value.form != "enum":
-        head = [(path or "<value>", f"{value.type} ({value.form})")]
-        return head + [
-            pair for name, item in value.fields.items()
-            for pair in value_leaves(item, f"{path}.{name}")
-        ]  # fmt: skip
-    return [(path or "<value>", render_value(value))]
-
-
-def _key_text(key: Any) -> str:
-    from pytest_replay.values import render_value
-
-    return json.dumps(key, ensure_ascii=False) if isinstance(key, str) else render_value(key)

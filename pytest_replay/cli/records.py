@@ -1,6 +1,6 @@
 """Record-level text shared by the ``inspect``, ``diff`` and ``textconv`` verbs: one record
-on one line, a VRRL record as a mapping, a reducer result loaded from either encoding,
-a decoding error reworded to name the file, and the manifest entry of a stored file.
+on one line, a reducer result loaded from either encoding, the records of a journal record
+file, a decoding error reworded to name the file, and the manifest entry of a stored file.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pytest_replay.cli.common import CorruptInput, jsonable, read_bounded
 
 __all__ = [
     "count_checked",
+    "journal_records_file",
     "load_result",
     "manifest_entry",
     "record_line",
-    "ring_record",
     "show",
 ]
 
@@ -45,35 +45,6 @@ def record_line(item: dict[str, Any]) -> str:
         parts.append(f"{key}={shown}")
     prefix = f"#{item['index']} " if "index" in item else ""
     return prefix + " ".join(parts)
-
-
-def ring_record(index: int, row: Any) -> dict[str, Any]:
-    """One VRRL record as a mapping (failure evidence under ``failure`` when present)."""
-    from pytest_replay.ringlog import ReplayFailureClass
-
-    item: dict[str, Any] = {
-        "index": index,
-        "timestamp_ns": int(row["timestamp_ns"]),
-        "slot_idx": int(row["slot_idx"]),
-        "tenant_id": int(row["tenant_id"]),
-        "opcode": int(row["opcode"]),
-        "args": [int(v) for v in row["args"].tolist()],
-        "epoch": int(row["epoch"]),
-    }
-    words = (
-        int(row["slot_status"]),
-        int(row["failure_class"]),
-        int(row["backend_code"]),
-        int(row["output_digest"]),
-    )
-    if any(words):
-        item["failure"] = {
-            "slot_status": words[0],
-            "failure_class": ReplayFailureClass.decode(words[1]).name.lower(),
-            "backend_code": words[2],
-            "output_digest": f"{words[3]:016x}",
-        }
-    return item
 
 
 def load_result(path: Path) -> Any:
@@ -116,3 +87,16 @@ def manifest_entry(path: Path) -> tuple[str, Any] | None:
         if entry.file == path.name:
             return manifest.nodeid, entry
     return None
+
+
+def journal_records_file(path: Path) -> list[Any]:
+    """The records of a journal record file: its frames read and checked by the format
+    (:mod:`pytest_replay.formats.journal_records`), each record decoded by the journal."""
+    from pytest_replay.formats import format_named
+    from pytest_replay.journal.record_file import decode_record
+
+    fmt = format_named("journal-records")
+    return [
+        decode_record(frame.data, str(path), frame.index, frame.offset)
+        for frame in fmt.records(fmt.read(path))
+    ]

@@ -30,8 +30,6 @@ _EXTENSIONS: Final = (".vrrl", ".mkvrrl", ".msgpack", ".jrnl", ".jreduce", ".fle
 _STORE_GLOBS: Final = (".replay/**", "**/__replay__/**")
 _BEGIN: Final = "# pytest-replay: recordings diff as text (pytest-replay git-setup)"
 _END: Final = "# end pytest-replay"
-#: Records of a ring whose fields the recorders store as zero unless told otherwise.
-_VOLATILE: Final = {"timestamp_ns"}
 
 
 def _abbreviated(value: Any) -> Any:
@@ -75,9 +73,13 @@ def textconv_lines(path: Path) -> list[str]:
         return lines + _fleet_recording_steps(path)
     items = found.fetch(0, found.total) if found.total else []
     if found.unit == "leaves":
-        lines += [f"{item['path']} = {item['value']}" for item in items]
+        from pytest_replay.formats.data import DATA
+
+        lines += [DATA.render(item["index"], (item["path"], item["value"])) for item in items]
     else:
-        volatile = frozenset(_VOLATILE) if detected.format == formats.VRRL else frozenset()
+        # The fields a format's recorders store as zero are marked, by the format.
+        shown = detected.file_format
+        volatile = frozenset(shown.volatile) if shown is not None else frozenset()
         lines += [_line(item, volatile) for item in items]
     return lines
 

@@ -32,7 +32,6 @@ from pytest_replay.fleet.errors import (
     TopologyError,
 )
 from pytest_replay.fleet.graph import CausalGraph, SessionNodes, build_causal_graph
-from pytest_replay.fleet.logformat import LOG_EXTENSION, MAX_SECTION_BYTES, SectionType
 from pytest_replay.fleet.plan import (
     AppRegistration,
     ReplayAssignment,
@@ -86,6 +85,7 @@ from pytest_replay.fleet.topology import (
     load_topology,
 )
 from pytest_replay.fleet.writer import FleetLogWriter
+from pytest_replay.formats.fleet_log import LOG_EXTENSION, MAX_SECTION_BYTES, SectionType
 
 __all__ = [
     "LOG_EXTENSION",

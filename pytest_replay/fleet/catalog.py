@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_replay.fleet.errors import FleetError, FleetLogError
-from pytest_replay.fleet.logformat import LOG_EXTENSION, slab_index_of, slab_path
 from pytest_replay.fleet.reader import as_path, paused_collector, read_identity
 from pytest_replay.fleet.records import ConfigSource, StackInfo
+from pytest_replay.formats.fleet_log import LOG_EXTENSION, slab_index_of, slab_path
 
 __all__ = [
     "DiscoveryFailure",

@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 
 from pytest_replay.errors import ReplayError
+from pytest_replay.formats.fleet_log import SlabCorrupted
+from pytest_replay.formats.fleet_recording import RecordingDamaged
 
 __all__ = [
     "FleetError",
@@ -24,27 +26,15 @@ class FleetError(ReplayError):
     """Base class of every error raised by :mod:`pytest_replay.fleet`."""
 
 
-class FleetLogError(FleetError):
+class FleetLogError(FleetError, SlabCorrupted):
     """A fleet log is unreadable: bad magic, CRC mismatch, truncated frame, unknown
     section type, missing or stray slab, or a section whose content is inconsistent.
 
     ``path`` is the slab file (or the base path when no slab could be opened) and
     ``offset`` the byte offset of the frame at fault (``None`` when it is the file as a
-    whole).
+    whole); the message is built by the slab format's
+    :class:`~pytest_replay.formats.fleet_log.SlabCorrupted`.
     """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        offset: int | None,
-        detail: str,
-        fix: str = "the log is corrupted or was not written by FleetLogWriter; record it again",
-    ) -> None:
-        self.path = os.fspath(path)
-        self.offset = offset
-        self.detail = detail
-        where = f"'{self.path}'" if offset is None else f"'{self.path}' at byte {offset}"
-        super().__init__(detail, where=f"fleet log {where}", fix=f"{fix}.")
 
 
 class FleetLogWriteError(FleetError):
@@ -111,11 +101,7 @@ class ReplaySessionError(FleetError):
         super().__init__(detail, fix=f"{fix}.")
 
 
-class FleetRecordingError(FleetError):
-    """A stored fleet recording (logs + topology bundle) is unreadable or inconsistent."""
-
-    def __init__(self, path: str | os.PathLike[str] | None, detail: str, fix: str) -> None:
-        self.path = None if path is None else os.fspath(path)
-        self.detail = detail
-        where = "" if self.path is None else f" '{self.path}'"
-        super().__init__(detail, where=f"fleet recording{where}", fix=f"{fix}.")
+class FleetRecordingError(FleetError, RecordingDamaged):
+    """A stored fleet recording (logs + topology bundle) is unreadable or inconsistent;
+    the message is built by the format's
+    :class:`~pytest_replay.formats.fleet_recording.RecordingDamaged`."""

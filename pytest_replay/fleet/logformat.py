@@ -1,24 +1,7 @@
-"""Byte layout of fleet log slabs and the codecs of their sections.
+"""The codecs of fleet log sections: columnar steps, keyframes and lifecycle records.
 
-A log is addressed by its base path ``name.flog`` and stored as slab files
-``name_0.flog``, ``name_1.flog``, ... Each slab (little-endian)::
-
-    slab header, 16 bytes
-        0   magic        b"PRFLOG01"
-        8   version      u16 = 2 (1: written before end frames, still read)
-        10  flags        u16   bit 0: FINAL, this is the last slab of the log
-        12  slab_index   u32   equals the N of name_N.flog
-    frames, back to back up to the end of the file
-        0   section_type u16   1 lifecycle, 2 steps, 3 keyframes, 4 end (version 2)
-        2   reserved     u16 = 0
-        4   length       u32   payload bytes, at most MAX_SECTION_BYTES
-        8   crc32        u32   zlib.crc32 over frame bytes [0, 8) then the payload
-        12  payload      msgpack; the end frame's is binary (below)
-    end frame, last in every version-2 slab: payload u64 count of the frames before it,
-        then the 32-byte BLAKE3 digest of every byte from offset 16 to the end frame
-
-The end frame makes a slab cut exactly at a frame boundary detectable: a version-2 slab
-without it is truncated. A version-1 slab is read with an :class:`UnclosedFormatWarning`.
+The slab bytes around them (header, frames, end frame, slab naming) are the format's:
+:mod:`pytest_replay.formats.fleet_log`, re-exported here for the fleet package.
 
 The first FINAL slab ends the log. A writer moving on to slab N+1 first writes it as a
 bare FINAL header, then rewrites slab N without FINAL; a crash in between leaves slab N
@@ -31,22 +14,15 @@ from a few numpy arrays per section and steps are materialised only when replaye
 
 from __future__ import annotations
 
-import enum
-import re
-import struct
-import warnings
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import blake3
 import msgpack
 import numpy as np
 import numpy.typing as npt
 
 from pytest_replay._msgpack import unpack_bounded
-from pytest_replay.errors import UnclosedFormatWarning
 from pytest_replay.fleet.errors import FleetLogError
 from pytest_replay.fleet.records import (
     MAX_CODE,
@@ -63,46 +39,21 @@ from pytest_replay.fleet.records import (
     Step,
     StepMessages,
 )
+from pytest_replay.formats import fleet_log as _slab
+from pytest_replay.formats.fleet_log import SectionType
 
 __all__ = [
-    "END_FRAME_BYTES",
-    "FLAG_FINAL",
-    "FORMAT_VERSION",
-    "FRAME_HEADER",
-    "LEGACY_VERSION",
-    "LOG_EXTENSION",
-    "MAX_SECTION_BYTES",
     "ORIGIN_DTYPE",
-    "SLAB_HEADER",
-    "SLAB_MAGIC",
-    "SectionType",
     "StepSection",
     "decode_keyframes",
     "decode_lifecycle",
     "decode_steps",
-    "encode_empty_slab",
-    "encode_end_frame",
-    "encode_frame",
     "encode_keyframes",
     "encode_lifecycle",
-    "encode_slab_header",
     "encode_steps",
     "iter_frames",
     "parse_slab_header",
-    "slab_index_of",
-    "slab_path",
 ]
-
-SLAB_MAGIC: Final = b"PRFLOG01"
-FORMAT_VERSION: Final = 2
-#: Slabs written before end frames: read, with a warning that a cut cannot be detected.
-LEGACY_VERSION: Final = 1
-FLAG_FINAL: Final = 1
-SLAB_HEADER: Final = struct.Struct("<8sHHI")
-FRAME_HEADER: Final = struct.Struct("<HHII")
-#: Upper bound on one section's payload; checked before anything is allocated.
-MAX_SECTION_BYTES: Final = 64 * 1024 * 1024
-LOG_EXTENSION: Final = ".flog"
 
 #: One message's provenance as stored in a step section (unaligned, 14 bytes).
 ORIGIN_DTYPE: Final = np.dtype(
@@ -110,181 +61,20 @@ ORIGIN_DTYPE: Final = np.dtype(
 )
 
 _STEP_FIELDS: Final = 11
-_CORRUPT_FIX: Final = "the log is corrupted or was not written by FleetLogWriter; record it again"
 
 U64Array = npt.NDArray[np.uint64]
 
 
-class SectionType(enum.IntEnum):
-    LIFECYCLE = 1
-    STEPS = 2
-    KEYFRAMES = 3
-
-
-_SECTION_TYPES: Final = {int(member): member for member in SectionType}
-#: The end frame's section type (not a SectionType: it is never yielded as a section).
-_END_TYPE: Final = 4
-_END_PAYLOAD: Final = struct.Struct("<Q32s")
-#: Size of a slab's end frame, header included.
-END_FRAME_BYTES: Final = FRAME_HEADER.size + _END_PAYLOAD.size
-
-
-# --------------------------------------------------------------------------- slab naming
-
-_SLAB_STEM = re.compile(r"^(?P<base>.*)_(?P<index>[0-9]+)$")
-
-
-def slab_path(base_path: Path, index: int) -> Path:
-    """``name.flog`` -> ``name_<index>.flog``, in the same folder."""
-    return base_path.with_name(f"{base_path.stem}_{index}{base_path.suffix}")
-
-
-def slab_index_of(path: Path) -> tuple[Path, int] | None:
-    """``name_3.flog`` -> (``name.flog``, 3); ``None`` when the stem has no ``_<digits>``."""
-    match = _SLAB_STEM.match(path.stem)
-    if match is None:
-        return None
-    return path.with_name(f"{match['base']}{path.suffix}"), int(match["index"])
-
-
-# --------------------------------------------------------------------------- framing
-
-
-def encode_slab_header(index: int, *, final: bool) -> bytes:
-    return SLAB_HEADER.pack(SLAB_MAGIC, FORMAT_VERSION, FLAG_FINAL if final else 0, index)
-
-
 def parse_slab_header(path: Path, data: bytes | memoryview, expected_index: int) -> bool:
-    """Check a slab header; return its FINAL flag."""
-    if len(data) < SLAB_HEADER.size:
-        raise FleetLogError(
-            path, 0, f"slab is {len(data)} bytes, shorter than its {SLAB_HEADER.size}-byte header"
-        )
-    magic, version, flags, index = SLAB_HEADER.unpack_from(data, 0)
-    if magic != SLAB_MAGIC:
-        raise FleetLogError(
-            path, 0, f"bad slab magic {bytes(magic)!r} (expected {SLAB_MAGIC!r})", _CORRUPT_FIX
-        )
-    if version == LEGACY_VERSION:
-        warnings.warn(
-            UnclosedFormatWarning(
-                f"slab '{path}' was written before end frames (format version 1): a copy cut "
-                "at a frame boundary cannot be detected. Fix: record the log again"
-            ),
-            stacklevel=2,
-        )
-    elif version != FORMAT_VERSION:
-        raise FleetLogError(
-            path,
-            8,
-            f"unsupported format version {version} (this reader reads {LEGACY_VERSION} "
-            f"and {FORMAT_VERSION})",
-            "record the log again with this version of pytest_replay",
-        )
-    if flags & ~FLAG_FINAL:
-        raise FleetLogError(path, 10, f"unknown slab flags {flags:#06x}")
-    if index != expected_index:
-        raise FleetLogError(
-            path,
-            12,
-            f"slab header says slab {index} but the file name says slab {expected_index}",
-            "do not rename slab files; record the log again",
-        )
-    return bool(flags & FLAG_FINAL)
-
-
-def encode_frame(section_type: SectionType | int, payload: bytes) -> bytes:
-    head = struct.pack("<HHI", int(section_type), 0, len(payload))
-    crc = zlib.crc32(payload, zlib.crc32(head))
-    return head + struct.pack("<I", crc) + payload
-
-
-def encode_end_frame(frames: bytes | bytearray | memoryview, count: int) -> bytes:
-    """The end frame closing a slab whose ``count`` frames (after the header) are ``frames``."""
-    return encode_frame(_END_TYPE, _END_PAYLOAD.pack(count, blake3.blake3(frames).digest()))
-
-
-def encode_empty_slab(index: int, *, final: bool) -> bytes:
-    """A closed slab holding no frames."""
-    return encode_slab_header(index, final=final) + encode_end_frame(b"", 0)
+    """Check a slab header; return its FINAL flag (damage raises :class:`FleetLogError`)."""
+    return _slab.parse_slab_header(path, data, expected_index, error=FleetLogError, stacklevel=3)
 
 
 def iter_frames(
     path: Path, data: bytes | memoryview, *, verify_only: SectionType | None = None
 ) -> Iterator[tuple[int, SectionType, memoryview]]:
-    """Yield (offset, type, payload) of every frame of one slab's bytes.
-
-    Every frame's CRC is checked, or only the CRC of ``verify_only`` frames (discovery
-    reads lifecycle records and skips step data unchecked; the end frame's digest over
-    the whole slab is then skipped too, its frame count still checked). A version-2
-    slab must end with its end frame, which is checked and not yielded.
-    """
-    view = memoryview(data)
-    offset = SLAB_HEADER.size
-    end = len(view)
-    closing = SLAB_HEADER.unpack_from(view, 0)[1] != LEGACY_VERSION
-    count = 0
-    while offset < end:
-        if end - offset < FRAME_HEADER.size:
-            raise FleetLogError(
-                path,
-                offset,
-                f"truncated frame: {end - offset} bytes left, a frame header needs "
-                f"{FRAME_HEADER.size}",
-            )
-        kind, reserved, length, crc = FRAME_HEADER.unpack_from(view, offset)
-        if length > MAX_SECTION_BYTES:
-            raise FleetLogError(
-                path, offset, f"frame length {length} exceeds the limit of {MAX_SECTION_BYTES}"
-            )
-        body = offset + FRAME_HEADER.size
-        if length > end - body:
-            raise FleetLogError(
-                path,
-                offset,
-                f"truncated frame: header says {length} payload bytes, {end - body} remain",
-            )
-        payload = view[body : body + length]
-        if (verify_only is None or kind in (verify_only, _END_TYPE)) and zlib.crc32(
-            payload, zlib.crc32(view[offset : offset + 8])
-        ) != crc:
-            raise FleetLogError(path, offset, f"CRC32 mismatch in a {length}-byte frame")
-        if reserved != 0:
-            raise FleetLogError(path, offset, f"reserved frame field is {reserved}, not 0")
-        if kind == _END_TYPE and closing:
-            _check_end_frame(path, view, offset, payload, count, verify_only is None)
-            return
-        section_type = _SECTION_TYPES.get(kind)
-        if section_type is None:
-            raise FleetLogError(path, offset, f"unknown section type {kind}")
-        yield offset, section_type, payload
-        count += 1
-        offset = body + length
-    if closing:
-        raise FleetLogError(
-            path,
-            offset,
-            f"slab ends after {count} frames on a frame boundary without its end frame: "
-            "it was truncated",
-            "copy the whole slab again, or record the log again",
-        )
-
-
-def _check_end_frame(
-    path: Path, view: memoryview, offset: int, payload: memoryview, count: int, digest: bool
-) -> None:
-    after = offset + FRAME_HEADER.size + len(payload)
-    if after != len(view):
-        raise FleetLogError(path, after, "a frame follows the slab's end frame")
-    if len(payload) != _END_PAYLOAD.size:
-        raise FleetLogError(
-            path, offset, f"end frame payload is {len(payload)} bytes, expected {_END_PAYLOAD.size}"
-        )
-    said, stored = _END_PAYLOAD.unpack_from(payload, 0)
-    if said != count:
-        raise FleetLogError(path, offset, f"end frame counts {said} frames, the slab holds {count}")
-    if digest and blake3.blake3(view[SLAB_HEADER.size : offset]).digest() != stored:
-        raise FleetLogError(path, offset, "end frame digest differs from the slab's frames")
+    """:func:`pytest_replay.formats.fleet_log.iter_frames`, raising :class:`FleetLogError`."""
+    return _slab.iter_frames(path, data, verify_only=verify_only, error=FleetLogError)
 
 
 def _unpack(path: Path, offset: int, payload: bytes | memoryview) -> Any:

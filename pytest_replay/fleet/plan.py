@@ -11,13 +11,13 @@ from pytest_replay.fleet.app import FleetApp, MockClock
 from pytest_replay.fleet.catalog import FleetLogInfo, ReplayCatalog
 from pytest_replay.fleet.engine import ReplayEngine
 from pytest_replay.fleet.errors import RegistrationError, ReplayValidationError
-from pytest_replay.fleet.logformat import LOG_EXTENSION
 from pytest_replay.fleet.reader import index_logs, paused_collector
 from pytest_replay.fleet.records import Subsystem
 from pytest_replay.fleet.session import FleetSession
 from pytest_replay.fleet.stepblind import StepBlindSession, ignores_steps
 from pytest_replay.fleet.topology import Topology, load_topology
 from pytest_replay.fleet.writer import FleetLogWriter
+from pytest_replay.formats.fleet_log import LOG_EXTENSION
 
 __all__ = [
     "AppRegistration",

@@ -21,19 +21,12 @@ import numpy.typing as npt
 from pytest_replay import _fs
 from pytest_replay.fleet.errors import FleetLogError
 from pytest_replay.fleet.logformat import (
-    FLAG_FINAL,
-    FRAME_HEADER,
-    LEGACY_VERSION,
     ORIGIN_DTYPE,
-    SLAB_HEADER,
-    SLAB_MAGIC,
-    SectionType,
     StepFields,
     StepSection,
     decode_keyframes,
     decode_lifecycle,
     decode_steps,
-    encode_empty_slab,
     iter_frames,
     parse_slab_header,
     unpack_step_fields,
@@ -45,6 +38,15 @@ from pytest_replay.fleet.records import (
     LifecycleRecord,
     MissionStarted,
     Step,
+)
+from pytest_replay.formats.fleet_log import (
+    FLAG_FINAL,
+    FRAME_HEADER,
+    LEGACY_VERSION,
+    SLAB_HEADER,
+    SLAB_MAGIC,
+    SectionType,
+    encode_empty_slab,
 )
 
 __all__ = [

@@ -9,40 +9,27 @@ The three calls a test harness needs:
   :class:`RecordingApp` and returns the first
   :class:`~pytest_replay.divergence.Divergence`, or ``None``.
 
-Recording file layout: ``b"PRFLREC1"``, u32 CRC32 of the body, u64 body length, then
-the msgpack body ``{"version": 1, "topology_name": str, "topology": str,
-"configs": [[relative path, bytes], ...], "logs": [[instance id, subsystem id,
-[slab bytes, ...]], ...]}`` with logs sorted by (instance id, subsystem id).
+The recording file's byte layout is :mod:`pytest_replay.formats.fleet_recording`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import struct
 import tempfile
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 import msgpack
 
 from pytest_replay._atomic import atomic_write_bytes
-from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.divergence import Divergence
 from pytest_replay.fleet.app import MockClock, NoopApp
 from pytest_replay.fleet.catalog import ReplayCatalog
 from pytest_replay.fleet.errors import FleetRecordingError
-from pytest_replay.fleet.logformat import (
-    LOG_EXTENSION,
-    SectionType,
-    decode_steps,
-    iter_frames,
-    parse_slab_header,
-    slab_path,
-)
+from pytest_replay.fleet.logformat import decode_steps, iter_frames, parse_slab_header
 from pytest_replay.fleet.plan import ReplayPlan
 from pytest_replay.fleet.reader import FleetLogReader, read_regular_file
 from pytest_replay.fleet.records import (
@@ -54,6 +41,14 @@ from pytest_replay.fleet.records import (
 )
 from pytest_replay.fleet.topology import Topology, load_topology
 from pytest_replay.fleet.writer import DEFAULT_SLAB_SIZE, FleetLogWriter
+from pytest_replay.formats.fleet_log import LOG_EXTENSION, SectionType, slab_path
+from pytest_replay.formats.fleet_recording import (
+    MAX_RECORDING_BYTES,
+    RECORDING_MAGIC,
+    RECORDING_VERSION,
+    encode_recording_body,
+    read_recording_body,
+)
 
 __all__ = [
     "RECORDING_MAGIC",
@@ -74,11 +69,6 @@ __all__ = [
     "write_fleet_recording",
 ]
 
-RECORDING_MAGIC: Final = b"PRFLREC1"
-RECORDING_VERSION: Final = 1
-_HEADER: Final = struct.Struct("<8sIQ")
-#: Largest recording body read back; checked before it is read.
-MAX_RECORDING_BYTES: Final = 4 << 30
 _RECORD_FIX: Final = "record the fleet again (pytest --replay-record)"
 _BUILD_FIX: Final = (
     "give every log its own (instance, subsystem) and every file a plain relative name "
@@ -206,7 +196,7 @@ def encode_fleet_recording(recording: FleetRecording) -> bytes:
         },
         use_bin_type=True,
     )
-    return _HEADER.pack(RECORDING_MAGIC, zlib.crc32(body), len(body)) + body
+    return encode_recording_body(body)
 
 
 def _bad(path: str | os.PathLike[str] | None, detail: str) -> FleetRecordingError:
@@ -264,26 +254,7 @@ def _check_recording(
 def decode_fleet_recording(
     data: bytes, path: str | os.PathLike[str] | None = None
 ) -> FleetRecording:
-    if len(data) < _HEADER.size:
-        raise _bad(path, f"{len(data)} bytes, shorter than the {_HEADER.size}-byte header")
-    magic, crc, length = _HEADER.unpack_from(data, 0)
-    if magic != RECORDING_MAGIC:
-        raise _bad(path, f"bad magic {bytes(magic)!r} at byte 0 (expected {RECORDING_MAGIC!r})")
-    if length != len(data) - _HEADER.size:
-        raise _bad(path, f"header says {length} body bytes at byte 12, file has "
-                   f"{len(data) - _HEADER.size}")  # fmt: skip
-    body = memoryview(data)[_HEADER.size :]
-    if zlib.crc32(body) != crc:
-        raise _bad(path, f"CRC32 mismatch in the body at byte {_HEADER.size}")
-    try:
-        raw: Any = unpack_bounded(body)
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise _bad(path, f"body is not valid msgpack ({exc})") from None
-    keys = {"version", "topology_name", "topology", "configs", "logs"}
-    if type(raw) is not dict or set(raw) != keys:
-        raise _bad(path, f"body must be a map with exactly the keys {sorted(keys)}")
-    if raw["version"] != RECORDING_VERSION:
-        raise _bad(path, f"unsupported recording version {raw['version']!r}")
+    raw = read_recording_body(data, path, error=FleetRecordingError)
     if type(raw["topology_name"]) is not str or type(raw["topology"]) is not str:
         raise _bad(path, "topology name/text are malformed")
     configs = []

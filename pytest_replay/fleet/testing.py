@@ -13,7 +13,6 @@ import numpy as np
 
 from pytest_replay._atomic import atomic_write_bytes
 from pytest_replay.fleet.app import MockClock, NoopApp
-from pytest_replay.fleet.logformat import LOG_EXTENSION
 from pytest_replay.fleet.reader import StepTable
 from pytest_replay.fleet.records import (
     ConfigSource,
@@ -26,6 +25,7 @@ from pytest_replay.fleet.records import (
 )
 from pytest_replay.fleet.topology import Interconnect, format_topology
 from pytest_replay.fleet.writer import DEFAULT_SLAB_SIZE, FleetLogWriter
+from pytest_replay.formats.fleet_log import LOG_EXTENSION
 
 if TYPE_CHECKING:
     from pytest_replay.fleet.engine import FleetCursor, ReplayEngine

@@ -13,21 +13,7 @@ from typing import Final
 
 from pytest_replay._atomic import atomic_write_bytes
 from pytest_replay.fleet.errors import FleetError, FleetLogWriteError
-from pytest_replay.fleet.logformat import (
-    FLAG_FINAL,
-    MAX_SECTION_BYTES,
-    SLAB_HEADER,
-    SectionType,
-    encode_empty_slab,
-    encode_end_frame,
-    encode_frame,
-    encode_keyframes,
-    encode_lifecycle,
-    encode_slab_header,
-    encode_steps,
-    slab_index_of,
-    slab_path,
-)
+from pytest_replay.fleet.logformat import encode_keyframes, encode_lifecycle, encode_steps
 from pytest_replay.fleet.records import (
     MAX_CODE,
     MAX_INSTANCE_ID,
@@ -41,6 +27,18 @@ from pytest_replay.fleet.records import (
     Origin,
     StackInfo,
     Step,
+)
+from pytest_replay.formats.fleet_log import (
+    FLAG_FINAL,
+    MAX_SECTION_BYTES,
+    SLAB_HEADER,
+    SectionType,
+    encode_empty_slab,
+    encode_end_frame,
+    encode_frame,
+    encode_slab_header,
+    slab_index_of,
+    slab_path,
 )
 
 __all__ = [

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from pytest_replay.formats.base import FieldSpan, Format, FormatError, Framing
+from pytest_replay.formats.base import FieldSpan, Format, FormatError, Framing, laid_out
 
 __all__ = [
     "FieldSpan",
@@ -22,10 +22,22 @@ __all__ = [
     "all_formats",
     "format_for",
     "format_named",
+    "head_size",
+    "laid_out",
 ]
 
 #: module (under pytest_replay.formats) -> the name of its Format instance.
-_FORMAT_MODULES: dict[str, str] = {}
+_FORMAT_MODULES: dict[str, str] = {
+    "vrrl": "VRRL",
+    "capture": "CAPTURE",
+    "data": "DATA",
+    "manifest": "MANIFEST",
+    "journal": "JOURNAL_FILE",
+    "journal_records": "JOURNAL_RECORDS",
+    "fleet_log": "FLEET_LOG",
+    "fleet_recording": "FLEET_RECORDING",
+    "replication_trace": "REPLICATION_TRACE",
+}
 
 _loaded: dict[str, Format] = {}
 
@@ -53,11 +65,23 @@ def format_named(name: str) -> Format:
 
 def format_for(path: Path, head: bytes) -> Format | None:
     """The format a file named ``path`` starting with ``head`` is in: magic bytes first,
-    then extensions; None when no format claims it."""
+    then extensions; None when no format claims it.
+
+    Formats that share magic bytes (a megakernel capture is a VRRL log) are told apart
+    by extension: the one whose extension the name has wins, else the first registered.
+    """
+    by_magic = None
     by_extension = None
     for fmt in all_formats():
         if fmt.magic is not None and head.startswith(fmt.magic):
-            return fmt
-        if by_extension is None and fmt.magic is None and fmt.matches(path, head):
+            if fmt.extensions and path.name.endswith(fmt.extensions):
+                return fmt
+            by_magic = by_magic or fmt
+        elif by_extension is None and fmt.magic is None and fmt.matches(path, head):
             by_extension = fmt
-    return by_extension
+    return by_magic or by_extension
+
+
+def head_size() -> int:
+    """How many leading bytes of a file :func:`format_for` needs to see every magic."""
+    return max((len(fmt.magic) for fmt in all_formats() if fmt.magic is not None), default=0)

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, ClassVar
 from pytest_replay import _fs
 from pytest_replay.errors import ReplayError
 
-__all__ = ["FieldSpan", "Format", "FormatError", "Framing"]
+__all__ = ["FieldSpan", "Format", "FormatError", "Framing", "laid_out"]
 
 
 class FormatError(ReplayError):
@@ -34,6 +34,17 @@ class FieldSpan:
     name: str
     offset: int
     size: int
+
+
+def laid_out(*fields: tuple[str, int], start: int = 0) -> tuple[FieldSpan, ...]:
+    """Fields of the given names and widths laid end to end from byte ``start``: a header
+    or frame header written as the struct that packs it reads (``("magic", 8), ...``)."""
+    spans = []
+    offset = start
+    for name, size in fields:
+        spans.append(FieldSpan(name, offset, size))
+        offset += size
+    return tuple(spans)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +85,13 @@ class Format:
     extensions: ClassVar[tuple[str, ...]] = ()
     magic: ClassVar[bytes | None] = None
     framing: ClassVar[Framing | None] = None
+    #: The recording kind whose stored files are in this format (None: no kind stores it).
+    kind: ClassVar[str | None] = None
+    #: Record fields the recorders store as zero unless told otherwise (never compared).
+    volatile: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
 
     def matches(self, path: Path, head: bytes) -> bool:
         """Whether a file named ``path`` that starts with ``head`` is in this format."""
@@ -82,7 +100,12 @@ class Format:
         return path.name.endswith(self.extensions) if self.extensions else False
 
     def open(self, path: str | os.PathLike[str]) -> BinaryIO:
-        """``path`` opened for binary reading; a link, FIFO, device or folder is refused."""
+        """``path`` opened for binary reading; a FIFO, device or folder is refused.
+
+        A symbolic link the caller passes (a path a user typed) is followed to a regular
+        file, as ``cat`` would; the store never hands one over, it refuses links itself
+        (:mod:`pytest_replay.store`).
+        """
         try:
             return _fs.open_regular(path)
         except _fs.NotRegularFile as exc:
@@ -90,19 +113,43 @@ class Format:
             raise FormatError(
                 f"{self.label} is {shown}",
                 where=os.fspath(path),
-                fix="pass a regular file (not a link, device, FIFO or folder)",
+                fix="pass a regular file (not a device, FIFO or folder)",
+            ) from None
+
+    def read_bytes(self, path: str | os.PathLike[str], limit: int) -> bytes:
+        """The bytes of ``path``, at most ``limit`` of them: a regular file only, never
+        through a symbolic link, its size checked before anything is read."""
+        try:
+            return _fs.read_regular(path, limit)
+        except _fs.NotRegularFile as exc:
+            raise FormatError(
+                f"{self.label} is {exc.what}",
+                where=os.fspath(path),
+                fix="pass the file itself (not a link, device, FIFO or folder)",
+            ) from None
+        except (ValueError, OSError) as exc:
+            raise FormatError(
+                f"{self.label} cannot be read: {exc}",
+                where=os.fspath(path),
+                fix="check the path and its permissions, or restore the file",
             ) from None
 
     def read(self, path: Path) -> Any:
         """The document in ``path``; damage raises this format's typed error."""
         raise NotImplementedError
 
+    def decode(self, data: bytes, source: str) -> Any:
+        """The document in ``data``, bytes already read (``source`` names them in errors);
+        damage raises this format's typed error."""
+        raise NotImplementedError
+
     def validate(self, path: Path) -> None:
         """Read ``path`` through, raising this format's typed error at the first damage."""
         self.read(path)
 
-    def records(self, document: Any) -> Sequence[Any]:
-        """The records of a document, in file order."""
+    def records(self, document: Any) -> Sequence[Any] | Any:
+        """The records of a document, in file order: a sequence, or a numpy record array
+        (``len``, indexing and iteration are all callers use)."""
         return list(document)
 
     def diff_key(self, index: int, record: Any) -> Hashable:
@@ -112,6 +159,10 @@ class Format:
     def render(self, index: int, record: Any) -> str:
         """One line of text for one record."""
         return f"#{index} {record!r}"
+
+    def item(self, index: int, record: Any) -> dict[str, Any]:
+        """One record as a mapping of named fields (``inspect --json``, ``textconv``)."""
+        return {"index": index, "record": record}
 
     def render_lines(self, document: Any) -> list[str]:
         """Every record of a document rendered, in order (``textconv``)."""

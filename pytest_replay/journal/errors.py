@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 
 from pytest_replay.errors import ReplayError
+from pytest_replay.formats.journal import FrameCorrupted, FrameTruncated
 
 __all__ = [
     "DuplicateSequenceNr",
@@ -99,36 +100,10 @@ class UnknownEntryTag(JournalDecodeError):
         )
 
 
-class JournalCorrupted(JournalError):
-    """A journal file is damaged before its tail (never skipped silently)."""
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        offset: int,
-        detail: str,
-        *,
-        index: int | None = None,
-        item: str = "frame",
-        fix: str | None = None,
-    ) -> None:
-        self.path = os.fspath(path)
-        self.offset = offset
-        self.detail = detail
-        #: Index of the damaged frame (in record files: of the damaged record).
-        self.index = index
-        where = "" if index is None else f" ({item} #{index})"
-        if fix is None:
-            fix = "restore the file from a backup" + (
-                ", or truncate it to this offset by hand if losing everything after it is "
-                "acceptable"
-                if offset > 0
-                else ""  # truncating at 0 would erase the whole file
-            )
-        super().__init__(
-            f"journal file '{self.path}' is corrupted at byte offset {offset}{where}: {detail}",
-            fix=f"{fix}.",
-        )
+class JournalCorrupted(JournalError, FrameCorrupted):
+    """A journal file is damaged before its tail (never skipped silently); the message and
+    attributes (``path``, ``offset``, ``detail``, ``index``) are those of the container
+    format's :class:`~pytest_replay.formats.journal.FrameCorrupted`."""
 
 
 class FrameTooLarge(JournalError):
@@ -145,7 +120,7 @@ class FrameTooLarge(JournalError):
         )
 
 
-class JournalTruncated(JournalCorrupted):
+class JournalTruncated(JournalCorrupted, FrameTruncated):
     """A file that promises an end frame ends on a frame boundary without it: cut short."""
 
 

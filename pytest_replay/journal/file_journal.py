@@ -33,6 +33,15 @@ import msgpack
 
 from pytest_replay._atomic import atomic_write_bytes
 from pytest_replay._msgpack import unpack_bounded
+from pytest_replay.formats.journal import (
+    JOURNAL_MAGIC,
+    MAX_FRAME_BYTES,
+    RECOVERY_MODES,
+    FrameScan,
+    RecoveryMode,
+    encode_file_header,
+    encode_frame,
+)
 from pytest_replay.journal.errors import (
     FrameTooLarge,
     JournalCorrupted,
@@ -42,16 +51,7 @@ from pytest_replay.journal.errors import (
     SequenceNrConflict,
     TornTailWarning,
 )
-from pytest_replay.journal.frames import (
-    JOURNAL_MAGIC,
-    MAX_FRAME_BYTES,
-    RECOVERY_MODES,
-    FrameScan,
-    RecoveryMode,
-    encode_file_header,
-    encode_frame,
-    scan_frames,
-)
+from pytest_replay.journal.frames import scan_frames
 from pytest_replay.journal.memory_journal import InMemoryJournal, Streams, mark_deleted
 from pytest_replay.journal.persistent import (
     MAX_SEQUENCE_NR,

@@ -1,13 +1,9 @@
 """Files of journal records: what :func:`load_journal_records` reads.
 
-The container is the frame format of :mod:`pytest_replay.journal.frames`
-with magic ``b"PRJRECS1"``, one record per frame. A frame body is the
-msgpack array::
-
-    [journal_schema_version, journal_seq, record_id, record_kind,
-     [payload_tag, [payload fields...]], [content_refs...], idempotency_key, dedupe_key]
-
-(payload tags: :data:`~pytest_replay.journal.records.PAYLOAD_TYPES`).
+The byte format (frames, magic ``b"PRJRECS1"``, the wire order of a record's fields)
+is :mod:`pytest_replay.formats.journal_records`; here records are encoded to and
+decoded from their frame bodies (payload tags:
+:data:`~pytest_replay.journal.records.PAYLOAD_TYPES`).
 """
 
 from __future__ import annotations
@@ -21,15 +17,16 @@ import msgpack
 from pytest_replay._atomic import atomic_write_bytes
 from pytest_replay._fs import NotRegularFile, open_regular
 from pytest_replay._msgpack import unpack_bounded
-from pytest_replay.journal.errors import JournalDecodeError, JournalIoError, JournalUsageError
-from pytest_replay.journal.frames import (
+from pytest_replay.formats.journal import (
     MAX_FRAME_BYTES,
     RECORDS_MAGIC,
     encode_end_frame,
     encode_file_header,
     encode_frame,
-    scan_frames,
 )
+from pytest_replay.formats.journal_records import RECORD_WIRE_FIELDS
+from pytest_replay.journal.errors import JournalDecodeError, JournalIoError, JournalUsageError
+from pytest_replay.journal.frames import scan_frames
 from pytest_replay.journal.plain import PlainError, from_row, to_row
 from pytest_replay.journal.records import JournalRecord, JournalRecordKind
 
@@ -45,18 +42,8 @@ __all__ = [
 #: msgpack.packb, typed.
 _packb: Callable[..., bytes] = msgpack.packb
 
-# Wire order differs from the dataclass order: version and seq lead, so a
-# reader can reject a foreign schema before touching the payload.
-_WIRE_ORDER = (
-    "journal_schema_version",
-    "journal_seq",
-    "record_id",
-    "record_kind",
-    "payload",
-    "content_refs",
-    "idempotency_key",
-    "dedupe_key",
-)
+# Wire order (a fact of the format) differs from the dataclass order.
+_WIRE_ORDER = RECORD_WIRE_FIELDS
 _FIELD_ORDER = (
     "record_id",
     "journal_seq",

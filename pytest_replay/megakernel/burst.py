@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from pytest_replay.formats.vrrl import BackendError
 from pytest_replay.megakernel.backend import BurstOutput, U32Array
-from pytest_replay.ringlog import BackendError
 
 __all__ = ["PumpResult", "SlotFault"]
 

@@ -25,10 +25,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from pytest_replay.formats.capture import CAPTURE_KIND, CAPTURE_VERSION
+from pytest_replay.formats.vrrl import (
+    RECORD_MAGIC,
+    RING_RECORD_DTYPE,
+    RecordArray,
+    ReplayFailureEvidence,
+    check_capacity,
+)
 from pytest_replay.megakernel.backend import BackendLike
 from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.errors import MalformedCapture, UncapturableArguments
@@ -45,15 +53,7 @@ from pytest_replay.megakernel.model import (
     SlotStatus,
 )
 from pytest_replay.megakernel.stream import ObservedStream
-from pytest_replay.ringlog import (
-    RECORD_MAGIC,
-    RING_RECORD_DTYPE,
-    RecordArray,
-    ReplayFailureEvidence,
-    RingLog,
-    check_capacity,
-    create_log,
-)
+from pytest_replay.ringlog import RingLog, create_log
 
 __all__ = [
     "CAPTURE_KIND",
@@ -64,9 +64,6 @@ __all__ = [
     "burst_records",
     "open_capture",
 ]
-
-CAPTURE_KIND: Final = "megakernel"
-CAPTURE_VERSION: Final = 1
 
 
 class RecordSink(Protocol):

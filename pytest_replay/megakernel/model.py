@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from typing import Final, Literal
 
-from pytest_replay.ringlog import BackendError, ReplayFailureClass
+from pytest_replay.formats.vrrl import BackendError, ReplayFailureClass
 
 __all__ = [
     "ARGS_OFFSET",

@@ -27,6 +27,12 @@ import numpy.typing as npt
 
 from pytest_replay.diff import first_divergence
 from pytest_replay.divergence import Divergence
+from pytest_replay.formats.vrrl import (
+    RING_RECORD_DTYPE,
+    RecordArray,
+    ReplayFailureClass,
+    RingImage,
+)
 from pytest_replay.megakernel.backend import BackendLike
 from pytest_replay.megakernel.capture import burst_records
 from pytest_replay.megakernel.errors import MalformedCapture
@@ -40,13 +46,7 @@ from pytest_replay.megakernel.model import (
 )
 from pytest_replay.megakernel.selection import resolve_backend
 from pytest_replay.megakernel.stream import ObservedStream, diff_streams
-from pytest_replay.ringlog import (
-    RING_RECORD_DTYPE,
-    RecordArray,
-    ReplayFailureClass,
-    RingImage,
-    RingLog,
-)
+from pytest_replay.ringlog import RingLog
 
 __all__ = [
     "CaptureSource",

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pytest_replay.divergence import Divergence
+from pytest_replay.formats.vrrl import ReplayFailureClass, output_digest
 from pytest_replay.megakernel.backend import U32Array
 from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.model import (
@@ -26,7 +27,6 @@ from pytest_replay.megakernel.model import (
     SlotStatus,
     fault_class,
 )
-from pytest_replay.ringlog import ReplayFailureClass, output_digest
 
 __all__ = [
     "ObservedEpoch",

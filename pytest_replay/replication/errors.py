@@ -7,6 +7,7 @@ and ends with a ``Fix: ...`` hint.
 from __future__ import annotations
 
 from pytest_replay.errors import ReplayError
+from pytest_replay.formats.replication_trace import TraceDamaged
 
 __all__ = [
     "AppendFailedError",
@@ -119,5 +120,6 @@ class RuntimeStoppedError(ReplicationError):
     """The runtime has stopped; it takes no more inbound events."""
 
 
-class TraceFormatError(ReplicationError, ValueError):
-    """A recorded replication trace is truncated, corrupt or of an unknown version."""
+class TraceFormatError(ReplicationError, TraceDamaged):
+    """A recorded replication trace is truncated, corrupt or of an unknown version
+    (``TraceFormatError(source, offset, what, fix)``, a :class:`ValueError`)."""
