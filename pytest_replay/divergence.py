@@ -83,6 +83,20 @@ class Divergence:
 
     __str__ = describe
 
+    def between(self, sides: tuple[str, str] = ("A", "B")) -> str:
+        """The divergence in one sentence when two files are compared (``pytest-replay
+        diff A B``): neither side is the expected one, so each is named by its side;
+        ``at`` (a recording, a step) leads the line."""
+        a, b = sides
+        prefix = f"{self.at}: " if self.at else ""
+        if self.kind == "length":
+            return (
+                f"{prefix}length differs: {a} has {self.expected}, {b} has {self.actual} "
+                f"(first unmatched is #{self.index})"
+            )
+        at = f"#{self.index} " if self.index is not None else ""
+        return f"{prefix}{at}{self.field}: {a} has {self.expected!r}, {b} has {self.actual!r}"
+
 
 def _plural(unit: str) -> str:
     return unit[:-1] + "ies" if unit.endswith("y") else unit + "s"

@@ -11,6 +11,7 @@ by step; journal record files record by record; two stores recording by recordin
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from pytest_replay.cli.common import (
     jsonable,
     read_bounded,
 )
+from pytest_replay.divergence import Divergence, context_window
 
 if TYPE_CHECKING:
     from pytest_replay.diff import DiffSummary
@@ -32,32 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "run_diff"]
 
 _BLOCK: Final = 1 << 16
-_CONTEXT: Final = 2
 _FLEET_LOG_FIELDS: Final = ("timestamp_ns", "keyframe", "payload", "origin")
 #: Kinds whose diff compares VRRL records, so ``--ignore`` names record fields.
 _RECORD_KINDS: Final = frozenset({"ring", "megakernel"})
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """The first divergence, as the report shows it."""
-
-    index: int | None
-    field: str
-    expected: Any
-    actual: Any
-    kind: str = "value"
-    where: str = ""
-
-    def describe(self) -> str:
-        prefix = f"{self.where}: " if self.where else ""
-        if self.kind == "length":
-            return (
-                f"{prefix}length differs: A has {self.expected}, B has {self.actual} "
-                f"(first unmatched is #{self.index})"
-            )
-        at = f"#{self.index} " if self.index is not None else ""
-        return f"{prefix}{at}{self.field}: A has {self.expected!r}, B has {self.actual!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +45,19 @@ class Outcome:
 
     compared: int
     unit: str
-    found: Found | None = None
+    found: Divergence | None = None
     context: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
     others: tuple[str, ...] = field(default=())
     #: Every difference, for the formats whose kind can list them (as ``--replay-diff=full``).
     summary: DiffSummary | None = None
+
+
+def _found_json(found: Divergence) -> dict[str, Any]:
+    # The shape `diff --json` has always had (scripts read it): "kind" and "where" always.
+    shown = {"index": found.index, "field": found.field, "expected": found.expected}
+    shown |= {"actual": found.actual, "kind": found.kind, "where": found.at}
+    return dict(jsonable(shown))
 
 
 def _counted(count: int, unit: str) -> str:
@@ -111,7 +97,7 @@ def run_diff(
                 "b": str(right.path),
                 "compared": outcome.compared,
                 "unit": outcome.unit,
-                "divergence": None if outcome.found is None else jsonable(outcome.found),
+                "divergence": None if outcome.found is None else _found_json(outcome.found),
                 "context": list(outcome.context),
                 "ignored": list(outcome.ignored),
                 "other_differences": list(outcome.others),
@@ -128,7 +114,7 @@ def run_diff(
             run.print(f"  ignored fields: {', '.join(outcome.ignored)}")
     else:
         run.print(f"different: {left.path} and {right.path} ({left.label})")
-        run.print(f"  first divergence: {outcome.found.describe()}")
+        run.print(f"  first divergence: {outcome.found.between()}")
         if outcome.context:
             run.print("  context (what A holds just before it):")
             for line in outcome.context:
@@ -222,10 +208,7 @@ def diff_with_kind(
     return Outcome(
         compared,
         "records",
-        Found(
-            divergence.index, divergence.field, divergence.expected, divergence.actual,
-            divergence.kind,
-        ),
+        dataclasses.replace(divergence, at=""),
         tuple(context),
         ignored,
         summary=summary,
@@ -254,15 +237,15 @@ def diff_rings(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Outc
             bar.advance()
             if hit is not None:
                 assert hit.index is not None
-                found = Found(start + hit.index, hit.field, hit.expected, hit.actual)
+                found = Divergence(start + hit.index, hit.field, hit.expected, hit.actual)
                 break
     if found is None and len(left) != len(right):
-        found = Found(common, "length", len(left), len(right), "length")
+        found = Divergence(common, "length", len(left), len(right), "length")
     context: tuple[str, ...] = ()
     if found is not None and found.index is not None:
-        lo = max(0, found.index - _CONTEXT)
-        context = tuple(
-            record_line(VRRL.item(i, left[i])) for i in range(lo, min(found.index, len(left)))
+        positions = range(len(left))  # a record array, indexed like a sequence
+        context = context_window(
+            positions, found.index, lambda i, _: record_line(VRRL.item(i, left[i]))
         )
     summary = None if found is None else ring_summary(left, right, ignored)
     return Outcome(len(left), "records", found, context, ignored, summary=summary)
@@ -299,7 +282,7 @@ def diff_fleet_logs(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) ->
         )
     left, right = FleetLogReader(a), FleetLogReader(b)
     common = min(left.total_steps, right.total_steps)
-    found: Found | None = None
+    found: Divergence | None = None
     with run.bar("comparing steps", common) as bar:
         for index in range(common):
             want, got = left.step_at(index), right.step_at(index)
@@ -308,13 +291,11 @@ def diff_fleet_logs(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) ->
             if found is not None:
                 break
     if found is None and left.total_steps != right.total_steps:
-        found = Found(common, "length", left.total_steps, right.total_steps, "length")
+        found = Divergence(common, "length", left.total_steps, right.total_steps, "length")
     context: tuple[str, ...] = ()
     if found is not None and found.index is not None:
-        lo = max(0, found.index - _CONTEXT)
-        context = tuple(
-            _step_line(i, left.step_at(i)) for i in range(lo, min(found.index, left.total_steps))
-        )
+        steps = range(left.total_steps)
+        context = context_window(steps, found.index, lambda i, _: _step_line(i, left.step_at(i)))
     return Outcome(left.total_steps, "steps", found, context, ignored)
 
 
@@ -327,7 +308,7 @@ def _step_line(index: int, step: Any) -> str:
 
 def _step_difference(
     index: int, want: Any, got: Any, left: Any, right: Any, ignored: tuple[str, ...]
-) -> Found | None:
+) -> Divergence | None:
     def origin(message: Any) -> tuple[int, int, int] | None:
         o = message.origin
         return None if o is None else (o.instance_id, o.subsystem_code, o.step_id)
@@ -349,7 +330,7 @@ def _step_difference(
             pairs.append((f"messages[{position}].origin", origin(m), origin(t)))
     for name, x, y in pairs:
         if x != y:
-            return Found(index, name, x, y, where=f"step {want.step_id}")
+            return Divergence(index, name, x, y, at=f"step {want.step_id}")
     return None
 
 
@@ -380,21 +361,19 @@ def diff_record_files(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome
             value.pop(name, None)
         return value
 
-    found: Found | None = None
+    found: Divergence | None = None
     for index, (want, got) in enumerate(zip(left, right, strict=False)):
         hit = first_value_difference(plain(want), plain(got))
         if hit is not None:
             path, x, y = hit
-            found = Found(index, path, x, y, where=f"record {want.record_id!r}")
+            found = Divergence(index, path, x, y, at=f"record {want.record_id!r}")
             break
     if found is None and len(left) != len(right):
-        found = Found(min(len(left), len(right)), "length", len(left), len(right), "length")
+        found = Divergence(min(len(left), len(right)), "length", len(left), len(right), "length")
     context: tuple[str, ...] = ()
     if found is not None and found.index is not None:
-        lo = max(0, found.index - _CONTEXT)
-        context = tuple(
-            record_line({"index": i, **plain(left[i])})
-            for i in range(lo, min(found.index, len(left)))
+        context = context_window(
+            left, found.index, lambda i, r: record_line({"index": i, **plain(r)})
         )
     return Outcome(len(left), "records", found, context, ignored)
 
@@ -412,9 +391,9 @@ def diff_manifests(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
             "drop --ignore, or diff the recordings they list",
         )
     left, right = MANIFEST.read(a), MANIFEST.read(b)
-    found: list[Found] = []
+    found: list[Divergence] = []
     if left.nodeid != right.nodeid:
-        found.append(Found(None, "nodeid", left.nodeid, right.nodeid))
+        found.append(Divergence(None, "nodeid", left.nodeid, right.nodeid))
     records = MANIFEST.records(left)
     theirs = {MANIFEST.diff_key(i, r): r for i, r in enumerate(MANIFEST.records(right))}
     ours = {MANIFEST.diff_key(i, r): (i, r) for i, r in enumerate(records)}
@@ -423,11 +402,11 @@ def diff_manifests(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
         other = theirs.get(key)
         if mine is None or other is None:
             state = ("missing", "present") if mine is None else ("present", "missing")
-            found.append(Found(index, "recording", *state, where=str(key)))
+            found.append(Divergence(index, "recording", *state, at=str(key)))
             continue
         want, got = mine[1].to_json(), other[1].to_json()
         found += [
-            Found(index, name, want[name], got[name], where=str(key))
+            Divergence(index, name, want[name], got[name], at=str(key))
             for name in want
             if want[name] != got[name]
         ]
@@ -436,9 +415,8 @@ def diff_manifests(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome:
     first = found[0]
     context: tuple[str, ...] = ()
     if first.index is not None:
-        lo = max(0, first.index - _CONTEXT)
-        context = tuple(MANIFEST.render(i, records[i]) for i in range(lo, first.index))
-    others = tuple(other.describe() for other in found[1:])
+        context = context_window(records, first.index, MANIFEST.render)
+    others = tuple(other.between() for other in found[1:])
     return Outcome(len(records), "recordings", first, context, others=others)
 
 
@@ -469,14 +447,14 @@ def diff_stores(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Out
             label = f"{key[0]} :: {key[1]}"
             if key not in right or key not in left:
                 side = "B" if key not in right else "A"
-                missing = Found(None, "recording", "present", "missing", where=label)
+                missing = Divergence(None, "recording", "present", "missing", at=label)
                 if side == "A":
-                    missing = Found(None, "recording", "missing", "present", where=label)
+                    missing = Divergence(None, "recording", "missing", "present", at=label)
                 differences.append((label, Outcome(0, "records", missing)))
                 continue
             (fa, ea, sa), (fb, eb, sb) = left[key], right[key]
             if ea.kind != eb.kind:
-                found = Found(None, "kind", ea.kind, eb.kind, where=label)
+                found = Divergence(None, "kind", ea.kind, eb.kind, at=label)
                 differences.append((label, Outcome(0, "records", found)))
                 continue
             if ea.digest == eb.digest:
@@ -493,10 +471,7 @@ def diff_stores(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Out
                         Outcome(
                             outcome.compared,
                             outcome.unit,
-                            Found(
-                                found.index, found.field, found.expected, found.actual,
-                                found.kind, label,
-                            ),
+                            dataclasses.replace(found, at=label),
                             outcome.context,
                             outcome.ignored,
                             summary=outcome.summary,
@@ -506,7 +481,7 @@ def diff_stores(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) -> Out
     if not differences:
         return Outcome(len(keys), "recordings")
     first = differences[0][1]
-    others = tuple(outcome.found.describe() for _label, outcome in differences[1:] if outcome.found)
+    others = tuple(outcome.found.between() for _label, outcome in differences[1:] if outcome.found)
     return Outcome(
         len(keys), "recordings", first.found, first.context, first.ignored, others, first.summary
     )
