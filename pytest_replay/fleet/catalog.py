@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from collections.abc import Iterable
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_replay.fleet.errors import FleetError, FleetLogError
-from pytest_replay.fleet.reader import as_path, read_identity
+from pytest_replay.fleet.reader import as_path, paused_collector, read_identity
 from pytest_replay.fleet.records import ConfigSource, StackInfo
 from pytest_replay.formats.fleet_log import LOG_EXTENSION, slab_index_of, slab_path
 
@@ -63,11 +64,11 @@ class DiscoveryFailure:
 def normalize_candidate(path: str | os.PathLike[str]) -> Path:
     """``foo_3.flog`` -> ``foo.flog`` when ``foo_0.flog`` exists; otherwise unchanged."""
     candidate = as_path(path)
-    parsed = slab_index_of(candidate)
-    if parsed is None or not candidate.suffix:
+    names = _slab_names(candidate.name)
+    if names is None or not candidate.suffix:
         return candidate
-    base = parsed[0]
-    return base if slab_path(base, 0).exists() else candidate
+    base_name, first_name = names
+    return candidate.with_name(base_name) if candidate.with_name(first_name).exists() else candidate
 
 
 def _identity_at(base_path: Path) -> FleetLogInfo:
@@ -157,20 +158,35 @@ def _entry_name(entry: os.DirEntry[str]) -> str:
     return entry.name
 
 
+@functools.lru_cache(maxsize=4096)
+def _slab_names(name: str) -> tuple[str, str] | None:
+    """(base name, slab 0 name) of a slab's file name (``plan_3.flog`` -> ``plan.flog``,
+    ``plan_0.flog``), ``None`` when ``name`` is not a slab's.
+
+    Every instance folder of a fleet holds the same few names: each is parsed (by
+    :func:`slab_index_of`, whose answer depends on the name alone) once, not once per
+    file, which in a big fleet is most of a scan's time.
+    """
+    parsed = slab_index_of(Path(name))
+    if parsed is None:
+        return None
+    base = parsed[0]
+    return base.name, slab_path(base, 0).name
+
+
 def _normalized_in(folder: Path, name: str, names: dict[str, os.DirEntry[str]]) -> Path:
     """:func:`normalize_candidate` for a file of a folder just listed: whether slab 0
     exists is read from the listing (a symlink is still followed)."""
-    candidate = folder / name
-    parsed = slab_index_of(candidate)
+    parsed = _slab_names(name)
     if parsed is None:
-        return candidate
-    base = parsed[0]
-    first = names.get(slab_path(base, 0).name)
+        return folder / name
+    base_name, first_name = parsed
+    first = names.get(first_name)
     if first is None:
-        return candidate
+        return folder / name
     if first.is_symlink() and not os.path.exists(first.path):
-        return candidate
-    return base
+        return folder / name
+    return folder / base_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +206,11 @@ class ReplayCatalog:
         A slab path is normalised to its log's base path, so each log is read once
         however many of its slabs the scan meets.
         """
+        with paused_collector():
+            return cls._discover(paths, extension)
+
+    @classmethod
+    def _discover(cls, paths: Iterable[str | os.PathLike[str]], extension: str) -> ReplayCatalog:
         candidates: set[Path] = set()
         failures: list[DiscoveryFailure] = []
         visited: set[tuple[int, int]] = set()

@@ -11,7 +11,7 @@ from pytest_replay.fleet.app import FleetApp, MockClock
 from pytest_replay.fleet.catalog import FleetLogInfo, ReplayCatalog
 from pytest_replay.fleet.engine import ReplayEngine
 from pytest_replay.fleet.errors import RegistrationError, ReplayValidationError
-from pytest_replay.fleet.reader import index_logs
+from pytest_replay.fleet.reader import index_logs, paused_collector
 from pytest_replay.fleet.records import Subsystem
 from pytest_replay.fleet.session import FleetSession
 from pytest_replay.fleet.stepblind import StepBlindSession, ignores_steps
@@ -88,7 +88,10 @@ class ReplayPlan:
         With ``record_under``, each session's app gets a :class:`FleetLogWriter` at
         ``record_under/instance_<id>/<subsystem id>.flog``.
         """
-        root = None if record_under is None else Path(record_under)
+        with paused_collector():
+            return self._start(None if record_under is None else Path(record_under))
+
+    def _start(self, root: Path | None) -> ReplayEngine:
         readers = index_logs(assignment.log.base_path for assignment in self.assignments)
         sessions = []
         for assignment, reader in zip(self.assignments, readers, strict=True):

@@ -247,9 +247,16 @@ class SqliteJournal(StoreBase):
             try:
                 rows = self._conn.execute(
                     _SELECT_RANGE, (persistence_id, low, high, -1 if limit is None else limit)
-                ).fetchall()
+                )
+                # Messages are built as the rows come, under the lock that guards the
+                # connection: no list of row tuples is built and walked again.
+                return self._build(persistence_id, rows)
             except sqlite3.Error as exc:
                 raise _read_error(self._source, f"messages of {persistence_id!r}", exc) from exc
+
+    def _build(
+        self, persistence_id: str, rows: Iterable[tuple[int, bytes, int, bytes | None]]
+    ) -> list[PersistentRepr]:
         # The loop below is stored_repr() inlined: one Python call less per row.
         new, cls = object.__new__, PersistentRepr
         set_pid, set_seq, set_payload, set_manifest, set_writer, set_deleted, set_tags = (
@@ -266,7 +273,7 @@ class SqliteJournal(StoreBase):
                 pair = writers.get(ref)
                 if pair is None:
                     # Another connection (process) may have added a writer since we loaded them.
-                    writers = self._refresh_writers()
+                    writers = self._reload_writers()
                     pair = writers.get(ref)
                 if pair is None:
                     raise JournalDecodeError(
@@ -287,14 +294,13 @@ class SqliteJournal(StoreBase):
             append(item)
         return out
 
-    def _refresh_writers(self) -> dict[int, tuple[str, str]]:
-        with self._lock:
-            self._check_open()
-            try:
-                self._writers = self._load_writers()
-            except sqlite3.Error as exc:
-                raise _read_error(self._source, "the writers table", exc) from exc
-            return self._writers
+    def _reload_writers(self) -> dict[int, tuple[str, str]]:
+        """The writers table read again; the caller holds the lock."""
+        try:
+            self._writers = self._load_writers()
+        except sqlite3.Error as exc:
+            raise _read_error(self._source, "the writers table", exc) from exc
+        return self._writers
 
     def _tags(self, blob: bytes, seq: int) -> tuple[str, ...]:
         try:
