@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_replay import _fs
+from pytest_replay._gc import paused_collector
 from pytest_replay.fleet import (
     FleetLogError,
     FleetLogReader,
@@ -25,7 +26,7 @@ from pytest_replay.fleet import (
     Step,
     normalize_candidate,
 )
-from pytest_replay.fleet.reader import index_logs, paused_collector, read_regular_file
+from pytest_replay.fleet.reader import index_logs, read_regular_file
 from pytest_replay.fleet.testing import stack_for, write_identity_log
 from pytest_replay.formats.fleet_log import slab_index_of, slab_path
 

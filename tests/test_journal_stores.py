@@ -644,7 +644,7 @@ def test_sqlite_unknown_writer_ref_names_the_sequence_nr(tmp_path: Path) -> None
 def test_bulk_allocation_restores_the_collector_state() -> None:
     import gc
 
-    from pytest_replay.journal.persistent import bulk_allocation
+    from pytest_replay._gc import paused_collector as bulk_allocation
 
     assert gc.isenabled()
     with bulk_allocation():

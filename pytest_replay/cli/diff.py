@@ -259,11 +259,16 @@ def _check_record_fields(ignore: Sequence[str]) -> None:
     """
     from pytest_replay.diff import RECORD_FIELDS
 
-    unknown = sorted(set(ignore) - RECORD_FIELDS)
+    _check_ignored(ignore, sorted(RECORD_FIELDS), "record field")
+
+
+def _check_ignored(ignore: Sequence[str], known: Sequence[str], what: str) -> None:
+    """Refuse ``--ignore`` names that are not among ``known`` (``what`` names them)."""
+    unknown = sorted(set(ignore) - set(known))
     if unknown:
         raise CliError(
-            f"unknown record field(s) {', '.join(map(repr, unknown))} in --ignore",
-            f"use names from {', '.join(sorted(RECORD_FIELDS))}",
+            f"unknown {what}(s) {', '.join(map(repr, unknown))} in --ignore",
+            f"use names from {', '.join(known)}",
         )
 
 
@@ -274,12 +279,7 @@ def diff_fleet_logs(run: Run, a: Path, b: Path, ignore: Sequence[str] | None) ->
     from pytest_replay.fleet import FleetLogReader
 
     ignored = tuple(ignore or ())
-    unknown = sorted(set(ignored) - set(_FLEET_LOG_FIELDS))
-    if unknown:
-        raise CliError(
-            f"unknown fleet step field(s) {', '.join(map(repr, unknown))} in --ignore",
-            f"use names from {', '.join(_FLEET_LOG_FIELDS)}",
-        )
+    _check_ignored(ignored, _FLEET_LOG_FIELDS, "fleet step field")
     left, right = FleetLogReader(a), FleetLogReader(b)
     common = min(left.total_steps, right.total_steps)
     found: Divergence | None = None
@@ -346,12 +346,7 @@ def diff_record_files(a: Path, b: Path, ignore: Sequence[str] | None) -> Outcome
 
     ignored = tuple(ignore or ())
     known = [f.name for f in dataclasses.fields(JournalRecord)]
-    unknown = sorted(set(ignored) - set(known))
-    if unknown:
-        raise CliError(
-            f"unknown journal record field(s) {', '.join(map(repr, unknown))} in --ignore",
-            f"use names from {', '.join(known)}",
-        )
+    _check_ignored(ignored, known, "journal record field")
     left, right = journal_records_file(a), journal_records_file(b)
 
     def plain(record: Any) -> dict[str, Any]:

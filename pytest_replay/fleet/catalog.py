@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_replay._gc import paused_collector
 from pytest_replay.fleet.errors import FleetError, FleetLogError
-from pytest_replay.fleet.reader import as_path, paused_collector, read_identity
+from pytest_replay.fleet.reader import as_path, read_identity
 from pytest_replay.fleet.records import ConfigSource, StackInfo
 from pytest_replay.formats.fleet_log import LOG_EXTENSION, slab_index_of, slab_path
 

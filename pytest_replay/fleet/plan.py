@@ -7,11 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_replay._gc import paused_collector
 from pytest_replay.fleet.app import FleetApp, MockClock
 from pytest_replay.fleet.catalog import FleetLogInfo, ReplayCatalog
 from pytest_replay.fleet.engine import ReplayEngine
 from pytest_replay.fleet.errors import RegistrationError, ReplayValidationError
-from pytest_replay.fleet.reader import index_logs, paused_collector
+from pytest_replay.fleet.reader import index_logs
 from pytest_replay.fleet.records import Subsystem
 from pytest_replay.fleet.session import FleetSession
 from pytest_replay.fleet.stepblind import StepBlindSession, ignores_steps

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import bisect
 import functools
-import gc
 import itertools
 import os
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -19,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pytest_replay import _fs
+from pytest_replay._gc import paused_collector
 from pytest_replay.fleet.errors import FleetLogError
 from pytest_replay.fleet.logformat import (
     ORIGIN_DTYPE,
@@ -58,7 +57,6 @@ __all__ = [
     "StepTable",
     "as_path",
     "index_logs",
-    "paused_collector",
     "read_identity",
     "read_regular_file",
 ]
@@ -105,25 +103,6 @@ class LogIdentity:
 
     instantiated: Instantiated
     mission: MissionStarted | None
-
-
-@contextmanager
-def paused_collector() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a fleet's logs are found and indexed.
-
-    Indexing thousands of logs builds a few objects per log that all stay alive (and
-    hold no reference cycles); each full collection triggered on the way walks every
-    one of them again, a quarter of the time of a 10,000-log replay start. The previous
-    state is restored, so a collector the caller disabled stays disabled (as
-    ``journal.persistent.bulk_allocation`` does for a journal replay).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def as_path(path: str | os.PathLike[str]) -> Path:

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import msgpack
 
+from pytest_replay._gc import paused_collector
 from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.journal.entries import (
     ENTRY_KINDS,
@@ -33,7 +34,7 @@ from pytest_replay.journal.entries import (
 )
 from pytest_replay.journal.errors import JournalDecodeError, JournalUsageError, UnknownEntryTag
 from pytest_replay.journal.file_journal import encode_journal_image, parse_journal_image
-from pytest_replay.journal.persistent import PersistentRepr, bulk_allocation
+from pytest_replay.journal.persistent import PersistentRepr
 
 __all__ = [
     "DEFAULT_PERSISTENCE_ID",
@@ -193,9 +194,9 @@ def decode_entries(
     """Decode an :func:`encode_entries` stream; errors name the entry index as sequence nr.
 
     The cyclic garbage collector is paused meanwhile (see
-    :func:`~pytest_replay.journal.persistent.bulk_allocation`).
+    :func:`~pytest_replay._gc.paused_collector`).
     """
-    with bulk_allocation():
+    with paused_collector():
         return _decode_stream(data, source)
 
 
@@ -276,7 +277,7 @@ def decode_journal(
         messages = next(iter(streams.values()), [])
     else:
         messages = streams.get(persistence_id, [])
-    with bulk_allocation():
+    with paused_collector():
         return [
             decode_entry(item.payload, source=name, sequence_nr=item.sequence_nr)
             for item in messages

@@ -32,6 +32,7 @@ from typing import Any, Final
 import msgpack
 
 from pytest_replay._atomic import atomic_write_bytes
+from pytest_replay._gc import paused_collector
 from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.formats.journal import (
     JOURNAL_MAGIC,
@@ -56,7 +57,6 @@ from pytest_replay.journal.memory_journal import InMemoryJournal, Streams, mark_
 from pytest_replay.journal.persistent import (
     MAX_SEQUENCE_NR,
     PersistentRepr,
-    bulk_allocation,
     check_continuity,
     group_batch,
 )
@@ -287,7 +287,7 @@ class FileJournal(InMemoryJournal):
             data = os.pread(self._fd, size, 0) if size else b""
         except OSError as exc:
             raise JournalIoError("read", self.path, exc) from exc
-        with bulk_allocation():
+        with paused_collector():
             streams, scan = parse_journal_image(data, self._source, recovery=self._recovery)
         if scan.closed:
             # An end frame would sit before every later append: a "frame after the end".

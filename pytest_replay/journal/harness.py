@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from pytest_replay._gc import paused_collector
 from pytest_replay.journal.codec import ENTRY_MANIFEST, WRITER_UUID, decode_entry, encode_entry
 from pytest_replay.journal.entries import (
     BatchSize,
@@ -39,7 +40,6 @@ from pytest_replay.journal.persistent import (
     MAX_SEQUENCE_NR,
     Journal,
     PersistentRepr,
-    bulk_allocation,
     check_persistence_id,
 )
 
@@ -341,7 +341,7 @@ class ReplayHarness:
             self._persistence_id, from_sequence_nr, MAX_SEQUENCE_NR, max
         )
         source = f"{type(self._journal).__name__}:{self._persistence_id}"
-        with bulk_allocation():
+        with paused_collector():
             decoded = [
                 decode_entry(item.payload, source=source, sequence_nr=item.sequence_nr)
                 for item in stored

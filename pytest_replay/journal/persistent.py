@@ -11,11 +11,9 @@ marks messages deleted (they no longer replay) but never lowers
 from __future__ import annotations
 
 import abc
-import gc
 import itertools
 import operator
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeVar, runtime_checkable
 
@@ -32,7 +30,6 @@ __all__ = [
     "Journal",
     "PersistentRepr",
     "StoreBase",
-    "bulk_allocation",
     "check_replay_args",
     "group_batch",
     "stored_repr",
@@ -100,25 +97,6 @@ def stored_repr(
     _set_deleted(item, False)
     _set_tags(item, tags)
     return item
-
-
-@contextmanager
-def bulk_allocation() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a store builds many acyclic objects.
-
-    Building a replay of hundreds of thousands of messages triggers hundreds
-    of collections that find nothing (the messages hold only strings, bytes
-    and tuples) but scan every live object of the process: pausing them
-    makes a large replay about half again as fast. The previous state is
-    restored, so a collector the caller disabled stays disabled.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @runtime_checkable

@@ -23,6 +23,7 @@ from typing import Final
 
 import msgpack
 
+from pytest_replay._gc import paused_collector
 from pytest_replay._msgpack import unpack_bounded
 from pytest_replay.journal.errors import (
     DuplicateSequenceNr,
@@ -36,7 +37,6 @@ from pytest_replay.journal.persistent import (
     REPR_SLOT_SETTERS,
     PersistentRepr,
     StoreBase,
-    bulk_allocation,
     check_continuity,
     check_persistence_id,
     check_replay_args,
@@ -236,7 +236,7 @@ class SqliteJournal(StoreBase):
         max: int | None = None,
     ) -> list[PersistentRepr]:
         low, high, limit = check_replay_args(persistence_id, from_seq, to_seq, max)
-        with bulk_allocation():
+        with paused_collector():
             return self._replay(persistence_id, low, high, limit)
 
     def _replay(
