@@ -5,7 +5,6 @@ functions docs/architecture.md walks a recording through exist."""
 from __future__ import annotations
 
 import ast
-import fnmatch
 import importlib
 import re
 from pathlib import Path
@@ -113,11 +112,6 @@ def test_the_recording_path_in_the_architecture_doc_names_functions_that_exist()
 
 # render_error writes the Fix line; a message that spells "Fix:" out by hand drifts from it.
 _FIX_LINE_OWNER = "pytest_replay/errors.py"
-# Files another branch is restructuring right now; converted when that work lands.
-_FIX_LINE_PENDING = (
-    "pytest_replay/journal/sqlite_journal.py",
-    "pytest_replay/replication/runtime.py",
-)
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -155,12 +149,7 @@ def _hand_written_fix_lines(source: str, name: str) -> list[str]:
 def test_no_message_writes_the_fix_line_by_hand() -> None:
     files = sorted(path for folder in FOLDERS for path in (ROOT / folder).rglob("*.py"))
     assert len(files) > 100
-    checked = [
-        path
-        for path in files
-        if (name := path.relative_to(ROOT).as_posix()) != _FIX_LINE_OWNER
-        and not any(fnmatch.fnmatch(name, pattern) for pattern in _FIX_LINE_PENDING)
-    ]
+    checked = [path for path in files if path.relative_to(ROOT).as_posix() != _FIX_LINE_OWNER]
     assert len(checked) > 80
     found = [
         line

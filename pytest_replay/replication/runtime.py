@@ -136,18 +136,21 @@ class RuntimeInputs:
     def __post_init__(self) -> None:
         if not self.replica_set:
             raise ScheduleError(
-                f"node {self.self_node_id:#x}: empty replica_set. "
-                "Fix: list every node that replicates the channel (usually including this one)."
+                "empty replica_set",
+                where=f"node {self.self_node_id:#x}",
+                fix="list every node that replicates the channel (usually including this one).",
             )
         if self.heartbeat_ms < 1 or self.miss_threshold < 1:
             raise ScheduleError(
-                f"node {self.self_node_id:#x}: heartbeat_ms={self.heartbeat_ms}, "
-                f"miss_threshold={self.miss_threshold}. Fix: both must be >= 1."
+                f"heartbeat_ms={self.heartbeat_ms}, miss_threshold={self.miss_threshold}",
+                where=f"node {self.self_node_id:#x}",
+                fix="both must be >= 1.",
             )
         if not 0.0 <= self.background_fraction <= 1.0:
             raise ScheduleError(
-                f"node {self.self_node_id:#x}: background_fraction={self.background_fraction} "
-                "is outside [0, 1]. Fix: use e.g. 0.3."
+                f"background_fraction={self.background_fraction} is outside [0, 1]",
+                where=f"node {self.self_node_id:#x}",
+                fix="use e.g. 0.3.",
             )
 
     def tail(self) -> int:
@@ -282,9 +285,9 @@ class ReplicationRuntime:
         """
         if not self._running:
             raise RuntimeStoppedError(
-                f"node {self._inputs.self_node_id:#x}: runtime for channel "
-                f"{self._inputs.channel.channel_name!r} has stopped. "
-                "Fix: open the channel again (new runtime) before dispatching."
+                f"runtime for channel {self._inputs.channel.channel_name!r} has stopped",
+                where=f"node {self._inputs.self_node_id:#x}",
+                fix="open the channel again (new runtime) before dispatching.",
             )
         self._inbox.push(event)
 
