@@ -21,11 +21,12 @@ order when its burst's pump completes - one ``append_many`` per burst:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from pytest_replay.formats.vrrl import (
     ReplayFailureEvidence,
     check_capacity,
 )
-from pytest_replay.megakernel.backend import BackendLike
+from pytest_replay.megakernel.backend import BackendLike, byte_run
 from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.errors import MalformedCapture, UncapturableArguments
 from pytest_replay.megakernel.kernel import Megakernel
@@ -124,15 +125,28 @@ def burst_records(result: PumpResult, timestamps: Any = None) -> RecordArray:
     ``timestamps`` is a scalar or ``(n,)`` u64 array; by default the publish
     sequence numbers.
     """
-    n = len(result)
-    records = np.zeros(n, RING_RECORD_DTYPE)
+    return _fill_records(np.empty(len(result), RING_RECORD_DTYPE), result, timestamps)
+
+
+def _fill_records(records: RecordArray, result: PumpResult, timestamps: Any) -> RecordArray:
+    """Write every field of ``records`` (``len(result)`` rows, any prior content) from
+    ``result``, so a buffer can be reused from burst to burst without clearing it."""
     records["magic"] = RECORD_MAGIC
     records["timestamp_ns"] = result.sequences if timestamps is None else timestamps
     records["slot_idx"] = result.slots
-    records["tenant_id"] = result.words[:, TENANT_WORD]
-    records["opcode"] = result.words[:, OPCODE_WORD]
-    records["args"] = result.words[:, ARGS_OFFSET : ARGS_OFFSET + CAPTURED_ARGS]
+    words = result.words
+    if _WORD_RUN_MATCHES and words.flags.c_contiguous:
+        # tenant, opcode and args[0..3] lie in the same order in a slot and in a record:
+        # one 24-byte item a row, where NumPy would walk a (n, 4) block word by word.
+        byte_run(records, _RECORD_RUN[0], _RECORD_RUN[1])[...] = byte_run(
+            words, _SLOT_RUN[0], _SLOT_RUN[1]
+        )
+    else:
+        records["tenant_id"] = words[:, TENANT_WORD]
+        records["opcode"] = words[:, OPCODE_WORD]
+        records["args"] = words[:, ARGS_OFFSET : ARGS_OFFSET + CAPTURED_ARGS]
     records["epoch"] = result.output.epochs
+    byte_run(records, _EVIDENCE_RUN[0], _EVIDENCE_RUN[1])[...] = b""
     if result.faults:
         first_sequence = int(result.sequences[0])
         for fault in result.faults:
@@ -145,6 +159,27 @@ def burst_records(result: PumpResult, timestamps: Any = None) -> RecordArray:
             row["backend_code"] = evidence.backend_error_code
             row["output_digest"] = evidence.output_digest
     return records
+
+
+def _field_run(first: str, last: str) -> tuple[int, int]:
+    """``(offset, size)`` of the record bytes from field ``first`` through ``last``."""
+    fields = RING_RECORD_DTYPE.fields
+    assert fields is not None
+    start = fields[first][1]
+    return start, fields[last][1] + fields[last][0].itemsize - start
+
+
+_RECORD_RUN: Final = _field_run("tenant_id", "args")
+_SLOT_RUN: Final = (4 * TENANT_WORD, 4 * (ARGS_OFFSET + CAPTURED_ARGS - TENANT_WORD))
+#: The slot's words are native u32 and the record's little-endian: bytes copy as they
+#: are only on a little-endian host, and only while both layouts list the same words.
+_WORD_RUN_MATCHES: Final = (
+    sys.byteorder == "little"
+    and (TENANT_WORD + 1, OPCODE_WORD + 1) == (OPCODE_WORD, ARGS_OFFSET)
+    and _RECORD_RUN[1] == _SLOT_RUN[1]
+)
+#: The evidence fields, which only a faulted slot fills, end the record: zeroed as one run.
+_EVIDENCE_RUN: Final = _field_run("slot_status", "output_digest")
 
 
 def _check_capturable(words: np.ndarray, first_sequence: int) -> None:
@@ -179,6 +214,16 @@ class MegakernelCapture:
         self.recorded = 0
         self._owns_log = owns_log
         self._closed = False
+        # Every slot published before sequence ``_vetted`` is known to leave the argument
+        # words a record cannot hold zero: checked as the capture published it, or at a
+        # pump. While it equals ``megakernel.published``, a pump need not scan the burst
+        # again; a direct publish to the megakernel leaves it behind, and the pump scans.
+        self._vetted = megakernel.published - megakernel.pending
+        # A RingLog copies each batch into its map, so one record buffer (grown to the
+        # largest burst) serves every burst; any other sink may keep the array it is
+        # given and gets a fresh one.
+        self._reuse_records = isinstance(ring_log, RingLog)
+        self._buffer: RecordArray = np.empty(0, RING_RECORD_DTYPE)
 
     def info(self) -> CaptureInfo:
         """The metadata a replay of this capture needs."""
@@ -187,13 +232,20 @@ class MegakernelCapture:
 
     def publish(self, tenant: int, opcode: int, args: Sequence[int] = ()) -> int:
         """Publish one slot (see :meth:`Megakernel.publish`); return its ring index."""
+        mk = self.megakernel
+        vetted = self._vetted == mk.published
         for word in range(CAPTURED_ARGS, len(args)):
             if args[word]:
-                raise UncapturableArguments(self.megakernel.published, word, int(args[word]))
-        return self.megakernel.publish(tenant, opcode, args)
+                raise UncapturableArguments(mk.published, word, int(args[word]))
+        slot = mk.publish(tenant, opcode, args)
+        if vetted:
+            self._vetted = mk.published
+        return slot
 
     def publish_many(self, tenants: Any, opcodes: Any, args: Any = None) -> np.ndarray:
         """Publish a burst (see :meth:`Megakernel.publish_many`); return the ring indices."""
+        mk = self.megakernel
+        vetted = self._vetted == mk.published
         if args is not None:
             block = np.asarray(args)
             if block.ndim == 2 and block.shape[1] > CAPTURED_ARGS and block.dtype.kind in "iub":
@@ -201,21 +253,31 @@ class MegakernelCapture:
                 if extra.any():
                     row, column = (int(v) for v in np.argwhere(extra)[0])
                     raise UncapturableArguments(
-                        self.megakernel.published + row,
-                        CAPTURED_ARGS + column,
-                        int(extra[row, column]),
+                        mk.published + row, CAPTURED_ARGS + column, int(extra[row, column])
                     )
-        return self.megakernel.publish_many(tenants, opcodes, args)
+        slots = mk.publish_many(tenants, opcodes, args)
+        if vetted:
+            self._vetted = mk.published
+        return slots
 
     def pump(self) -> PumpResult:
         """Run the kernel over every pending slot and append the burst's records."""
         mk = self.megakernel
-        _check_capturable(mk.pending_words(), mk.published - mk.pending)
+        if self._vetted != mk.published:
+            _check_capturable(mk.pending_words(), mk.published - mk.pending)
         result = mk.pump()
-        if len(result):
+        self._vetted = mk.published
+        n = len(result)
+        if n:
             stamp = None if self.clock is None else np.uint64(self.clock())
-            self.log.append_many(burst_records(result, stamp))
-            self.recorded += len(result)
+            if not self._reuse_records:
+                records = burst_records(result, stamp)
+            else:
+                if len(self._buffer) < n:
+                    self._buffer = np.empty(n, RING_RECORD_DTYPE)
+                records = _fill_records(self._buffer[:n], result, stamp)
+            self.log.append_many(records)
+            self.recorded += n
         return result
 
     def observe(self) -> ObservedStream:

@@ -17,7 +17,13 @@ import numpy as np
 import numpy.typing as npt
 
 from pytest_replay.errors import render_error
-from pytest_replay.megakernel.backend import BackendLike, BurstOutput, U32Array, put_at_ring
+from pytest_replay.megakernel.backend import (
+    BackendLike,
+    BurstOutput,
+    U32Array,
+    byte_run,
+    put_at_ring,
+)
 from pytest_replay.megakernel.burst import PumpResult, SlotFault
 from pytest_replay.megakernel.errors import InvalidPublish, RingFull
 from pytest_replay.megakernel.model import (
@@ -53,12 +59,14 @@ def _u32_column(value: Any, name: str, n: int, sequence: int) -> U32Array:
     if array.shape != (n,):
         raise InvalidPublish(f"{name} has shape {array.shape}, expected ({n},)", sequence)
     _check_u32_range(array, name, sequence)
-    return array.astype(np.uint32)
+    return array.astype(np.uint32, copy=False)
 
 
 def _check_u32_range(array: np.ndarray, name: str, sequence: int) -> None:
     if array.size == 0 or array.dtype.kind == "b":
         return
+    if array.dtype.kind == "u" and array.dtype.itemsize <= 4:
+        return  # every value of the type is a u32: nothing to scan
     low, high = int(array.min()), int(array.max())
     if low < 0 or high > U32_MASK:
         bad = low if low < 0 else high
@@ -238,7 +246,7 @@ class Megakernel:
                     f"args has shape {raw.shape}, expected ({n}, k) with k <= {ARG_WORDS}", sequence
                 )
             _check_u32_range(raw, "args", sequence)
-            arg_block = raw.astype(np.uint32)
+            arg_block = np.ascontiguousarray(raw, dtype=np.uint32)
         if n == 0:
             return np.zeros(0, dtype=np.int64)
         if self._pending + n > self.slots:
@@ -248,7 +256,10 @@ class Megakernel:
         rows[:, STATUS_WORD] = SlotStatus.PUBLISHED
         rows[:, TENANT_WORD] = tenant_column
         rows[:, OPCODE_WORD] = opcode_column
-        rows[:, ARGS_OFFSET : ARGS_OFFSET + arg_block.shape[1]] = arg_block
+        if arg_block.shape[1]:
+            # One item of 4k bytes a row (both sides are native u32), not k words a row.
+            k = arg_block.shape[1]
+            byte_run(rows, 4 * ARGS_OFFSET, 4 * k)[...] = byte_run(arg_block, 0, 4 * k)
         indices = np.arange(self.head, self.head + n, dtype=np.int64)
         indices %= self.slots
         put_at_ring(self._status, self.head, np.broadcast_to(np.uint32(SlotStatus.PUBLISHED), (n,)))

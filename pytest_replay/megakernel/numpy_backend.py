@@ -11,14 +11,12 @@ from typing import Final
 
 import numpy as np
 
-from pytest_replay.megakernel.backend import BurstOutput, RingDevice, U32Array, put_at_ring
+from pytest_replay.megakernel.backend import BurstOutput, RingDevice, U32Array, byte_run
 from pytest_replay.megakernel.model import (
     ARG_WORDS,
     ARGS_OFFSET,
     OPCODE_WORD,
     OUTPUT_WORDS,
-    SLOT_WORDS,
-    STATUS_WORD,
     U32_MASK,
     EpochMode,
     FaultCode,
@@ -36,7 +34,17 @@ _FAULTING: Final = (
     (Opcode.FAULT_QUEUE_TIMEOUT, FaultCode.QUEUE_TIMEOUT),
     (Opcode.FAULT_PROGRAM_TRAP, FaultCode.PROGRAM_TRAP),
 )
-_KNOWN_OPCODES: Final = np.array([int(op) for op in Opcode], dtype=np.uint32)
+# Each opcode's group, so a burst is classified in one table lookup rather than one
+# comparison per opcode. Opcodes above the table (any u32 past 0xFF) share its last
+# entry; every value without an opcode is INVALID.
+_ADD, _MUL, _XOR, _HASH, _COPY, _FAULT_FIRST = 1, 2, 3, 4, 5, 6
+_INVALID: Final = _FAULT_FIRST + len(_FAULTING)
+_GROUPS: Final = _INVALID + 1
+_GROUP_OF: Final = np.full(0x101, _INVALID, dtype=np.uint8)
+_GROUPED: Final = (Opcode.NOP, Opcode.ADD, Opcode.MUL, Opcode.XOR, Opcode.HASH, Opcode.COPY)
+_GROUP_OF[[int(op) for op in (*_GROUPED, *(op for op, _code in _FAULTING))]] = np.arange(
+    _INVALID, dtype=np.uint8
+)
 
 
 def fnv1a_words(words: U32Array) -> U32Array:
@@ -58,41 +66,40 @@ def execute_slots(words: U32Array) -> tuple[U32Array, U32Array, U32Array]:
     slot, its fault code (0 when it completed) and its ``(n, OUTPUT_WORDS)`` output.
     """
     n = len(words)
-    opcodes = words[:, OPCODE_WORD]
     args = words[:, ARGS_OFFSET : ARGS_OFFSET + ARG_WORDS]
     outputs = np.zeros((n, OUTPUT_WORDS), dtype=np.uint32)
     statuses = np.full(n, SlotStatus.DONE, dtype=np.uint32)
     codes = np.zeros(n, dtype=np.uint32)
+    groups = _GROUP_OF[np.minimum(words[:, OPCODE_WORD], len(_GROUP_OF) - 1)]
+    counts = np.bincount(groups, minlength=_GROUPS).tolist()
 
-    def rows(opcode: Opcode) -> np.ndarray:
-        return np.flatnonzero(opcodes == opcode)
+    def rows(group: int) -> np.ndarray | None:
+        return np.flatnonzero(groups == group) if counts[group] else None
 
-    pick = rows(Opcode.ADD)
-    if pick.size:
+    if (pick := rows(_ADD)) is not None:
         outputs[pick, 0] = args[pick, 0] + args[pick, 1]
-    pick = rows(Opcode.MUL)
-    if pick.size:
+    if (pick := rows(_MUL)) is not None:
         outputs[pick, 0] = args[pick, 0] * args[pick, 1]
-    pick = rows(Opcode.XOR)
-    if pick.size:
+    if (pick := rows(_XOR)) is not None:
         outputs[pick, 0] = args[pick, 0] ^ args[pick, 1]
-    pick = rows(Opcode.HASH)
-    if pick.size:
+    if (pick := rows(_HASH)) is not None:
         outputs[pick, 0] = fnv1a_words(args[pick])
-    pick = rows(Opcode.COPY)
-    if pick.size:
-        outputs[pick, :ARG_WORDS] = args[pick]
-    for opcode, code in _FAULTING:
-        pick = rows(opcode)
-        if pick.size:
+    if (pick := rows(_COPY)) is not None:
+        if words.dtype == np.uint32 and words.flags.c_contiguous:
+            # Whole 52-byte runs a row (native u32 on both sides), not 13 words a row.
+            run = 4 * ARG_WORDS
+            byte_run(outputs, 0, run)[pick] = byte_run(words, 4 * ARGS_OFFSET, run)[pick]
+        else:
+            outputs[pick, :ARG_WORDS] = args[pick]
+    for group, (_opcode, code) in enumerate(_FAULTING, _FAULT_FIRST):
+        if (pick := rows(group)) is not None:
             # The bytes a faulting slot produced before it faulted: its progress marker.
             outputs[pick, 0] = args[pick, 0]
             statuses[pick] = SlotStatus.FAULT
             codes[pick] = code
-    invalid = np.flatnonzero(~np.isin(opcodes, _KNOWN_OPCODES))
-    if invalid.size:
-        statuses[invalid] = SlotStatus.FAULT
-        codes[invalid] = FaultCode.INVALID_OPCODE
+    if (pick := rows(_INVALID)) is not None:
+        statuses[pick] = SlotStatus.FAULT
+        codes[pick] = FaultCode.INVALID_OPCODE
     return statuses, codes, outputs
 
 
@@ -124,19 +131,25 @@ class NumpyBackend:
 
 
 class _NumpyRing:
-    __slots__ = ("epoch_word", "fault_codes", "mode", "outputs", "ring", "rng", "slot_epochs")
+    """The ring as the NumPy backend runs it.
+
+    On the host the published words are already where the kernel reads them, and
+    the :class:`~pytest_replay.megakernel.kernel.Megakernel` keeps each slot's
+    STATUS word and output region, so no second copy of the ring, its outputs or
+    its epochs is kept here: copying four arrays of ring size per burst bought
+    nothing any caller could observe. The EPOCH word is the device state left.
+    """
+
+    __slots__ = ("epoch_word", "mode", "rng", "slots")
 
     def __init__(self, slots: int, mode: EpochMode, race_seed: int | None) -> None:
         self.mode = mode
-        self.ring = np.zeros((slots, SLOT_WORDS), dtype=np.uint32)
-        self.outputs = np.zeros((slots, OUTPUT_WORDS), dtype=np.uint32)
-        self.slot_epochs = np.zeros(slots, dtype=np.uint32)
-        self.fault_codes = np.zeros(slots, dtype=np.uint32)
+        self.slots = slots
         self.epoch_word = 0
         self.rng = None if race_seed is None else np.random.default_rng(race_seed)
 
     def run_burst(self, words: U32Array, first: int, base_epoch: int) -> BurstOutput:
-        slots = len(self.ring)
+        slots = self.slots
         n = len(words)
         statuses, codes, outputs = execute_slots(words)
         if self.mode == "ordered":
@@ -153,10 +166,5 @@ class _NumpyRing:
             ranks = np.empty(n, dtype=np.uint64)
             ranks[order] = np.arange(n, dtype=np.uint64)
             epochs = ((ranks + np.uint64(base_epoch)) & np.uint64(U32_MASK)).astype(np.uint32)
-        put_at_ring(self.ring, first, words)
-        put_at_ring(self.ring[:, STATUS_WORD], first, statuses)
-        put_at_ring(self.outputs, first, outputs)
-        put_at_ring(self.slot_epochs, first, epochs)
-        put_at_ring(self.fault_codes, first, codes)
         self.epoch_word = (base_epoch + n) & U32_MASK
         return BurstOutput(epochs, statuses, codes, outputs)
