@@ -229,11 +229,10 @@ def _as_strategy(value: int | st.SearchStrategy[int], name: str) -> st.SearchStr
 PROVENANCE_GRAPH_NODE_LIMIT: Final = 1_000
 
 
-def _parent_choices(word: int, max_origins: int) -> list[int]:
-    """The parent choices packed in ``word``, one byte each: an even byte is no parent
-    (so about half the bytes of a random word name one), an odd byte ``b`` names the
-    candidate at index ``b >> 1`` in drawing order (modulo the number of candidates)."""
-    return [byte >> 1 for k in range(max_origins) if (byte := word >> (8 * k) & 0xFF) & 1]
+#: A message's payload is the rank of its parent among the node's choices: one byte.
+_PAYLOADS: Final = tuple(bytes([k]) for k in range(4))
+#: The messages of a step without provenance: one empty message, shared (immutable).
+_NO_PROVENANCE: Final = (Message(b""),)
 
 
 @st.composite
@@ -277,22 +276,35 @@ def _provenance_graphs(
     next_id = [-1] * len(keys)
     built: list[list[Step]] = [[] for _ in keys]
     hidden: list[NodeKey] = []
-    by_instance: dict[int, list[NodeKey]] = {i: [] for i in instance_ids}
+    # Each node's Origin, built once and shared by every message naming it (an Origin
+    # is immutable), in drawing order: overall, or per instance without cross_instance.
+    origins: list[Origin] = []
+    by_instance: dict[int, list[Origin]] = {i: [] for i in instance_ids}
+    codes = [topology[sub][1] for _instance, sub in keys]
 
-    def add(session: int, gap: int, parents: list[int]) -> None:
-        instance_id, sub = keys[session]
+    def add(session: int, gap: int, parents: int) -> None:
+        instance_id = keys[session][0]
         step_id = next_id[session] + 1 + gap
         next_id[session] = step_id
-        pool = hidden if cross_instance else by_instance[instance_id]
-        made = [
-            Message(bytes([k]), Origin(*pool[choice % len(pool)]))
-            for k, choice in enumerate(parents)
-            if pool
-        ]
-        built[session].append(Step(step_id, len(hidden), tuple(made) or (Message(b""),)))
-        node = (instance_id, topology[sub][1], step_id)
-        by_instance[instance_id].append(node)
-        hidden.append(node)
+        pool = origins if cross_instance else by_instance[instance_id]
+        made: tuple[Message, ...] = _NO_PROVENANCE
+        if parents and pool:
+            # The parent choices packed in ``parents``, one byte each: an odd byte ``b``
+            # names the candidate at index ``b >> 1`` in drawing order (modulo the pool),
+            # an even byte no parent. A message's payload is its choice's rank.
+            chosen = [
+                pool[(byte >> 1) % len(pool)]
+                for k in range(max_origins)
+                if (byte := parents >> (8 * k) & 0xFF) & 1
+            ]
+            if chosen:
+                made = tuple(map(Message, _PAYLOADS, chosen))
+        built[session].append(Step(step_id, len(hidden), made))
+        code = codes[session]
+        origin = Origin(instance_id, code, step_id)
+        by_instance[instance_id].append(origin)
+        origins.append(origin)
+        hidden.append((instance_id, code, step_id))
 
     for node in nodes:
         session, gap = (node >> 2 & 0x3FFF) % len(keys), node & 3
@@ -300,13 +312,13 @@ def _provenance_graphs(
             while room[session] == 0:  # full: the next session (in order) with room
                 session = (session + 1) % len(keys)
             room[session] -= 1
-        add(session, gap, _parent_choices(node >> 16, max_origins))
+        add(session, gap, node >> 16)
     if not isinstance(steps_per_session, int):
         # Counts are drawn after the nodes, so fewer sessions leave every node where it
         # was in Hypothesis' choice sequence; padding steps have no provenance.
         for session in range(len(keys)):
             for _ in range(max(1, draw(steps_per_session)) - len(built[session])):
-                add(session, 0, [])
+                add(session, 0, 0)
 
     sessions = []
     for (instance_id, sub), recorded in zip(keys, built, strict=True):
