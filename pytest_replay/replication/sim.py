@@ -98,15 +98,21 @@ def purpose_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
 
 
-@dataclass(frozen=True, slots=True)
-class _Wire:
-    """A message on the network."""
+# A message on the network: ``(wire id, source, dest, message, trace summary)``. A plain
+# tuple: one is built per message sent, and a frozen dataclass costs three times as much.
+_Wire = tuple[int, NodeId, NodeId, Message, dict[str, ObservedValue]]
 
-    wire: int
-    source: NodeId
-    dest: NodeId
-    msg: Message
-    summary: dict[str, ObservedValue]
+
+def randint_from_bits(getrandbits: Callable[[int], int], lo: int, hi: int) -> int:
+    """``random.Random.randint(lo, hi)``'s draw, taken from ``getrandbits``: the same
+    number, consuming the generator's stream the same way (rejection sampling on
+    ``bit_length`` bits), without its three layers of argument checks."""
+    n = hi - lo + 1
+    k = n.bit_length()
+    r = getrandbits(k)
+    while r >= n:
+        r = getrandbits(k)
+    return lo + r
 
 
 @dataclass(slots=True)
@@ -248,6 +254,7 @@ class Simulation:
         self._replica_set = tuple(schedule.nodes)
         self._channel_id = channel_id_for(schedule.channel_name)
         self._rng = random.Random(purpose_seed(schedule.seed, "network"))
+        self._bits = self._rng.getrandbits
         self._links: dict[tuple[NodeId, NodeId], LinkSpec] = {
             (s, d): spec for s, d, spec in schedule.links
         }
@@ -423,8 +430,10 @@ class Simulation:
         if forged:
             summary["forged"] = 1
         else:
-            role = self.nodes[source].role
-            summary["sender_role"] = "DOWN" if role is None else _ROLE_NAMES[role]
+            runtime = self.nodes[source].runtime
+            summary["sender_role"] = (
+                "DOWN" if runtime is None else _ROLE_NAMES[runtime.coordinator.role]
+            )
         if dest not in self._members and not forged:
             raise DispatchError(
                 f"peer {dest:#x} is unknown to the network",
@@ -434,25 +443,27 @@ class Simulation:
         if self._active and self._blocked(source, dest):
             self._drop(dest, source, summary, "partition")
             return wire
-        spec = self._link(source, dest)
+        spec = self._link(source, dest) if self._links or self._calm else self.schedule.link
         rng = self._rng
         if spec.drop and rng.random() < spec.drop:
             self._drop(dest, source, summary, "loss")
             return wire
         delay = spec.latency_ms
         if spec.jitter_ms:
-            delay += rng.randint(0, spec.jitter_ms)
+            delay += randint_from_bits(self._bits, 0, spec.jitter_ms)
         if spec.reorder and rng.random() < spec.reorder:
-            delay += rng.randint(1, spec.reorder_ms)
-        packet = _Wire(wire, source, dest, msg, summary)
-        self._push(now + delay, _DELIVER, packet)
+            delay += randint_from_bits(self._bits, 1, spec.reorder_ms)
+        self._order += 1
+        heapq.heappush(
+            self._heap, (now + delay, self._order, _DELIVER, (wire, source, dest, msg, summary))
+        )
         if spec.duplicate and rng.random() < spec.duplicate:
             again = dict(summary)
             again["duplicate"] = 1
             self._push(
-                now + delay + rng.randint(1, spec.latency_ms + spec.jitter_ms),
+                now + delay + randint_from_bits(self._bits, 1, spec.latency_ms + spec.jitter_ms),
                 _DELIVER,
-                _Wire(wire, source, dest, msg, again),
+                (wire, source, dest, msg, again),
             )
         return wire
 
@@ -465,22 +476,23 @@ class Simulation:
         self._emit("drop", dest, source, attrs)
 
     def _deliver(self, packet: _Wire) -> None:
-        node = self.nodes.get(packet.dest)
+        wire, source, dest, msg, summary = packet
+        node = self.nodes.get(dest)
         runtime = None if node is None else node.runtime
         if node is None or runtime is None:
-            self._drop(packet.dest, packet.source, packet.summary, "down")
+            self._drop(dest, source, summary, "down")
             return
-        if self._active and self._blocked(packet.source, packet.dest):
-            self._drop(packet.dest, packet.source, packet.summary, "partition")
+        if self._active and self._blocked(source, dest):
+            self._drop(dest, source, summary, "partition")
             return
         # A tick due now runs first, so what follows is this message's handling alone.
         runtime.run_pending()
-        if runtime.try_dispatch(_inbound(packet.source, packet.msg)) is not None:
-            self._drop(packet.dest, packet.source, packet.summary, "inbox_full")
+        if runtime.try_dispatch(_inbound(source, msg)) is not None:
+            self._drop(dest, source, summary, "inbox_full")
             return
         self.stats.delivered += 1
-        self._emit("deliver", packet.dest, packet.source, packet.summary)
-        node.current_wire = packet.wire
+        self._emit("deliver", dest, source, summary)
+        node.current_wire = wire
         try:
             runtime.run_pending()
         finally:
