@@ -85,12 +85,7 @@ from pytest_replay.replication.messages import (
     SyncResponse,
 )
 from pytest_replay.replication.roles import TransitionSignal
-from pytest_replay.replication.step import (
-    OutboundHeartbeat,
-    OutboundSyncRequest,
-    TickInputs,
-    tick,
-)
+from pytest_replay.replication.step import TickInputs, tick
 from pytest_replay.replication.tokens import OutstandingRequests
 
 __all__ = [
@@ -390,16 +385,19 @@ class ReplicationRuntime:
                 coordinator.metrics.record_leader_lag(lag.lag_ms)
             else:
                 coordinator.metrics.record_replica_lag(lag.lag_ms)
-        for out in outcome.outbound:
-            if isinstance(out, OutboundHeartbeat):
+        beat = outcome.heartbeat
+        if beat is not None:
+            send_heartbeat = self._dispatcher.send_heartbeat
+            for target in outcome.heartbeat_targets:
                 try:
-                    self._dispatcher.send_heartbeat(out.target, out.msg)
+                    send_heartbeat(target, beat)
                 except DispatchError:
-                    self._observe("send_failed", out.target, {"msg": "heartbeat"})
-            elif isinstance(out, OutboundSyncRequest):
-                if state.backoff.is_in_backoff(out.target, now):
-                    self._observe("backoff_skip", out.target, {"since_seq": out.msg.since_seq})
-                    continue
+                    self._observe("send_failed", target, {"msg": "heartbeat"})
+        out = outcome.sync_request
+        if out is not None:
+            if state.backoff.is_in_backoff(out.target, now):
+                self._observe("backoff_skip", out.target, {"since_seq": out.msg.since_seq})
+            else:
                 token = inputs.token_source() & 0xFFFF_FFFF_FFFF_FFFF
                 msg = dataclasses.replace(out.msg, request_id=token)
                 state.outstanding.record(out.target, token, now)
