@@ -116,7 +116,7 @@ class TwoLaneInbox:
         """Queue ``event``; returns it back when its lane is full or the inbox closed."""
         if self._closed:
             return event
-        if is_priority_event(event):
+        if isinstance(event, _PRIORITY_TYPES):
             lane, cap = self._priority, self._priority_cap
         else:
             lane, cap = self._normal, self._normal_cap
@@ -166,6 +166,10 @@ class TwoLaneInbox:
         if self._normal_waiting:
             lane.append(self._normal_waiting.popleft())
         return event
+
+    def empty(self) -> bool:
+        """Nothing queued on either lane (nor waiting for room)."""
+        return not (self._priority or self._normal)
 
     def lengths(self) -> tuple[int, int]:
         """``(priority, normal)`` queue lengths, not counting events waiting for room."""

@@ -485,8 +485,10 @@ class Simulation:
         if self._active and self._blocked(source, dest):
             self._drop(dest, source, summary, "partition")
             return
-        # A tick due now runs first, so what follows is this message's handling alone.
-        runtime.run_pending()
+        # A tick due now (or anything still queued) runs first, so what follows is this
+        # message's handling alone. Asked first: nothing is due for most deliveries.
+        if self.clock.now_ms >= runtime.next_tick_ms or not runtime.inbox.empty():
+            runtime.run_pending()
         if runtime.try_dispatch(_inbound(source, msg)) is not None:
             self._drop(dest, source, summary, "inbox_full")
             return
@@ -501,9 +503,11 @@ class Simulation:
 
     def _ensure_tick(self, node: SimNode) -> None:
         runtime = node.runtime
-        if runtime is not None and node.tick_at != runtime.next_tick_ms:
-            node.tick_at = runtime.next_tick_ms
-            self._push(node.tick_at, _TICK, (node.id, node.incarnation))
+        if runtime is not None:
+            due = runtime.next_tick_ms
+            if node.tick_at != due:
+                node.tick_at = due
+                self._push(due, _TICK, (node.id, node.incarnation))
 
     def _observer(self, node: SimNode) -> Callable[[str, NodeId, dict[str, ObservedValue]], None]:
         def observe(kind: str, peer: NodeId, attrs: dict[str, ObservedValue]) -> None:
