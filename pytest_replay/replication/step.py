@@ -79,9 +79,9 @@ class TickOutcome:
     def outbound(self) -> tuple[OutboundMessage, ...]:
         """Every message to send, in send order."""
         beat = self.heartbeat
-        out: list[OutboundMessage] = (
-            [] if beat is None else [OutboundHeartbeat(peer, beat) for peer in self.heartbeat_targets]
-        )
+        out: list[OutboundMessage] = []
+        if beat is not None:
+            out.extend(OutboundHeartbeat(peer, beat) for peer in self.heartbeat_targets)
         if self.sync_request is not None:
             out.append(self.sync_request)
         return tuple(out)
