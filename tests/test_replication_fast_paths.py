@@ -14,9 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_replay.replication.catchup import (
+    estimate_response_bytes,
+    estimate_served_bytes,
+    handle_sync_request,
+)
 from pytest_replay.replication.errors import LogFullError, LogSequenceError
 from pytest_replay.replication.log import SequencedLog
-from pytest_replay.replication.messages import SyncEvent
+from pytest_replay.replication.messages import SyncEvent, SyncRequest, SyncResponse
 from pytest_replay.replication.sim import randint_from_bits
 
 
@@ -65,6 +70,9 @@ def test_chunks_read_by_bisection_match_a_walk_over_the_payloads(
             got = log.read(since, max_bytes)
             assert [(e.seq, e.payload) for e in got] == walked_chunk(log, since, max_bytes)
             assert all(type(e) is SyncEvent for e in got)
+            served = handle_sync_request(log, SyncRequest(b"c", since, max_bytes, 7), b"c")
+            if isinstance(served, SyncResponse):
+                assert estimate_served_bytes(log, served) == estimate_response_bytes(served)
 
 
 @given(st.lists(st.lists(st.binary(max_size=20), min_size=1, max_size=8), max_size=10))
@@ -89,6 +97,11 @@ def test_received_events_are_checked_like_a_batch() -> None:
         log.append_events((SyncEvent(1, b"b"), SyncEvent(3, b"c")))
     with pytest.raises(LogFullError, match="capacity"):
         log.append_events((SyncEvent(1, b"bcde"),))
+    with pytest.raises(LogFullError, match="capacity"):
+        log.append_batch(1, [b"b", b"cdef"])
+    # Nothing of a refused batch stays behind.
+    assert log.bytes_used == 1 and log.read(0, 99) == (SyncEvent(0, b"a"),)
+    assert log.payload_bytes(0, 9) == 1
     assert log.append_events(()) == 1 and log.payloads(0, 9) == [b"a"]
     # A payload that is not plain bytes is copied, and the log keeps events of its own.
     mutable = bytearray(b"x")

@@ -34,6 +34,7 @@ __all__ = [
     "SyncRequestOutcome",
     "apply_sync_response",
     "estimate_response_bytes",
+    "estimate_served_bytes",
     "handle_sync_request",
 ]
 
@@ -155,4 +156,15 @@ def estimate_response_bytes(response: SyncResponse) -> int:
         RESPONSE_HEADER_BYTES
         + RESPONSE_EVENT_OVERHEAD_BYTES * len(events)
         + sum(map(len, map(_payload_of, events)))
+    )
+
+
+def estimate_served_bytes(log: SequencedLog, response: SyncResponse) -> int:
+    """:func:`estimate_response_bytes` of a chunk read from ``log`` (and still retained
+    there): the payload total comes from the log's running byte count, not the events."""
+    first, count = response.first_seq, len(response.events)
+    return (
+        RESPONSE_HEADER_BYTES
+        + RESPONSE_EVENT_OVERHEAD_BYTES * count
+        + log.payload_bytes(first, first + count)
     )

@@ -132,9 +132,7 @@ class HeartbeatTracker:
     def healthy_peers(self, now_ms: int) -> frozenset[NodeId]:
         """Peers heard from within the silence window."""
         window = self.silence_window_ms
-        return frozenset(
-            peer for peer, state in self._peers.items() if now_ms - state[2] < window
-        )
+        return frozenset(peer for peer, state in self._peers.items() if now_ms - state[2] < window)
 
     def leader_silent(self, now_ms: int) -> bool:
         """True once the believed leader (or, with none, anyone) was silent for the window."""

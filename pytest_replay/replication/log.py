@@ -181,10 +181,9 @@ class SequencedLog:
         All or nothing: a capacity overflow appends none of them. Returns the new
         ``next_seq``.
         """
-        self._check_append(first_seq, payloads)
+        self._check_first(first_seq)
         fresh = list(map(bytes, payloads))
-        self._extend(fresh, sync_events(first_seq, fresh))
-        return self.next_seq
+        return self._append(first_seq, fresh, sync_events(first_seq, fresh))
 
     def append_events(self, events: Sequence[SyncEvent]) -> int:
         """Append events received on the wire: :meth:`append_batch` of their payloads.
@@ -192,31 +191,40 @@ class SequencedLog:
         They must be numbered from ``next_seq`` on, consecutively. The events
         themselves become the entries' wire form, so serving them on costs nothing.
         """
-        payloads = list(map(_payload_of, events))
         first_seq = events[0].seq if events else self.next_seq
-        numbered = list(map(_seq_of, events)) == list(range(first_seq, first_seq + len(events)))
-        if not numbered:
+        self._check_first(first_seq)
+        if list(map(_seq_of, events)) != list(range(first_seq, first_seq + len(events))):
             raise LogSequenceError(
                 f"events numbered {[event.seq for event in events[:8]]}... are not consecutive",
                 where=self.name,
                 fix="append events numbered one after the other from next_seq.",
             )
+        payloads = list(map(_payload_of, events))
         if not set(map(type, payloads)) <= {bytes}:
             # A payload that is not plain bytes: copied, with events of its own.
             return self.append_batch(first_seq, payloads)
-        self._check_append(first_seq, payloads)
-        self._extend(payloads, events)
-        return self.next_seq
+        return self._append(first_seq, payloads, events)
 
-    def _check_append(self, first_seq: int, payloads: Sequence[bytes]) -> None:
+    def _check_first(self, first_seq: int) -> None:
         if first_seq != self.next_seq:
             raise LogSequenceError(
                 f"batch starts at seq {first_seq} but the log's next seq is {self.next_seq}",
                 where=self.name,
                 fix="append from next_seq (skip_to first to jump a gap).",
             )
-        added = sum(map(len, payloads))
+
+    def _append(self, first_seq: int, payloads: list[bytes], events: Sequence[SyncEvent]) -> int:
+        """Add entries numbered from ``next_seq`` (plain bytes, and their events), or none
+        of them past the capacity. Returns the new ``next_seq``."""
+        ends = self._ends
+        kept = len(ends)
+        before = ends[-1]
+        # The running totals go on at once (``accumulate`` yields the current total
+        # again first, hence the pop); past the capacity they come off again.
+        ends += accumulate(map(len, payloads), initial=ends.pop())
+        added = ends[-1] - before
         if self._capacity_bytes is not None and self._bytes + added > self._capacity_bytes:
+            del ends[kept:]
             raise LogFullError(
                 f"appending {len(payloads)} events ({added} bytes) at seq "
                 f"{first_seq} exceeds the capacity of {self._capacity_bytes} bytes "
@@ -224,16 +232,19 @@ class SequencedLog:
                 where=self.name,
                 fix="sweep retention or withdraw the replica.",
             )
-
-    def _extend(self, payloads: list[bytes], events: Sequence[SyncEvent]) -> None:
-        """Add checked entries: payloads (plain bytes) and their events, same order."""
-        ends = self._ends
-        before = ends[-1]
-        # ``accumulate`` starts from the current total, which it yields again first.
-        ends += accumulate(map(len, payloads), initial=ends.pop())
         self._entries += payloads
         self._events += events
-        self._bytes += ends[-1] - before
+        self._bytes += added
+        return self.next_seq
+
+    def payload_bytes(self, lo: int, hi: int) -> int:
+        """Total payload size of ``[lo, hi)`` clamped to the retained window (O(1))."""
+        lo = max(lo, self._first)
+        hi = min(hi, self.next_seq)
+        if hi <= lo:
+            return 0
+        start = self._head + lo - self._first
+        return self._ends[start + hi - lo] - self._ends[start]
 
     def trim_to(self, seq: int) -> int:
         """Release entries below ``seq`` (clamped to the tail). Returns how many went."""

@@ -37,7 +37,7 @@ from pytest_replay.replication.budget import BandwidthBudget
 from pytest_replay.replication.catchup import (
     SyncRequestNack,
     apply_sync_response,
-    estimate_response_bytes,
+    estimate_served_bytes,
     handle_sync_request,
 )
 from pytest_replay.replication.config import (
@@ -526,7 +526,7 @@ class ReplicationRuntime:
             except DispatchError:
                 self._observe("send_failed", sender, {"msg": "sync_nack"})
             return
-        cost = estimate_response_bytes(outcome)
+        cost = estimate_served_bytes(inputs.log, outcome)
         admitted = state.budget.try_consume_with_class(
             cost, msg.bandwidth_class, self._clock(), inputs.background_fraction
         )
