@@ -15,11 +15,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_replay.replication.catchup import (
+    apply_sync_response,
     estimate_response_bytes,
     estimate_served_bytes,
     handle_sync_request,
 )
-from pytest_replay.replication.errors import LogFullError, LogSequenceError
+from pytest_replay.replication.errors import (
+    AppendFailedError,
+    ApplyError,
+    GapBeforeChunkError,
+    LogFullError,
+    LogSequenceError,
+    NonContiguousChunkError,
+    StaleChunkError,
+)
 from pytest_replay.replication.log import SequencedLog
 from pytest_replay.replication.messages import SyncEvent, SyncRequest, SyncResponse
 from pytest_replay.replication.sim import randint_from_bits
@@ -118,3 +127,55 @@ def test_randint_from_bits_draws_what_randint_draws(seed: int) -> None:
         lo, hi = spans[i % len(spans)]
         assert randint_from_bits(fast.getrandbits, lo, hi) == plain.randint(lo, hi)
     assert fast.random() == plain.random()
+
+
+def plain_apply(log: SequencedLog, response: SyncResponse) -> int:
+    """``apply_sync_response`` as it was: the whole chunk's numbering, then the gap and
+    stale checks, then the fresh payloads appended as a batch."""
+    local_next = log.next_seq
+    events, first = response.events, response.first_seq
+    if not events:
+        return local_next
+    for offset, event in enumerate(events):
+        if event.seq != first + offset:
+            raise NonContiguousChunkError(f"event #{offset}")
+    if first > local_next:
+        raise GapBeforeChunkError(first, local_next, divergence_suspected=False)
+    if first + len(events) <= local_next:
+        raise StaleChunkError("stale")
+    fresh = events[local_next - first :]
+    try:
+        return log.append_batch(local_next, [event.payload for event in fresh])
+    except LogFullError as exc:
+        raise AppendFailedError(str(exc)) from exc
+
+
+@given(
+    st.integers(0, 6),
+    st.integers(0, 9),
+    st.lists(st.binary(max_size=6), max_size=8),
+    st.lists(st.integers(0, 7), max_size=2),
+    st.sampled_from([None, 10, 40]),
+)
+def test_applying_a_chunk_matches_the_plain_apply(
+    held: int, first: int, payloads: list[bytes], misnumbered: list[int], capacity: int | None
+) -> None:
+    logs = [SequencedLog(name, capacity_bytes=capacity) for name in ("fast", "plain")]
+    for log in logs:
+        log.append_batch(0, [b"h"] * held)
+    seqs = list(range(first, first + len(payloads)))
+    for index in misnumbered:
+        if index < len(seqs):
+            seqs[index] += 1
+    chunk = SyncResponse(b"c", first, 0, tuple(map(SyncEvent, seqs, payloads)), 9)
+    outcomes: list[object] = []
+    for log in logs:
+        try:
+            if log.name == "fast":
+                outcomes.append(apply_sync_response(log, chunk, b"c"))
+            else:
+                outcomes.append(plain_apply(log, chunk))
+        except ApplyError as exc:
+            outcomes.append(type(exc))
+    assert outcomes[0] == outcomes[1]
+    assert logs[0].digest() == logs[1].digest() and logs[0].bytes_used == logs[1].bytes_used

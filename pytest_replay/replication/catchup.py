@@ -15,6 +15,7 @@ from pytest_replay.replication.errors import (
     ChannelMismatchError,
     GapBeforeChunkError,
     LogFullError,
+    LogSequenceError,
     NonContiguousChunkError,
     StaleChunkError,
 )
@@ -115,27 +116,35 @@ def apply_sync_response(log: SequencedLog, response: SyncResponse, channel_id: C
     if not events:
         return local_next
     first_seq = response.first_seq
-    # One list comparison in C; the per-event loop runs only to name the culprit.
-    if list(map(_seq_of, events)) != list(range(first_seq, first_seq + len(events))):
-        _raise_non_contiguous(response)
-    if response.first_seq > local_next:
-        raise GapBeforeChunkError(
-            response.first_seq,
-            local_next,
-            divergence_suspected=response.leader_first_retained_seq <= local_next,
-        )
-    last = response.first_seq + len(events)
-    if last <= local_next:
+    last = first_seq + len(events)
+    if not first_seq <= local_next < last:
+        # Nothing to append: a gap or a stale chunk, unless it is misnumbered (checked
+        # first). One list comparison in C; the per-event loop only names the culprit.
+        if list(map(_seq_of, events)) != list(range(first_seq, last)):
+            _raise_non_contiguous(response)
+        if first_seq > local_next:
+            raise GapBeforeChunkError(
+                first_seq,
+                local_next,
+                divergence_suspected=response.leader_first_retained_seq <= local_next,
+            )
         raise StaleChunkError(
-            f"response {response.request_id:#x} covers seqs {response.first_seq}..{last - 1}, "
+            f"response {response.request_id:#x} covers seqs {first_seq}..{last - 1}, "
             f"all below the local tail {local_next}",
             fix="nothing to apply; drop it.",
         )
-    fresh = events[local_next - response.first_seq :]
+    # The chunk overlaps the tail: its numbering is checked here for the prefix we hold,
+    # and by ``append_events`` (before anything is appended) for the fresh rest.
+    held = local_next - first_seq
+    if held and list(map(_seq_of, events[:held])) != list(range(first_seq, local_next)):
+        _raise_non_contiguous(response)
     try:
-        return log.append_events(fresh)
+        return log.append_events(events[held:])
     except LogFullError as exc:
         raise AppendFailedError(str(exc)) from exc
+    except LogSequenceError:
+        _raise_non_contiguous(response)
+        raise
 
 
 def _raise_non_contiguous(response: SyncResponse) -> None:

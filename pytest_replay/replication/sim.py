@@ -385,7 +385,7 @@ class Simulation:
         self.clock.set(time_ms)
         self.stats.actions += 1
         if action == _DELIVER:
-            self._deliver(payload)
+            self._deliver(payload, time_ms)
         elif action == _TICK:
             node = self.nodes[payload[0]]
             if node.runtime is not None and node.incarnation == payload[1]:
@@ -475,7 +475,7 @@ class Simulation:
         attrs["reason"] = reason
         self._emit("drop", dest, source, attrs)
 
-    def _deliver(self, packet: _Wire) -> None:
+    def _deliver(self, packet: _Wire, now: int) -> None:
         wire, source, dest, msg, summary = packet
         node = self.nodes.get(dest)
         runtime = None if node is None else node.runtime
@@ -487,7 +487,7 @@ class Simulation:
             return
         # A tick due now (or anything still queued) runs first, so what follows is this
         # message's handling alone. Asked first: nothing is due for most deliveries.
-        if self.clock.now_ms >= runtime.next_tick_ms or not runtime.inbox.empty():
+        if now >= runtime.next_tick_ms or not runtime.inbox.empty():
             runtime.run_pending()
         if runtime.try_dispatch(_inbound(source, msg)) is not None:
             self._drop(dest, source, summary, "inbox_full")
