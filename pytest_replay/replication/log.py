@@ -77,7 +77,8 @@ class SequencedLog:
         # log keeps its wire form (a ``SyncEvent``, built once, shared by every chunk
         # that serves it) and ``_ends``, the running byte total at the end of each
         # entry (``_ends[i + 1] - _ends[i]`` is entry ``i``'s size), so a chunk's end
-        # is a bisection instead of a walk over its payloads.
+        # is a bisection instead of a walk over its payloads. ``_ends`` is brought up
+        # to date when read (``_ends_to``): a replica appends far more than it serves.
         self._entries: list[bytes] = []
         self._events: list[SyncEvent] = []
         self._ends: list[int] = [0]
@@ -152,7 +153,7 @@ class SequencedLog:
         stop = len(self._entries)
         if start >= stop:
             return ()
-        ends = self._ends
+        ends = self._ends_to(stop)
         # The last entry whose end stays within ``max_bytes`` of the chunk's start;
         # the first entry goes whatever its size.
         end = max(start + 1, bisect_right(ends, ends[start] + max_bytes, start + 1, stop + 1) - 1)
@@ -216,15 +217,8 @@ class SequencedLog:
     def _append(self, first_seq: int, payloads: list[bytes], events: Sequence[SyncEvent]) -> int:
         """Add entries numbered from ``next_seq`` (plain bytes, and their events), or none
         of them past the capacity. Returns the new ``next_seq``."""
-        ends = self._ends
-        kept = len(ends)
-        before = ends[-1]
-        # The running totals go on at once (``accumulate`` yields the current total
-        # again first, hence the pop); past the capacity they come off again.
-        ends += accumulate(map(len, payloads), initial=ends.pop())
-        added = ends[-1] - before
+        added = sum(map(len, payloads))
         if self._capacity_bytes is not None and self._bytes + added > self._capacity_bytes:
-            del ends[kept:]
             raise LogFullError(
                 f"appending {len(payloads)} events ({added} bytes) at seq "
                 f"{first_seq} exceeds the capacity of {self._capacity_bytes} bytes "
@@ -237,6 +231,15 @@ class SequencedLog:
         self._bytes += added
         return self.next_seq
 
+    def _ends_to(self, stop: int) -> list[int]:
+        """``_ends``, covering at least the entries before list index ``stop``."""
+        ends = self._ends
+        done = len(ends) - 1
+        if done < stop:
+            # ``accumulate`` yields the running total it starts from again: popped first.
+            ends += accumulate(map(len, self._entries[done:stop]), initial=ends.pop())
+        return ends
+
     def payload_bytes(self, lo: int, hi: int) -> int:
         """Total payload size of ``[lo, hi)`` clamped to the retained window (O(1))."""
         lo = max(lo, self._first)
@@ -244,13 +247,15 @@ class SequencedLog:
         if hi <= lo:
             return 0
         start = self._head + lo - self._first
-        return self._ends[start + hi - lo] - self._ends[start]
+        ends = self._ends_to(start + hi - lo)
+        return ends[start + hi - lo] - ends[start]
 
     def trim_to(self, seq: int) -> int:
         """Release entries below ``seq`` (clamped to the tail). Returns how many went."""
         target = min(seq, self.next_seq)
         dropped = max(0, target - self._first)
-        self._bytes -= self._ends[self._head + dropped] - self._ends[self._head]
+        ends = self._ends_to(self._head + dropped)
+        self._bytes -= ends[self._head + dropped] - ends[self._head]
         self._head += dropped
         self._first += dropped
         if self._head > 64 and self._head * 2 > len(self._entries):
