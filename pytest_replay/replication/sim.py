@@ -28,6 +28,7 @@ import heapq
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from pytest_replay.divergence import Divergence
@@ -153,25 +154,23 @@ class SimNode:
 
 
 class _SimDispatcher:
-    """Routes one node's outbound messages into the simulated network."""
+    """Routes one node's outbound messages into the simulated network.
 
-    __slots__ = ("_node", "_sim")
+    Each send is ``Simulation._send`` with the node bound by a ``partial`` (a C call,
+    not one more Python frame per message: a tick sends one heartbeat per peer).
+    """
+
+    __slots__ = ("send_heartbeat", "send_sync_nack", "send_sync_request", "send_sync_response")
+
+    send_heartbeat: Callable[[NodeId, SyncHeartbeat], None]
+    send_sync_request: Callable[[NodeId, SyncRequest], None]
+    send_sync_response: Callable[[NodeId, SyncResponse], None]
+    send_sync_nack: Callable[[NodeId, SyncNack], None]
 
     def __init__(self, sim: Simulation, node: NodeId) -> None:
-        self._sim = sim
-        self._node = node
-
-    def send_heartbeat(self, target: NodeId, msg: SyncHeartbeat) -> None:
-        self._sim._send(self._node, target, msg)
-
-    def send_sync_request(self, target: NodeId, msg: SyncRequest) -> None:
-        self._sim._send(self._node, target, msg)
-
-    def send_sync_response(self, target: NodeId, msg: SyncResponse) -> None:
-        self._sim._send(self._node, target, msg)
-
-    def send_sync_nack(self, target: NodeId, msg: SyncNack) -> None:
-        self._sim._send(self._node, target, msg)
+        send = partial(sim._send, node)
+        self.send_heartbeat = self.send_sync_request = send
+        self.send_sync_response = self.send_sync_nack = send
 
 
 # Enum ``.name`` is a descriptor call; every message sent reads one or two of them.
@@ -367,7 +366,8 @@ class Simulation:
 
         The message is marked ``forged`` in the trace; returns its wire id.
         """
-        return self._send(source, dest, msg, forged=True)
+        self._send(source, dest, msg, forged=True)
+        return self._wire
 
     # -- internals ----------------------------------------------------------
     def _push(self, time_ms: int, action: int, payload: Any) -> None:
@@ -421,7 +421,8 @@ class Simulation:
             return calm
         return spec
 
-    def _send(self, source: NodeId, dest: NodeId, msg: Message, *, forged: bool = False) -> int:
+    def _send(self, source: NodeId, dest: NodeId, msg: Message, *, forged: bool = False) -> None:
+        """Put ``msg`` on the network (its wire id is ``self._wire`` afterwards)."""
         now = self.clock.now_ms
         self._wire += 1
         wire = self._wire
@@ -442,12 +443,12 @@ class Simulation:
             )
         if self._active and self._blocked(source, dest):
             self._drop(dest, source, summary, "partition")
-            return wire
+            return
         spec = self._link(source, dest) if self._links or self._calm else self.schedule.link
         rng = self._rng
         if spec.drop and rng.random() < spec.drop:
             self._drop(dest, source, summary, "loss")
-            return wire
+            return
         delay = spec.latency_ms
         if spec.jitter_ms:
             delay += randint_from_bits(self._bits, 0, spec.jitter_ms)
@@ -465,7 +466,6 @@ class Simulation:
                 _DELIVER,
                 (wire, source, dest, msg, again),
             )
-        return wire
 
     def _drop(
         self, dest: NodeId, source: NodeId, summary: dict[str, ObservedValue], reason: str
