@@ -39,14 +39,13 @@ class Narrowing:
 
     def collected(self, report: pytest.CollectReport) -> None:
         """Count the tests a collector produced (before any plugin deselects some)."""
-        for node in report.result:
-            if isinstance(node, pytest.Item):
-                self._collected[_module_of(node.nodeid)] += 1
+        items = [node for node in report.result if isinstance(node, pytest.Item)]
+        self._collected.update([_module_of(item.nodeid) for item in items])
 
     def narrowed_modules(self, items: Sequence[pytest.Item]) -> set[str]:
         """The modules (node id paths) of ``items`` that lost tests, or were named with
         ``::``; every module when the run only collects."""
-        kept = Counter(_module_of(item.nodeid) for item in items)
+        kept = Counter([_module_of(item.nodeid) for item in items])
         if self.collect_only or self._last_failed_only():
             # --lf filters the modules' collect reports themselves: nothing to compare with.
             return set(kept)

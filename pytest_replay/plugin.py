@@ -42,6 +42,8 @@ MARKERS = (
 # alias (pytest_replay.alias), which this plugin then obeys by staying inert.
 ALIAS_PLUGIN_NAME = "detreplay"
 _ACTIVE = pytest.StashKey[bool]()
+# The markers the collection hook acts on.
+_OURS = frozenset((MARKER, GPU_MARKER))
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -194,8 +196,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: Sequence[pytest.
     chains: dict[int, frozenset[str]] = {}
     for item in items:
         names = _marker_names(item.parent, chains)
-        if item.own_markers:
-            names = names.union(mark.name for mark in item.own_markers)
+        # Most tests carry markers of their own (parametrize): only ours are looked at.
+        for mark in item.own_markers:
+            if mark.name in _OURS:
+                names = names.union((mark.name,))
         if GPU_MARKER in names:
             needs_gpu.append(item)
         determinism = determinism or MARKER in names
@@ -215,12 +219,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: Sequence[pytest.
 def _marker_names(
     node: pytest.Collector | None, chains: dict[int, frozenset[str]]
 ) -> frozenset[str]:
-    """The names of the markers on collector ``node`` and its parents, computed once per
+    """The names of our markers on collector ``node`` and its parents, computed once per
     collector (a big suite has few of them), which keeps the collection pass cheap."""
     if node is None:
         return frozenset()
     names = chains.get(id(node))
     if names is None:
-        names = _marker_names(node.parent, chains).union(mark.name for mark in node.own_markers)
+        own = (mark.name for mark in node.own_markers if mark.name in _OURS)
+        names = _marker_names(node.parent, chains).union(own)
         chains[id(node)] = names
     return names

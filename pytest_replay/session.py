@@ -149,6 +149,10 @@ class ReplaySession:
         self.central = _central_root(config)
         self.store = ReplayStore(self.central or Path(config.rootpath, STORE_DIR_NAME))
         self._stores: dict[Path, ReplayStore] = {}
+        self._module_ids: dict[tuple[Path, Path, str], str] = {}
+        # The tests collection left, mapped to their store folders at the end of the run.
+        self._collected: list[pytest.Item] = []
+        self._narrowed: set[str] = set()
         self.narrowing = Narrowing(config)
         if self.prune and self.narrowing.collect_only:
             raise pytest.UsageError(
@@ -190,21 +194,35 @@ class ReplaySession:
         """
         chosen = item.ihook.pytest_replay_store_dir(item=item)
         path, sep, rest = item.nodeid.partition("::")
-        rest = _without_repeat_step(item, rest)
-        module = Path(item.path)
+        root, base = self._root_and_base(Path(item.path), chosen)
+        store = self._store(root)
+        module = self._module_id(Path(item.path), base, path)
+        return store, f"{module}{sep}{_without_repeat_step(item, rest)}"
+
+    def _root_and_base(
+        self, module: Path, chosen: str | os.PathLike[str] | None
+    ) -> tuple[Path, Path]:
+        """The store root of a test in ``module`` and the folder its ids are relative to;
+        ``chosen`` is what the ``pytest_replay_store_dir`` hook returned for it."""
         if chosen is not None:
             root = Path(os.path.normpath(Path(self.config.rootpath, chosen)))
-            base = root.parent
-        elif self.central is not None:
-            root, base = self.central, Path(self.config.rootpath)
-        else:
-            root = module.parent / STORE_DIR_NAME
-            base = module.parent
-        store = self._store(root)
-        # A test outside the store's project folder keeps its rootdir-relative path.
-        with contextlib.suppress(ValueError):
-            path = module.resolve().relative_to(base.resolve()).as_posix()
-        return store, f"{path}{sep}{rest}"
+            return root, root.parent
+        if self.central is not None:
+            return self.central, Path(self.config.rootpath)
+        return module.parent / STORE_DIR_NAME, module.parent
+
+    def _module_id(self, module: Path, base: Path, nodeid_path: str) -> str:
+        """The test file's part of a test id: its path relative to ``base``; a file outside
+        ``base`` keeps its node id path (rootdir-relative). Cached per file and base: a big
+        suite has few of them, and resolving paths costs system calls per test otherwise."""
+        key = (module, base, nodeid_path)
+        found = self._module_ids.get(key)
+        if found is None:
+            found = nodeid_path
+            with contextlib.suppress(ValueError):
+                found = module.resolve().relative_to(base.resolve()).as_posix()
+            self._module_ids[key] = found
+        return found
 
     def _label(self, root: Path) -> str:
         # Relative to where pytest was started, as the divergence report names the files.
@@ -232,18 +250,64 @@ class ReplaySession:
         if self.mode == "off":
             return
         narrowed = self.narrowing.narrowed_modules(session.items)
-        tally = self.tally
-        tally.filters.update(self.narrowing.filters() if narrowed else ())
-        for item in session.items:
-            store, test_id = self.store_for(item)
-            folder = store.test_dir(test_id)
-            tally.roots.add(str(store.root))
-            tally.test_folders.add(str(folder))
-            module = _module_of(item.nodeid)
-            target = tally.narrowed_folders if module in narrowed else tally.module_folders
-            target.add(str(folder.parent))
+        self.tally.filters.update(self.narrowing.filters() if narrowed else ())
+        # Mapped to store folders at the end of the run (_map_collected), when the stores
+        # the tests wrote exist: only stores that exist then can hold unused recordings.
+        self._collected = list(session.items)
+        self._narrowed = narrowed
         if narrowed and self.prune and self.mode == "record" and not self.is_worker:
             raise pytest.UsageError(self._prune_refusal())
+
+    def _map_collected(self) -> None:
+        """Add the collected tests' store roots, module folders and test folders to the tally.
+
+        A test's folder is what tells its recording from an unused one, so it is needed only
+        in a store that exists: the stores of a suite that never records cost one look-up per
+        module, not per test. Under xdist every worker collects every test, and a worker whose
+        tests wrote to a store sees it at its own end, so the controller still learns every
+        test folder of every store that exists.
+        """
+        items, self._collected = self._collected, []
+        groups: dict[tuple[Path, str], list[pytest.Item]] = {}
+        for item in items:
+            groups.setdefault((item.path, _module_of(item.nodeid)), []).append(item)
+        stored: dict[Path, bool] = {}
+        for (module, nodeid_path), group in groups.items():
+            if group[0].ihook.pytest_replay_store_dir.get_hookimpls():
+                # A hook may put each test elsewhere: every test on its own.
+                for item in group:
+                    store, test_id = self.store_for(item)
+                    self._map_test(store, test_id, nodeid_path, stored)
+                continue
+            root, base = self._root_and_base(module, None)
+            store = self._store(root)
+            module_id = self._module_id(module, base, nodeid_path)
+            # Without a hook the module's tests share one store and one module folder, so
+            # where nothing is stored (yet) one of them tells all the map needs.
+            for item in group if self._exists(root, stored) else group[:1]:
+                _, sep, rest = item.nodeid.partition("::")
+                test_id = f"{module_id}{sep}{_without_repeat_step(item, rest)}"
+                self._map_test(store, test_id, nodeid_path, stored)
+
+    @staticmethod
+    def _exists(root: Path, stored: dict[Path, bool]) -> bool:
+        """Whether the store ``root`` exists (a folder, or a link to one, as the store reads
+        it), looked up once per root."""
+        found = stored.get(root)
+        if found is None:
+            found = stored[root] = os.path.isdir(root)
+        return found
+
+    def _map_test(
+        self, store: ReplayStore, test_id: str, nodeid_path: str, stored: dict[Path, bool]
+    ) -> None:
+        tally = self.tally
+        folder = store.test_dir(test_id)
+        tally.roots.add(str(store.root))
+        if self._exists(store.root, stored):
+            tally.test_folders.add(str(folder))
+        target = tally.narrowed_folders if nodeid_path in self._narrowed else tally.module_folders
+        target.add(str(folder.parent))
 
     def _prune_refusal(self) -> str:
         filters = ", ".join(sorted(self.tally.filters)) or "a filter"
@@ -268,6 +332,7 @@ class ReplaySession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._map_collected()
         writes = self.mode == "record" and not self.dump_dir and not self.narrowing.collect_only
         if writes and not self.is_worker:
             for root in sorted(self.tally.roots):
