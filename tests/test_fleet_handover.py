@@ -1,0 +1,156 @@
+"""Discovery reads each log once and hands its index to ``ReplayPlan.start``.
+
+The handed-over index against the plain path it stands in for (discovery by
+``read_identity``, then a reader that reads the log again): the same identities, the
+same reader contents, the same errors for damaged logs, and a fresh read whenever a
+log changed between discovery and the replay.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from test_fleet_engine_properties import fleets
+
+from pytest_replay import strategies as rst
+from pytest_replay.errors import ReplayError
+from pytest_replay.fleet import FleetLogReader, Keyframe, ReplayCatalog, ReplayPlan, Step
+from pytest_replay.fleet.app import NoopApp
+from pytest_replay.fleet.catalog import FleetLogInfo, discover_log
+from pytest_replay.fleet.errors import FleetLogError
+from pytest_replay.fleet.reader import index_is_current, open_readers
+from pytest_replay.fleet.testing import (
+    STRESS_SUBSYSTEMS,
+    FakeFleet,
+    app_types,
+    stack_for,
+    write_identity_log,
+    write_stress_fleet,
+)
+
+
+def _same_reader(got: FleetLogReader, want: FleetLogReader) -> None:
+    assert got.base_path == want.base_path
+    assert got.slab_paths == want.slab_paths
+    assert got.sections == want.sections
+    assert got.keyframes == want.keyframes
+    assert got.lifecycle == want.lifecycle
+    assert got.total_steps == want.total_steps
+    table, expected = got.step_table(), want.step_table()
+    for name in ("step_ids", "origin_step_index", "origin_instance", "origin_code", "origin_step"):
+        a, b = getattr(table, name), getattr(expected, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    steps = range(got.total_steps)
+    assert [got.step_timestamp(i) for i in steps] == [want.step_timestamp(i) for i in steps]
+    assert list(got.iter_steps()) == list(want.iter_steps())
+
+
+@settings(max_examples=25)
+@given(spec=fleets(max_nodes=30))
+def test_discovery_hands_over_what_a_reader_reads(spec: FakeFleet) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        spec.write(folder)
+        catalog = ReplayCatalog.discover_under(Path(folder, "logs"))
+        assert len(catalog.logs) == len(spec.sessions) and not catalog.failures
+        for log in catalog.logs:
+            assert log == discover_log(log.base_path)  # the identity read_identity finds
+            assert log.index is not None and index_is_current(log.index)
+            _same_reader(FleetLogReader.from_index(log.index), FleetLogReader(log.base_path))
+        readers = open_readers((log.base_path, log.index) for log in catalog.logs)
+        for reader, log in zip(readers, catalog.logs, strict=True):
+            _same_reader(reader, FleetLogReader(log.base_path))
+
+
+@given(case=rst.corrupted_logs("fleet"))
+def test_damaged_logs_are_discovered_and_replayed_as_by_the_plain_path(
+    tmp_path_factory: Any, case: rst.Corrupted
+) -> None:
+    path = case.write_to(tmp_path_factory.mktemp("fleet"))
+    try:
+        expected: FleetLogInfo | str = discover_log(path)
+    except ReplayError as exc:
+        expected = str(exc)
+    catalog = ReplayCatalog.discover([path])
+    if isinstance(expected, str):
+        assert not catalog.logs and [f.error for f in catalog.failures] == [expected]
+        return
+    assert catalog.logs == (expected,) and not catalog.failures
+    try:
+        plain: FleetLogReader | str = FleetLogReader(path)
+    except ReplayError as exc:
+        plain = str(exc)
+    try:
+        (handed,) = open_readers([(path, catalog.logs[0].index)])
+    except ReplayError as exc:
+        assert str(exc) == plain
+    else:
+        assert isinstance(plain, FleetLogReader), plain
+        _same_reader(handed, plain)
+
+
+def _replayed_steps(topology: Path, logs: Path, changes: Any = None) -> list[int]:
+    builder = ReplayPlan.builder(topology).discover_logs_under(logs)
+    for name, app in app_types(STRESS_SUBSYSTEMS, NoopApp).items():
+        builder.register(name, app)
+    plan = builder.build()
+    if changes is not None:
+        changes()
+    with plan.start() as engine:
+        engine.run_all()
+        return [s.reader.total_steps for s in engine.sessions]  # type: ignore[attr-defined]
+
+
+def test_a_log_changed_after_discovery_is_read_again(tmp_path: Path) -> None:
+    topology = write_stress_fleet(tmp_path, 2, 4)
+    logs = tmp_path / "logs"
+    sense = logs / "instance_1" / "sense.flog"
+    assert _replayed_steps(topology, logs) == [4] * 8
+
+    def rewrite() -> None:
+        stack = stack_for("sense", 1, 1)
+        steps = [Step(step_id, 1000 * step_id) for step_id in range(6)]
+        write_identity_log(sense, stack, "default", steps=steps, keyframes=[Keyframe(0, 0, b"new")])
+
+    catalog = ReplayCatalog.discover_under(logs)
+    index = next(log.index for log in catalog.logs if log.base_path == sense)
+    assert index is not None and index_is_current(index)
+    rewrite()
+    assert not index_is_current(index)
+    (new,) = open_readers([(sense, index)])
+    assert new.total_steps == 6 and new.keyframes == (Keyframe(0, 0, b"new"),)
+    # A plan built before the change replays the new log, as it always did.
+    write_stress_fleet(tmp_path, 2, 4)
+    assert _replayed_steps(topology, logs, changes=rewrite) == [6, 4, 4, 4, 4, 4, 4, 4]
+
+
+def test_a_stray_slab_or_a_touched_slab_after_discovery_is_noticed(tmp_path: Path) -> None:
+    write_stress_fleet(tmp_path, 1, 3)
+    base = tmp_path / "logs" / "instance_1" / "plan.flog"
+    (log,) = ReplayCatalog.discover([base]).logs
+    assert log.index is not None and index_is_current(log.index)
+    slab = base.with_name("plan_0.flog")
+    info = slab.stat()
+    os.utime(slab, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+    assert not index_is_current(log.index)
+    (reader,) = open_readers([(base, log.index)])
+    _same_reader(reader, FleetLogReader(base))
+    (log,) = ReplayCatalog.discover([base]).logs
+    assert log.index is not None and index_is_current(log.index)
+    base.with_name("plan_1.flog").write_bytes(b"left over")
+    assert not index_is_current(log.index)
+    with pytest.raises(FleetLogError, match="stray slab after the last slab 0"):
+        open_readers([(base, log.index)])
+
+
+def test_an_index_is_used_only_for_its_own_log(tmp_path: Path) -> None:
+    write_stress_fleet(tmp_path, 1, 3)
+    logs = ReplayCatalog.discover_under(tmp_path / "logs").logs
+    plan, sense = (log for log in logs if log.subsystem_id in ("plan", "sense"))
+    (reader,) = open_readers([(sense.base_path, plan.index)])
+    _same_reader(reader, FleetLogReader(sense.base_path))
