@@ -16,15 +16,24 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_fleet_engine_properties import fleets
 
 from pytest_replay import strategies as rst
 from pytest_replay.errors import ReplayError
-from pytest_replay.fleet import FleetLogReader, Keyframe, ReplayCatalog, ReplayPlan, Step
+from pytest_replay.fleet import (
+    FleetLogReader,
+    Keyframe,
+    ReplayCatalog,
+    ReplayPlan,
+    Step,
+)
 from pytest_replay.fleet.app import NoopApp
 from pytest_replay.fleet.catalog import FleetLogInfo, discover_log
 from pytest_replay.fleet.errors import FleetLogError
-from pytest_replay.fleet.reader import index_is_current, open_readers
+from pytest_replay.fleet.logformat import encode_keyframes, encode_lifecycle, encode_steps
+from pytest_replay.fleet.reader import _index_precisely, index_is_current, open_readers
+from pytest_replay.fleet.records import ConfigSource, Instantiated
 from pytest_replay.fleet.testing import (
     STRESS_SUBSYSTEMS,
     FakeFleet,
@@ -32,6 +41,12 @@ from pytest_replay.fleet.testing import (
     stack_for,
     write_identity_log,
     write_stress_fleet,
+)
+from pytest_replay.formats.fleet_log import (
+    SectionType,
+    encode_end_frame,
+    encode_frame,
+    encode_slab_header,
 )
 
 
@@ -154,3 +169,47 @@ def test_an_index_is_used_only_for_its_own_log(tmp_path: Path) -> None:
     plan, sense = (log for log in logs if log.subsystem_id in ("plan", "sense"))
     (reader,) = open_readers([(sense.base_path, plan.index)])
     _same_reader(reader, FleetLogReader(sense.base_path))
+
+
+def _write_log_with_keyframe(base: Path, keyframe: int, last: int) -> None:
+    """One slab a writer would refuse to write: steps 1, 3, ``last`` and a keyframe for
+    step ``keyframe``."""
+    record = Instantiated(0, ConfigSource.EXTERNAL_FILE, "bad", stack_for("s9", 9, 99))
+    steps = [Step(step_id, step_id) for step_id in (1, 3, last)]
+    frames = b"".join(
+        [
+            encode_frame(SectionType.LIFECYCLE, encode_lifecycle([record])),
+            encode_frame(SectionType.KEYFRAMES, encode_keyframes([Keyframe(keyframe, 0, b"")])),
+            encode_frame(SectionType.STEPS, encode_steps(steps)),
+        ]
+    )
+    slab = encode_slab_header(0, final=True) + frames + encode_end_frame(frames, 3)
+    base.with_name(base.stem + "_0" + base.suffix).write_bytes(slab)
+
+
+@settings(max_examples=20)
+@given(
+    spec=fleets(max_nodes=20),
+    pick=st.integers(0, 1_000),
+    keyframe=st.sampled_from([0, 5, 2**43, 2**44 + 3, 2**63, 2**64 - 1]),
+    last=st.sampled_from([7, 2**44 + 2]),
+)
+def test_a_keyframe_off_the_log_among_good_logs_is_the_plain_reader_error(
+    spec: FakeFleet, pick: int, keyframe: int, last: int
+) -> None:
+    """Keyframes are checked for a whole batch of logs at once: one log whose keyframe
+    names a step it does not hold, among good ones, fails as the reader of that log
+    alone fails, and discovery leaves that log (only) without an index."""
+    with tempfile.TemporaryDirectory() as folder:
+        spec.write(folder)
+        bases = sorted(Path(folder, "logs").rglob("*_0.flog"))
+        bases = [b.with_name(b.name.replace("_0.flog", ".flog")) for b in bases]
+        bad = bases[pick % len(bases)]
+        _write_log_with_keyframe(bad, keyframe, last)
+        with pytest.raises(FleetLogError) as alone:
+            _index_precisely(bad)  # the reference the batched checks stand in for
+        with pytest.raises(FleetLogError) as together:
+            open_readers((base, None) for base in bases)
+        assert str(together.value) == str(alone.value)
+        catalog = ReplayCatalog.discover_under(Path(folder, "logs"))
+        assert [log.base_path for log in catalog.logs if log.index is None] == [bad]

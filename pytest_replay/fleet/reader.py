@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import itertools
 import os
 import struct
 import zlib
@@ -621,25 +620,70 @@ def _bad_logs(scans: list[_LogScan]) -> set[int]:
     stray = raw.reshape(-1, ORIGIN_DTYPE.itemsize)[flags == 0].any(axis=1)
     bad[msg_section[flags == 0][stray]] = True
     logs.update(section_log[bad].tolist())
-    position = 0
-    for log, scan in enumerate(scans):
-        count = sum(frame.fields.count for frame in scan.steps)
-        own = ids[position : position + count]
-        position += count
-        if not scan.keyframes:
-            continue
-        # Keyframe ids strictly increasing (checked on the Python ints), each one the id
-        # of a step of this log (one binary search for all of them).
-        kf_ids = [keyframe.step_id for keyframe in scan.keyframes]
-        if not count or any(b <= a for a, b in itertools.pairwise(kf_ids)):
-            logs.add(log)
-            continue
-        kf = np.array(kf_ids, np.uint64)
-        found = own.searchsorted(kf)
-        np.minimum(found, count - 1, out=found)
-        if not (own[found] == kf).all():
-            logs.add(log)
+    _bad_keyframes(scans, ids, step_log, logs)
     return logs
+
+
+#: Room for the step ids of one log in the keys of :func:`_bad_keyframes`.
+_SPAN_BITS: Final = 44
+
+
+def _bad_keyframes(
+    scans: list[_LogScan],
+    ids: npt.NDArray[np.uint64],
+    step_log: npt.NDArray[np.int64],
+    logs: set[int],
+) -> None:
+    """Add to ``logs`` the logs whose keyframe ids are not strictly increasing or name a
+    step the log does not hold, with one binary search for every keyframe of every log.
+
+    A step's key is its log number, then its id less the log's first id (``_SPAN_BITS``
+    bits): increasing through the batch when each log's ids are, so one sorted array
+    serves every log. Logs whose ids fall (already bad) or span too much for the key
+    are searched one by one, as a reader would.
+    """
+    kf_ids = [keyframe.step_id for scan in scans for keyframe in scan.keyframes]
+    if not kf_ids:
+        return
+    kf_log = np.repeat(
+        np.arange(len(scans), dtype=np.int64), [len(scan.keyframes) for scan in scans]
+    )
+    kf = np.array(kf_ids, np.uint64)
+    same = kf_log[1:] == kf_log[:-1]
+    logs.update(kf_log[1:][same & (kf[1:] <= kf[:-1])].tolist())
+    counts = np.bincount(step_log, minlength=len(scans))
+    first_step = np.zeros(len(scans) + 1, np.int64)
+    np.cumsum(counts, out=first_step[1:])
+    has_steps = counts > 0
+    first_id = np.zeros(len(scans), np.uint64)
+    last_id = np.zeros(len(scans), np.uint64)
+    first_id[has_steps] = ids[first_step[:-1][has_steps]]
+    last_id[has_steps] = ids[first_step[1:][has_steps] - 1]
+    limit = np.uint64(1 << _SPAN_BITS)
+    keyed = has_steps & (last_id - first_id < limit)
+    if logs:
+        keyed[list(logs)] = False
+    # Not keyed: no steps (every keyframe is then bad), or ids too far apart.
+    for log in np.flatnonzero(~keyed & (np.bincount(kf_log, minlength=len(scans)) > 0)).tolist():
+        if log in logs:
+            continue
+        own = ids[first_step[log] : first_step[log + 1]]
+        wanted = kf[kf_log == log]
+        found = np.minimum(own.searchsorted(wanted), max(len(own) - 1, 0))
+        if not len(own) or not (own[found] == wanted).all():
+            logs.add(log)
+    base = step_log.astype(np.uint64) << np.uint64(_SPAN_BITS)
+    offset = ids - first_id[step_log]
+    keys = base + np.where(keyed[step_log], offset, np.uint64(0))
+    asked = keyed[kf_log]
+    kf_offset = kf[asked] - first_id[kf_log[asked]]
+    inside = (kf[asked] >= first_id[kf_log[asked]]) & (kf_offset < limit)
+    wanted_keys = (kf_log[asked].astype(np.uint64) << np.uint64(_SPAN_BITS)) + np.where(
+        inside, kf_offset, np.uint64(0)
+    )
+    found = np.minimum(keys.searchsorted(wanted_keys), len(keys) - 1)
+    missing = ~inside | (keys[found] != wanted_keys)
+    logs.update(kf_log[asked][missing].tolist())
 
 
 def _assemble(scans: list[_LogScan]) -> list[LogIndex]:
