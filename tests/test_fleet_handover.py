@@ -31,6 +31,7 @@ from pytest_replay.fleet import (
 from pytest_replay.fleet.app import NoopApp
 from pytest_replay.fleet.catalog import FleetLogInfo, discover_log
 from pytest_replay.fleet.errors import FleetLogError
+from pytest_replay.fleet.graph import _locate, _sorted_unique, _step_ranks, _StepRanks
 from pytest_replay.fleet.logformat import encode_keyframes, encode_lifecycle, encode_steps
 from pytest_replay.fleet.reader import _index_precisely, index_is_current, open_readers
 from pytest_replay.fleet.records import ConfigSource, Instantiated
@@ -213,3 +214,24 @@ def test_a_keyframe_off_the_log_among_good_logs_is_the_plain_reader_error(
         assert str(together.value) == str(alone.value)
         catalog = ReplayCatalog.discover_under(Path(folder, "logs"))
         assert [log.base_path for log in catalog.logs if log.index is None] == [bad]
+
+
+@given(
+    steps=st.lists(st.integers(0, 300), min_size=1, max_size=60)
+    | st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=20),
+    asked=st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 320), max_size=30),
+)
+def test_dense_step_ranks_find_what_a_binary_search_finds(
+    steps: list[int], asked: list[int]
+) -> None:
+    """The causal graph finds step ids through a table when they lie close together:
+    the same positions and the same misses as a binary search over the sorted ids."""
+    ids = np.array(steps, np.uint64)
+    values = np.array(asked + steps, np.uint64)
+    ranks = _step_ranks(ids)
+    plain = _StepRanks(_sorted_unique(ids), 0, None, None)
+    assert np.array_equal(ranks.unique, plain.unique)
+    position, found = _locate(ranks, values)
+    want_position, want_found = _locate(plain, values)
+    assert np.array_equal(found, want_found)
+    assert np.array_equal(position[found], want_position[want_found])
