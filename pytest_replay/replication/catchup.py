@@ -8,12 +8,14 @@ back-off, disk pressure).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from pytest_replay.replication.errors import (
     AppendFailedError,
     ChannelMismatchError,
     GapBeforeChunkError,
     LogFullError,
+    LogSequenceError,
     NonContiguousChunkError,
     StaleChunkError,
 )
@@ -33,6 +35,7 @@ __all__ = [
     "SyncRequestOutcome",
     "apply_sync_response",
     "estimate_response_bytes",
+    "estimate_served_bytes",
     "handle_sync_request",
 ]
 
@@ -40,6 +43,10 @@ __all__ = [
 RESPONSE_HEADER_BYTES = 47
 #: Per event: u64 sequence number + u32 payload length.
 RESPONSE_EVENT_OVERHEAD_BYTES = 12
+
+# Chunks are hundreds of events: read their fields with C-level maps, not Python loops.
+_seq_of = attrgetter("seq")
+_payload_of = attrgetter("payload")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,27 +116,35 @@ def apply_sync_response(log: SequencedLog, response: SyncResponse, channel_id: C
     if not events:
         return local_next
     first_seq = response.first_seq
-    # One list comparison in C; the per-event loop runs only to name the culprit.
-    if [event.seq for event in events] != list(range(first_seq, first_seq + len(events))):
-        _raise_non_contiguous(response)
-    if response.first_seq > local_next:
-        raise GapBeforeChunkError(
-            response.first_seq,
-            local_next,
-            divergence_suspected=response.leader_first_retained_seq <= local_next,
-        )
-    last = response.first_seq + len(events)
-    if last <= local_next:
+    last = first_seq + len(events)
+    if not first_seq <= local_next < last:
+        # Nothing to append: a gap or a stale chunk, unless it is misnumbered (checked
+        # first). One list comparison in C; the per-event loop only names the culprit.
+        if list(map(_seq_of, events)) != list(range(first_seq, last)):
+            _raise_non_contiguous(response)
+        if first_seq > local_next:
+            raise GapBeforeChunkError(
+                first_seq,
+                local_next,
+                divergence_suspected=response.leader_first_retained_seq <= local_next,
+            )
         raise StaleChunkError(
-            f"response {response.request_id:#x} covers seqs {response.first_seq}..{last - 1}, "
+            f"response {response.request_id:#x} covers seqs {first_seq}..{last - 1}, "
             f"all below the local tail {local_next}",
             fix="nothing to apply; drop it.",
         )
-    fresh = events[local_next - response.first_seq :]
+    # The chunk overlaps the tail: its numbering is checked here for the prefix we hold,
+    # and by ``append_events`` (before anything is appended) for the fresh rest.
+    held = local_next - first_seq
+    if held and list(map(_seq_of, events[:held])) != list(range(first_seq, local_next)):
+        _raise_non_contiguous(response)
     try:
-        return log.append_batch(local_next, [event.payload for event in fresh])
+        return log.append_events(events[held:])
     except LogFullError as exc:
         raise AppendFailedError(str(exc)) from exc
+    except LogSequenceError:
+        _raise_non_contiguous(response)
+        raise
 
 
 def _raise_non_contiguous(response: SyncResponse) -> None:
@@ -149,5 +164,16 @@ def estimate_response_bytes(response: SyncResponse) -> int:
     return (
         RESPONSE_HEADER_BYTES
         + RESPONSE_EVENT_OVERHEAD_BYTES * len(events)
-        + sum([len(event.payload) for event in events])
+        + sum(map(len, map(_payload_of, events)))
+    )
+
+
+def estimate_served_bytes(log: SequencedLog, response: SyncResponse) -> int:
+    """:func:`estimate_response_bytes` of a chunk read from ``log`` (and still retained
+    there): the payload total comes from the log's running byte count, not the events."""
+    first, count = response.first_seq, len(response.events)
+    return (
+        RESPONSE_HEADER_BYTES
+        + RESPONSE_EVENT_OVERHEAD_BYTES * count
+        + log.payload_bytes(first, first + count)
     )

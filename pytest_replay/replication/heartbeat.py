@@ -58,7 +58,9 @@ class HeartbeatTracker:
             )
         self._heartbeat_ms = heartbeat_ms
         self._miss_threshold = miss_threshold
-        self._peers: dict[NodeId, PeerState] = {}
+        # ``(role, tail_seq, last_seen_ms)`` per peer: a plain tuple, as every heartbeat
+        # received replaces one; :meth:`peer_state` hands out the frozen value.
+        self._peers: dict[NodeId, tuple[ReplicaRole, int, int]] = {}
         self._believed: NodeId | None = None
         self._silent_since_ms = now_ms
         self._behind_beats = 0
@@ -78,7 +80,7 @@ class HeartbeatTracker:
 
     def record_heartbeat(self, peer: NodeId, role: ReplicaRole, tail_seq: int, now_ms: int) -> None:
         """Remember ``peer``'s latest heartbeat; a Leader claim makes it the believed leader."""
-        self._peers[peer] = PeerState(role, tail_seq, now_ms)
+        self._peers[peer] = (role, tail_seq, now_ms)
         if role is ReplicaRole.LEADER:
             if self._believed != peer:
                 self._behind_beats = 0
@@ -113,25 +115,24 @@ class HeartbeatTracker:
         return self._believed is not None and self._behind_beats >= self._miss_threshold
 
     def peer_state(self, peer: NodeId) -> PeerState | None:
-        return self._peers.get(peer)
+        state = self._peers.get(peer)
+        return None if state is None else PeerState(*state)
 
     def peer_lag(self, peer: NodeId, now_ms: int) -> int | None:
         """Milliseconds since ``peer`` was last heard, or ``None`` if never."""
         state = self._peers.get(peer)
         if state is None:
             return None
-        return max(0, now_ms - state.last_seen_ms)
+        return max(0, now_ms - state[2])
 
     def peer_tail_seqs(self) -> list[tuple[NodeId, int]]:
         """``(peer, tail_seq)`` for every peer heard from, by node id."""
-        return sorted((peer, state.tail_seq) for peer, state in self._peers.items())
+        return sorted((peer, state[1]) for peer, state in self._peers.items())
 
     def healthy_peers(self, now_ms: int) -> frozenset[NodeId]:
         """Peers heard from within the silence window."""
         window = self.silence_window_ms
-        return frozenset(
-            peer for peer, state in self._peers.items() if now_ms - state.last_seen_ms < window
-        )
+        return frozenset(peer for peer, state in self._peers.items() if now_ms - state[2] < window)
 
     def leader_silent(self, now_ms: int) -> bool:
         """True once the believed leader (or, with none, anyone) was silent for the window."""

@@ -79,18 +79,6 @@ def is_priority_event(event: Inbound) -> bool:
     return isinstance(event, _PRIORITY_TYPES)
 
 
-def _take(lane: deque[Inbound], waiting: deque[Inbound]) -> Inbound | None:
-    """The next event of ``lane``. The room it frees goes to the event waiting longest,
-    as a bounded channel hands a released slot to its first blocked sender, so the lane
-    stays full while any event waits."""
-    if not lane:
-        return None
-    event = lane.popleft()
-    if waiting:
-        lane.append(waiting.popleft())
-    return event
-
-
 class TwoLaneInbox:
     """Bounded priority + normal lanes, each with a line of events waiting for room."""
 
@@ -128,7 +116,7 @@ class TwoLaneInbox:
         """Queue ``event``; returns it back when its lane is full or the inbox closed."""
         if self._closed:
             return event
-        if is_priority_event(event):
+        if isinstance(event, _PRIORITY_TYPES):
             lane, cap = self._priority, self._priority_cap
         else:
             lane, cap = self._normal, self._normal_cap
@@ -157,11 +145,31 @@ class TwoLaneInbox:
             return len(self._priority) >= self._priority_cap
         return len(self._normal) >= self._normal_cap
 
+    # Taking an event frees room that goes to the event waiting longest, as a bounded
+    # channel hands a released slot to its first blocked sender, so the lane stays full
+    # while any event waits. (Written out twice: the runtime polls both lanes at least
+    # twice per message.)
     def pop_priority(self) -> Inbound | None:
-        return _take(self._priority, self._priority_waiting)
+        lane = self._priority
+        if not lane:
+            return None
+        event = lane.popleft()
+        if self._priority_waiting:
+            lane.append(self._priority_waiting.popleft())
+        return event
 
     def pop_normal(self) -> Inbound | None:
-        return _take(self._normal, self._normal_waiting)
+        lane = self._normal
+        if not lane:
+            return None
+        event = lane.popleft()
+        if self._normal_waiting:
+            lane.append(self._normal_waiting.popleft())
+        return event
+
+    def empty(self) -> bool:
+        """Nothing queued on either lane (nor waiting for room)."""
+        return not (self._priority or self._normal)
 
     def lengths(self) -> tuple[int, int]:
         """``(priority, normal)`` queue lengths, not counting events waiting for room."""

@@ -8,7 +8,10 @@ survives a crash in the simulator.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
+from itertools import accumulate
+from operator import attrgetter
 
 import blake3
 
@@ -16,6 +19,9 @@ from pytest_replay.replication.errors import LogFullError, LogSequenceError, Ski
 from pytest_replay.replication.messages import SyncEvent, sync_events
 
 __all__ = ["SequencedLog"]
+
+_payload_of = attrgetter("payload")
+_seq_of = attrgetter("seq")
 
 
 class SequencedLog:
@@ -32,7 +38,9 @@ class SequencedLog:
         "_bytes",
         "_capacity_bytes",
         "_closed",
+        "_ends",
         "_entries",
+        "_events",
         "_first",
         "_head",
         "_retention",
@@ -63,10 +71,17 @@ class SequencedLog:
         self._retention = retention_max_events
         self._capacity_bytes = capacity_bytes
         self._allow_skip = allow_skip
-        # Entries live in a list read from ``_head``; trimming moves the head and
-        # the list is compacted once the dead prefix dominates, so trims are O(1)
-        # amortised and reads by sequence number stay O(1).
+        # Entries live in lists read from ``_head``; trimming moves the head and
+        # the lists are compacted once the dead prefix dominates, so trims are O(1)
+        # amortised and reads by sequence number stay O(1). Beside each payload the
+        # log keeps its wire form (a ``SyncEvent``, built once, shared by every chunk
+        # that serves it) and ``_ends``, the running byte total at the end of each
+        # entry (``_ends[i + 1] - _ends[i]`` is entry ``i``'s size), so a chunk's end
+        # is a bisection instead of a walk over its payloads. ``_ends`` is brought up
+        # to date when read (``_ends_to``): a replica appends far more than it serves.
         self._entries: list[bytes] = []
+        self._events: list[SyncEvent] = []
+        self._ends: list[int] = [0]
         self._head = 0
         self._first = 0
         self._bytes = 0
@@ -135,19 +150,14 @@ class SequencedLog:
                 fix="read from first_retained_seq or later.",
             )
         start = self._head + since_seq - self._first
-        stop = self._head + self.next_seq - self._first
-        entries = self._entries
-        # Count first, build after: a chunk is hundreds of events, and building them
-        # without the frozen dataclass __init__ halves the cost of serving a sync.
-        end = start
-        used = 0
-        while end < stop:
-            size = len(entries[end])
-            if end > start and used + size > max_bytes:
-                break
-            used += size
-            end += 1
-        return sync_events(since_seq, entries[start:end])
+        stop = len(self._entries)
+        if start >= stop:
+            return ()
+        ends = self._ends_to(stop)
+        # The last entry whose end stays within ``max_bytes`` of the chunk's start;
+        # the first entry goes whatever its size.
+        end = max(start + 1, bisect_right(ends, ends[start] + max_bytes, start + 1, stop + 1) - 1)
+        return tuple(self._events[start:end])
 
     def digest(self) -> bytes:
         """BLAKE3 of the retained window (bounds and payloads), for cheap comparison."""
@@ -172,12 +182,41 @@ class SequencedLog:
         All or nothing: a capacity overflow appends none of them. Returns the new
         ``next_seq``.
         """
+        self._check_first(first_seq)
+        fresh = list(map(bytes, payloads))
+        return self._append(first_seq, fresh, sync_events(first_seq, fresh))
+
+    def append_events(self, events: Sequence[SyncEvent]) -> int:
+        """Append events received on the wire: :meth:`append_batch` of their payloads.
+
+        They must be numbered from ``next_seq`` on, consecutively. The events
+        themselves become the entries' wire form, so serving them on costs nothing.
+        """
+        first_seq = events[0].seq if events else self.next_seq
+        self._check_first(first_seq)
+        if list(map(_seq_of, events)) != list(range(first_seq, first_seq + len(events))):
+            raise LogSequenceError(
+                f"events numbered {[event.seq for event in events[:8]]}... are not consecutive",
+                where=self.name,
+                fix="append events numbered one after the other from next_seq.",
+            )
+        payloads = list(map(_payload_of, events))
+        if not set(map(type, payloads)) <= {bytes}:
+            # A payload that is not plain bytes: copied, with events of its own.
+            return self.append_batch(first_seq, payloads)
+        return self._append(first_seq, payloads, events)
+
+    def _check_first(self, first_seq: int) -> None:
         if first_seq != self.next_seq:
             raise LogSequenceError(
                 f"batch starts at seq {first_seq} but the log's next seq is {self.next_seq}",
                 where=self.name,
                 fix="append from next_seq (skip_to first to jump a gap).",
             )
+
+    def _append(self, first_seq: int, payloads: list[bytes], events: Sequence[SyncEvent]) -> int:
+        """Add entries numbered from ``next_seq`` (plain bytes, and their events), or none
+        of them past the capacity. Returns the new ``next_seq``."""
         added = sum(map(len, payloads))
         if self._capacity_bytes is not None and self._bytes + added > self._capacity_bytes:
             raise LogFullError(
@@ -187,20 +226,42 @@ class SequencedLog:
                 where=self.name,
                 fix="sweep retention or withdraw the replica.",
             )
-        self._entries.extend(map(bytes, payloads))
+        self._entries += payloads
+        self._events += events
         self._bytes += added
         return self.next_seq
+
+    def _ends_to(self, stop: int) -> list[int]:
+        """``_ends``, covering at least the entries before list index ``stop``."""
+        ends = self._ends
+        done = len(ends) - 1
+        if done < stop:
+            # ``accumulate`` yields the running total it starts from again: popped first.
+            ends += accumulate(map(len, self._entries[done:stop]), initial=ends.pop())
+        return ends
+
+    def payload_bytes(self, lo: int, hi: int) -> int:
+        """Total payload size of ``[lo, hi)`` clamped to the retained window (O(1))."""
+        lo = max(lo, self._first)
+        hi = min(hi, self.next_seq)
+        if hi <= lo:
+            return 0
+        start = self._head + lo - self._first
+        ends = self._ends_to(start + hi - lo)
+        return ends[start + hi - lo] - ends[start]
 
     def trim_to(self, seq: int) -> int:
         """Release entries below ``seq`` (clamped to the tail). Returns how many went."""
         target = min(seq, self.next_seq)
         dropped = max(0, target - self._first)
-        for index in range(self._head, self._head + dropped):
-            self._bytes -= len(self._entries[index])
+        ends = self._ends_to(self._head + dropped)
+        self._bytes -= ends[self._head + dropped] - ends[self._head]
         self._head += dropped
         self._first += dropped
         if self._head > 64 and self._head * 2 > len(self._entries):
             del self._entries[: self._head]
+            del self._events[: self._head]
+            del self._ends[: self._head]
             self._head = 0
         return dropped
 
@@ -235,6 +296,8 @@ class SequencedLog:
         if seq == self.next_seq:
             return
         self._entries = []
+        self._events = []
+        self._ends = [0]
         self._head = 0
         self._bytes = 0
         self._first = seq

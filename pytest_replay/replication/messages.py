@@ -102,10 +102,11 @@ _set_event_payload = vars(SyncEvent)["payload"].__set__
 def sync_events(first_seq: int, payloads: list[bytes]) -> tuple[SyncEvent, ...]:
     """``SyncEvent``s numbered from ``first_seq``, built without ``__init__``.
 
-    A leader serves chunks of hundreds of events per sync request; setting the
-    two slots through their descriptors costs about half the frozen dataclass
-    ``__init__`` (one ``object.__setattr__`` per field). The values come from
-    the leader's own log, so there is nothing to check.
+    A log builds one per entry it appends from a client write (the wire form it
+    then serves, and replicas keep, as is); setting the two slots through their
+    descriptors costs about half the frozen dataclass ``__init__`` (one
+    ``object.__setattr__`` per field). The values come from the log's own
+    checked entries, so there is nothing to check.
     """
     events: list[SyncEvent] = []
     append = events.append

@@ -37,7 +37,7 @@ from pytest_replay.replication.budget import BandwidthBudget
 from pytest_replay.replication.catchup import (
     SyncRequestNack,
     apply_sync_response,
-    estimate_response_bytes,
+    estimate_served_bytes,
     handle_sync_request,
 )
 from pytest_replay.replication.config import (
@@ -85,12 +85,7 @@ from pytest_replay.replication.messages import (
     SyncResponse,
 )
 from pytest_replay.replication.roles import TransitionSignal
-from pytest_replay.replication.step import (
-    OutboundHeartbeat,
-    OutboundSyncRequest,
-    TickInputs,
-    tick,
-)
+from pytest_replay.replication.step import TickInputs, tick
 from pytest_replay.replication.tokens import OutstandingRequests
 
 __all__ = [
@@ -223,6 +218,8 @@ class ReplicationRuntime:
         priority_inbox_capacity: int = RUNTIME_PRIORITY_INBOX_CAPACITY,
     ) -> None:
         self._inputs = inputs
+        # Every inbound message is checked against the replica set: a set, not the tuple.
+        self._members = frozenset(inputs.replica_set)
         self._coordinator = coordinator
         self._dispatcher = dispatcher
         self._clock = clock
@@ -316,29 +313,26 @@ class ReplicationRuntime:
     def run_pending(self) -> int:
         """Handle everything due now; returns how many events and ticks ran."""
         handled = 0
-        # Bound once: the simulator calls this before every delivery.
+        # Bound once: the simulator calls this twice per delivered message.
         pop_priority, pop_normal = self._inbox.pop_priority, self._inbox.pop_normal
+        clock = self._clock
         while self._running:
             event = pop_priority()
-            if event is not None:
-                handled += 1
-                self._handle(event)
-                continue
-            now = self._clock()
-            if now >= self._next_tick_ms:
-                # Missed intervals are skipped, not replayed.
-                period = self._inputs.heartbeat_ms
-                elapsed = now - self._start_ms
-                self._next_tick_ms = self._start_ms + (elapsed // period + 1) * period
-                handled += 1
-                self.on_tick()
-                continue
-            event = pop_normal()
-            if event is not None:
-                handled += 1
-                self._handle(event)
-                continue
-            break
+            if event is None:
+                now = clock()
+                if now >= self._next_tick_ms:
+                    # Missed intervals are skipped, not replayed.
+                    period = self._inputs.heartbeat_ms
+                    elapsed = now - self._start_ms
+                    self._next_tick_ms = self._start_ms + (elapsed // period + 1) * period
+                    handled += 1
+                    self.on_tick()
+                    continue
+                event = pop_normal()
+                if event is None:
+                    break
+            handled += 1
+            self._handle(event)
         return handled
 
     def _handle(self, event: Inbound) -> None:
@@ -391,16 +385,19 @@ class ReplicationRuntime:
                 coordinator.metrics.record_leader_lag(lag.lag_ms)
             else:
                 coordinator.metrics.record_replica_lag(lag.lag_ms)
-        for out in outcome.outbound:
-            if isinstance(out, OutboundHeartbeat):
+        beat = outcome.heartbeat
+        if beat is not None:
+            send_heartbeat = self._dispatcher.send_heartbeat
+            for target in outcome.heartbeat_targets:
                 try:
-                    self._dispatcher.send_heartbeat(out.target, out.msg)
+                    send_heartbeat(target, beat)
                 except DispatchError:
-                    self._observe("send_failed", out.target, {"msg": "heartbeat"})
-            elif isinstance(out, OutboundSyncRequest):
-                if state.backoff.is_in_backoff(out.target, now):
-                    self._observe("backoff_skip", out.target, {"since_seq": out.msg.since_seq})
-                    continue
+                    self._observe("send_failed", target, {"msg": "heartbeat"})
+        out = outcome.sync_request
+        if out is not None:
+            if state.backoff.is_in_backoff(out.target, now):
+                self._observe("backoff_skip", out.target, {"since_seq": out.msg.since_seq})
+            else:
                 token = inputs.token_source() & 0xFFFF_FFFF_FFFF_FFFF
                 msg = dataclasses.replace(out.msg, request_id=token)
                 state.outstanding.record(out.target, token, now)
@@ -451,7 +448,7 @@ class ReplicationRuntime:
             return
         inputs = self._inputs
         sender = event.sender
-        if sender not in inputs.replica_set:
+        if sender not in self._members:
             self._observe("reject", sender, {"reason": "not_in_replica_set", "msg": _kind(event)})
             return
         if event.msg.channel_id != inputs.channel_id:
@@ -471,11 +468,13 @@ class ReplicationRuntime:
         msg, sender = event.msg, event.sender
         tracker = self._state.tracker
         tracker.record_heartbeat(sender, msg.role, msg.tail_seq, self._clock())
-        if coordinator.role is ReplicaRole.REPLICA:
+        # Read once: recording the heartbeat never moves the role.
+        role = coordinator.role
+        if role is ReplicaRole.REPLICA:
             tracker.note_leader_tail(sender, msg.tail_seq, inputs.tail())
-        if (
-            msg.role is ReplicaRole.LEADER
-            and coordinator.role is ReplicaRole.LEADER
+        elif (
+            role is ReplicaRole.LEADER
+            and msg.role is ReplicaRole.LEADER
             and sender != inputs.self_node_id
         ):
             # Two leaders (a partition healed, or a symmetric election): the longer
@@ -527,7 +526,7 @@ class ReplicationRuntime:
             except DispatchError:
                 self._observe("send_failed", sender, {"msg": "sync_nack"})
             return
-        cost = estimate_response_bytes(outcome)
+        cost = estimate_served_bytes(inputs.log, outcome)
         admitted = state.budget.try_consume_with_class(
             cost, msg.bandwidth_class, self._clock(), inputs.background_fraction
         )

@@ -66,8 +66,25 @@ OutboundMessage = OutboundHeartbeat | OutboundSyncRequest
 
 @dataclass(frozen=True, slots=True)
 class TickOutcome:
-    outbound: tuple[OutboundMessage, ...]
+    """What one tick decided: one heartbeat for every peer in ``heartbeat_targets``
+    (the same message to each: a tick fans out to the whole replica set, so it is
+    built once), then at most one catch-up request, then the transition."""
+
+    heartbeat: SyncHeartbeat | None
+    heartbeat_targets: tuple[NodeId, ...]
+    sync_request: OutboundSyncRequest | None
     transition: PendingTransition | None
+
+    @property
+    def outbound(self) -> tuple[OutboundMessage, ...]:
+        """Every message to send, in send order."""
+        beat = self.heartbeat
+        out: list[OutboundMessage] = []
+        if beat is not None:
+            out.extend(OutboundHeartbeat(peer, beat) for peer in self.heartbeat_targets)
+        if self.sync_request is not None:
+            out.append(self.sync_request)
+        return tuple(out)
 
 
 def tick(inputs: TickInputs) -> TickOutcome:
@@ -82,15 +99,13 @@ def tick(inputs: TickInputs) -> TickOutcome:
     """
     role = inputs.current_role
     if role is ReplicaRole.IDLE:
-        return TickOutcome((), None)
+        return TickOutcome(None, (), None, None)
     beat = SyncHeartbeat(inputs.channel_id, inputs.tail_seq, role, inputs.wall_clock_ms)
-    outbound: list[OutboundMessage] = []
-    seen: set[NodeId] = set()
-    for peer in inputs.replica_set:
-        if peer != inputs.self_node_id and peer not in seen:
-            seen.add(peer)
-            outbound.append(OutboundHeartbeat(peer, beat))
+    me = inputs.self_node_id
+    # Each peer once, in replica-set order.
+    targets = tuple(dict.fromkeys([peer for peer in inputs.replica_set if peer != me]))
     transition: PendingTransition | None = None
+    request: OutboundSyncRequest | None = None
     if role is ReplicaRole.REPLICA:
         tracker = inputs.tracker
         if tracker.leader_silent(inputs.now_ms):
@@ -108,12 +123,14 @@ def tick(inputs: TickInputs) -> TickOutcome:
                 and leader != inputs.self_node_id
                 and state.tail_seq > inputs.tail_seq
             ):
-                request = SyncRequest(
-                    channel_id=inputs.channel_id,
-                    since_seq=inputs.tail_seq,
-                    chunk_max=inputs.chunk_max_bytes,
-                    request_id=0,
-                    bandwidth_class=inputs.default_bandwidth_class,
+                request = OutboundSyncRequest(
+                    leader,
+                    SyncRequest(
+                        channel_id=inputs.channel_id,
+                        since_seq=inputs.tail_seq,
+                        chunk_max=inputs.chunk_max_bytes,
+                        request_id=0,
+                        bandwidth_class=inputs.default_bandwidth_class,
+                    ),
                 )
-                outbound.append(OutboundSyncRequest(leader, request))
-    return TickOutcome(tuple(outbound), transition)
+    return TickOutcome(beat, targets, request, transition)
