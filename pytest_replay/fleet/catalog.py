@@ -6,12 +6,18 @@ import functools
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_replay._gc import paused_collector
 from pytest_replay.fleet.errors import FleetError, FleetLogError
-from pytest_replay.fleet.reader import as_path, read_identity
+from pytest_replay.fleet.reader import (
+    LogIdentity,
+    LogIndex,
+    as_path,
+    identify_logs,
+    read_identity,
+)
 from pytest_replay.fleet.records import ConfigSource, StackInfo
 from pytest_replay.formats.fleet_log import LOG_EXTENSION, slab_index_of, slab_path
 
@@ -33,6 +39,10 @@ class FleetLogInfo:
     config_source: ConfigSource
     effective_config: str
     mission: str | None
+    #: The log's index when discovery read all of it and every check passed: a replay
+    #: of this log (:meth:`ReplayPlan.start`) uses it instead of reading the log again,
+    #: while its slabs are unchanged (:func:`~pytest_replay.fleet.reader.index_is_current`).
+    index: LogIndex | None = field(default=None, compare=False, repr=False)
 
     @property
     def instance_id(self) -> int:
@@ -73,7 +83,10 @@ def normalize_candidate(path: str | os.PathLike[str]) -> Path:
 
 
 def _identity_at(base_path: Path) -> FleetLogInfo:
-    identity = read_identity(base_path)
+    return _info(base_path, read_identity(base_path), None)
+
+
+def _info(base_path: Path, identity: LogIdentity, index: LogIndex | None) -> FleetLogInfo:
     record = identity.instantiated
     return FleetLogInfo(
         base_path=base_path,
@@ -81,6 +94,7 @@ def _identity_at(base_path: Path) -> FleetLogInfo:
         config_source=record.config_source,
         effective_config=record.effective_config,
         mission=None if identity.mission is None else identity.mission.mission,
+        index=index,
     )
 
 
@@ -223,7 +237,13 @@ class ReplayCatalog:
             _walk(path, extension, candidates, failures, visited)
         logs: list[FleetLogInfo] = []
         # Any fixed order will do (the result is sorted below); strings sort fastest.
-        for candidate in sorted(candidates, key=os.fspath):
+        ordered = sorted(candidates, key=os.fspath)
+        # Each log is read once, in full: its identity now, its index for the replay.
+        for candidate, found in zip(ordered, identify_logs(ordered), strict=True):
+            if found is not None:
+                logs.append(_info(candidate, found.identity, found.index))
+                continue
+            # Not a clean read: the identity alone, with what discovery always reported.
             try:
                 logs.append(discover_log(candidate))
             except FleetError as exc:

@@ -93,9 +93,10 @@ def build_causal_graph(sessions: Sequence[SessionNodes]) -> CausalGraph:
     # Dense ranks make (instance, code, step) one int64 key that sorts the same way.
     unique_hi = _sorted_unique(session_hi)
     hi_rank = np.searchsorted(unique_hi, session_hi).astype(np.int64)[session_of]
-    unique_steps = _sorted_unique(steps)
+    ranks = _step_ranks(steps)
+    unique_steps = ranks.unique
     width = max(len(unique_steps), 1)
-    key = hi_rank * width + np.searchsorted(unique_steps, steps).astype(np.int64)
+    key = hi_rank * width + _locate(ranks, steps)[0]
     if total < 2 or bool(np.all(key[1:] > key[:-1])):
         order = np.arange(total, dtype=np.int64)  # the usual case: already in key order
         sorted_key = key
@@ -126,9 +127,7 @@ def build_causal_graph(sessions: Sequence[SessionNodes]) -> CausalGraph:
         local_next[node_of[chained]] = node_of[chained + 1]
         local_prev[node_of[chained + 1]] = node_of[chained]
 
-    src, dst = _provenance_edges(
-        sessions, offsets, node_of, unique_hi, unique_steps, width, sorted_key
-    )
+    src, dst = _provenance_edges(sessions, offsets, node_of, unique_hi, ranks, width, sorted_key)
     # An origin in the previous step of the same session repeats the local edge.
     distinct = local_prev[dst] != src
     if not distinct.all():
@@ -162,6 +161,49 @@ def build_causal_graph(sessions: Sequence[SessionNodes]) -> CausalGraph:
             "the recorded provenance forms a cycle; record the fleet again",
         )
     return graph
+
+
+@dataclass(frozen=True, slots=True)
+class _StepRanks:
+    """The distinct step ids of a fleet, sorted, and how to find an id among them: a
+    table over ``[low, low + len(present))`` when the ids lie close together (a fleet's
+    sessions usually log the same few ids), else a binary search."""
+
+    unique: npt.NDArray[np.uint64]
+    low: int
+    present: npt.NDArray[np.bool_] | None
+    rank: IntArray | None
+
+
+def _step_ranks(steps: npt.NDArray[np.uint64]) -> _StepRanks:
+    if len(steps):
+        low, high = int(steps.min()), int(steps.max())
+        span = high - low + 1
+        if span <= 4 * len(steps) + 64:
+            present = np.zeros(span, bool)
+            present[(steps - np.uint64(low)).astype(np.int64)] = True
+            unique = np.flatnonzero(present).astype(np.uint64) + np.uint64(low)
+            rank = np.cumsum(present, dtype=np.int64) - 1
+            return _StepRanks(unique, low, present, rank)
+    return _StepRanks(_sorted_unique(steps), 0, None, None)
+
+
+def _locate(
+    ranks: _StepRanks, values: npt.NDArray[np.uint64]
+) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+    """Each value's position among ``ranks.unique`` and whether it is there (the
+    position of a value that is not there is of no use)."""
+    unique, present, rank = ranks.unique, ranks.present, ranks.rank
+    if present is None or rank is None:
+        position = np.searchsorted(unique, values)
+        found = position < len(unique)
+        found[found] = unique[position[found]] == values[found]
+        return position.astype(np.int64), found
+    low = np.uint64(ranks.low)
+    offset = values - low  # wraps around for a value below low: then not inside
+    inside = (values >= low) & (offset < np.uint64(len(present)))
+    index = np.where(inside, offset, np.uint64(0)).astype(np.int64)
+    return rank[index], inside & present[index]
 
 
 def _sorted_unique(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -198,7 +240,7 @@ def _provenance_edges(
     offsets: IntArray,
     node_of: IntArray,
     unique_hi: npt.NDArray[np.uint64],
-    unique_steps: npt.NDArray[np.uint64],
+    ranks: _StepRanks,
     width: int,
     sorted_key: IntArray,
 ) -> tuple[IntArray, IntArray]:
@@ -220,11 +262,10 @@ def _provenance_edges(
     target = node_of[target_old]
 
     hi_pos = np.searchsorted(unique_hi, origin_hi)
-    step_pos = np.searchsorted(unique_steps, origin_step)
-    found = (hi_pos < len(unique_hi)) & (step_pos < len(unique_steps))
+    step_pos, found = _locate(ranks, origin_step)
+    found &= hi_pos < len(unique_hi)
     found[found] &= unique_hi[hi_pos[found]] == origin_hi[found]
-    found[found] &= unique_steps[step_pos[found]] == origin_step[found]
-    origin_key = hi_pos.astype(np.int64) * width + step_pos.astype(np.int64)
+    origin_key = hi_pos.astype(np.int64) * width + step_pos
     origin_key[~found] = 0
     if len(unique_hi) * width <= 4 * len(sorted_key) + 64:
         # Dense keys (the usual fleet: every session logs the same step ids): one gather

@@ -225,44 +225,79 @@ _set_section = StepMessages.__dict__["_section"].__set__
 _set_index = StepMessages.__dict__["_index"].__set__
 
 
-def _column(
-    path: Path, offset: int, name: str, raw: object, dtype: np.dtype[Any], count: int
-) -> npt.NDArray[Any]:
+def _column(path: Path, offset: int, name: str, raw: object, itemsize: int, count: int) -> bytes:
     if type(raw) is not bytes:
         raise FleetLogError(path, offset, f"step section column '{name}' is not binary")
-    if len(raw) != dtype.itemsize * count:
+    if len(raw) != itemsize * count:
         raise FleetLogError(
             path,
             offset,
-            f"step section column '{name}' has {len(raw)} bytes, expected {dtype.itemsize * count}",
+            f"step section column '{name}' has {len(raw)} bytes, expected {itemsize * count}",
         )
-    return np.frombuffer(raw, dtype)
+    return raw
+
+
+_U8: Final = np.dtype("<u8")
+_U4: Final = np.dtype("<u4")
+_U1: Final = np.dtype("u1")
 
 
 class StepFields:
     """A step section's fields after the checks of their types and sizes, before the
-    checks that look inside the columns (:func:`check_step_columns`)."""
+    checks that look inside the columns (:func:`check_step_columns`).
+
+    The columns stay bytes (``*_raw``) until asked for as arrays: a batch of logs joins
+    the bytes of all its sections and makes one array of them (see
+    :func:`pytest_replay.fleet.reader.index_logs`).
+    """
 
     __slots__ = (
         "blob",
         "count",
-        "ends",
+        "ends_raw",
         "first",
-        "flags",
-        "ids",
+        "flags_raw",
+        "ids_raw",
         "last",
         "nmsg",
-        "origins",
         "origins_raw",
-        "stamps",
-        "starts",
+        "stamps_raw",
+        "starts_raw",
     )
 
-    def __init__(self, fields: list[Any], columns: tuple[npt.NDArray[Any], ...]) -> None:
+    def __init__(self, fields: list[Any]) -> None:
         self.first, self.last, self.count, self.nmsg = fields[:4]
-        self.ids, self.stamps, self.starts, self.ends, self.flags, self.origins = columns
+        self.ids_raw: bytes = fields[4]
+        self.stamps_raw: bytes = fields[5]
+        self.starts_raw: bytes = fields[6]
+        self.ends_raw: bytes = fields[7]
         self.blob: bytes = fields[8]
+        self.flags_raw: bytes = fields[9]
         self.origins_raw: bytes = fields[10]
+
+    @property
+    def ids(self) -> U64Array:
+        return np.frombuffer(self.ids_raw, _U8)
+
+    @property
+    def stamps(self) -> U64Array:
+        return np.frombuffer(self.stamps_raw, _U8)
+
+    @property
+    def starts(self) -> npt.NDArray[np.uint32]:
+        return np.frombuffer(self.starts_raw, _U4)
+
+    @property
+    def ends(self) -> U64Array:
+        return np.frombuffer(self.ends_raw, _U8)
+
+    @property
+    def flags(self) -> npt.NDArray[np.uint8]:
+        return np.frombuffer(self.flags_raw, _U1)
+
+    @property
+    def origins(self) -> npt.NDArray[np.void]:
+        return np.frombuffer(self.origins_raw, ORIGIN_DTYPE)
 
 
 def unpack_step_fields(path: Path, offset: int, payload: bytes | memoryview) -> StepFields:
@@ -276,42 +311,36 @@ def unpack_step_fields(path: Path, offset: int, payload: bytes | memoryview) -> 
             raise FleetLogError(path, offset, f"step section {name} {value!r} is not a u64")
     if count == 0:
         raise FleetLogError(path, offset, "step section holds no steps")
-    ids = _column(path, offset, "ids", fields[4], np.dtype("<u8"), count)
-    stamps = _column(path, offset, "timestamps", fields[5], np.dtype("<u8"), count)
-    starts = _column(path, offset, "message_starts", fields[6], np.dtype("<u4"), count + 1)
-    ends = _column(path, offset, "payload_ends", fields[7], np.dtype("<u8"), nmsg)
+    _column(path, offset, "ids", fields[4], 8, count)
+    _column(path, offset, "timestamps", fields[5], 8, count)
+    _column(path, offset, "message_starts", fields[6], 4, count + 1)
+    _column(path, offset, "payload_ends", fields[7], 8, nmsg)
     if type(fields[8]) is not bytes:
         raise FleetLogError(path, offset, "step section payload blob is not binary")
-    flags = _column(path, offset, "origin_flags", fields[9], np.dtype("u1"), nmsg)
-    origins = _column(path, offset, "origins", fields[10], ORIGIN_DTYPE, nmsg)
-    return StepFields(fields, (ids, stamps, starts, ends, flags, origins))
+    _column(path, offset, "origin_flags", fields[9], 1, nmsg)
+    _column(path, offset, "origins", fields[10], ORIGIN_DTYPE.itemsize, nmsg)
+    return StepFields(fields)
 
 
 def decode_steps(path: Path, offset: int, payload: bytes | memoryview) -> StepSection:
     """Decode and fully validate a step section (``offset`` is its frame's, for errors)."""
     fields = unpack_step_fields(path, offset, payload)
-    check_step_columns(path, offset, fields)
-    return StepSection(
-        fields.ids,
-        fields.stamps,
-        fields.starts,
-        fields.ends,
-        fields.blob,
-        fields.flags,
-        fields.origins,
-    )
+    ids, starts, ends, flags = fields.ids, fields.starts, fields.ends, fields.flags
+    check_step_columns(path, offset, fields, (ids, starts, ends, flags))
+    return StepSection(ids, fields.stamps, starts, ends, fields.blob, flags, fields.origins)
 
 
-def check_step_columns(path: Path, offset: int, fields: StepFields) -> None:
-    """The checks inside a step section's columns, in the order errors are reported."""
+def check_step_columns(
+    path: Path,
+    offset: int,
+    fields: StepFields,
+    columns: tuple[U64Array, npt.NDArray[np.uint32], U64Array, npt.NDArray[np.uint8]],
+) -> None:
+    """The checks inside a step section's columns (``columns``: its ids, message starts,
+    payload ends and origin flags as arrays), in the order errors are reported."""
     first, last, count, nmsg = fields.first, fields.last, fields.count, fields.nmsg
-    ids, starts, ends, blob, flags = (
-        fields.ids,
-        fields.starts,
-        fields.ends,
-        fields.blob,
-        fields.flags,
-    )
+    ids, starts, ends, flags = columns
+    blob = fields.blob
     if int(ids[0]) != first or int(ids[-1]) != last:
         raise FleetLogError(
             path,

@@ -12,7 +12,7 @@ from pytest_replay.fleet.app import FleetApp, MockClock
 from pytest_replay.fleet.catalog import FleetLogInfo, ReplayCatalog
 from pytest_replay.fleet.engine import ReplayEngine
 from pytest_replay.fleet.errors import RegistrationError, ReplayValidationError
-from pytest_replay.fleet.reader import index_logs
+from pytest_replay.fleet.reader import open_readers
 from pytest_replay.fleet.records import Subsystem
 from pytest_replay.fleet.session import FleetSession
 from pytest_replay.fleet.stepblind import StepBlindSession, ignores_steps
@@ -93,7 +93,10 @@ class ReplayPlan:
             return self._start(None if record_under is None else Path(record_under))
 
     def _start(self, root: Path | None) -> ReplayEngine:
-        readers = index_logs(assignment.log.base_path for assignment in self.assignments)
+        # Discovery indexed each log it read cleanly; only the others are read here.
+        readers = open_readers(
+            (assignment.log.base_path, assignment.log.index) for assignment in self.assignments
+        )
         sessions = []
         for assignment, reader in zip(self.assignments, readers, strict=True):
             output = (

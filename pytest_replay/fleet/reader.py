@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import bisect
 import functools
-import itertools
 import os
+import struct
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from pytest_replay import _fs
 from pytest_replay._gc import paused_collector
-from pytest_replay.fleet.errors import FleetLogError
+from pytest_replay.fleet.errors import FleetError, FleetLogError
 from pytest_replay.fleet.logformat import (
     ORIGIN_DTYPE,
     StepFields,
@@ -52,11 +52,17 @@ __all__ = [
     "MAX_SLAB_BYTES",
     "SECTION_CACHE_CAP",
     "FleetLogReader",
+    "IdentifiedLog",
     "LogIdentity",
+    "LogIndex",
     "SectionIndexEntry",
+    "SlabStamp",
     "StepTable",
     "as_path",
+    "identify_logs",
+    "index_is_current",
     "index_logs",
+    "open_readers",
     "read_identity",
     "read_regular_file",
 ]
@@ -118,6 +124,20 @@ def read_regular_file(
     ``fail(detail, fix)`` builds the error for a folder, a file that is not regular, one
     over ``limit`` or one that grows while read; ``OSError`` passes through.
     """
+    return _read_regular_stamped(path, limit, too_big_fix, fail)[0]
+
+
+#: What a slab's ``fstat`` said when it was read: device, inode, size, mtime (ns).
+SlabStamp = tuple[int, int, int, int]
+
+
+def _stamp_of(info: os.stat_result) -> SlabStamp:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _read_regular_stamped(
+    path: Path, limit: int, too_big_fix: str, fail: Callable[[str, str], Exception]
+) -> tuple[bytes, SlabStamp]:
     try:
         fd, size = _fs.open_regular_fd(path)
     except _fs.NotRegularFile as exc:
@@ -139,16 +159,26 @@ def read_regular_file(
                 "the file grew while it was read",
                 "read it after the writer has synced or closed it",
             )
+        # Taken after the read: a later write changes the size or the mtime, so an index
+        # handed from discovery to a replay is used only while both are as read here.
+        stamp = _stamp_of(os.fstat(fd))
     finally:
         os.close(fd)
-    return data
+    return data, stamp
 
 
 def _read_slab(path: Path) -> bytes | None:
     """The slab's bytes, or ``None`` when the file does not exist."""
+    read = _read_slab_stamped(path)
+    return None if read is None else read[0]
+
+
+def _read_slab_stamped(path: Path) -> tuple[bytes, SlabStamp] | None:
+    """The slab's bytes and what its descriptor's ``fstat`` said, or ``None`` when the
+    file does not exist."""
     too_big_fix = "split the log into smaller slabs (FleetLogWriter slab_size)"
     try:
-        return read_regular_file(
+        return _read_regular_stamped(
             path, MAX_SLAB_BYTES, too_big_fix, functools.partial(FleetLogError, path, None)
         )
     except FileNotFoundError:
@@ -168,17 +198,22 @@ def _is_rotation_leftover(path: Path, index: int) -> bool:
         return False
 
 
-def _slabs(base_path: Path) -> Iterator[tuple[Path, bytes]]:
+def _slabs(
+    base_path: Path, stamps: list[SlabStamp] | None = None, files: list[str] | None = None
+) -> Iterator[tuple[Path, bytes]]:
     """Yield every slab of a log with its bytes, checking order, FINAL flag and strays.
 
     The log ends at its first FINAL slab; the one slab after it may only be the empty
-    FINAL slab a writer stopped mid-rotation leaves, and is not yielded.
+    FINAL slab a writer stopped mid-rotation leaves, and is not yielded. With ``stamps``
+    and ``files``, each yielded slab's :data:`SlabStamp` and path go to them, then the
+    path of the file that must not exist after the last slab; a leftover slab there
+    adds one more stamp (the index of such a log is never taken as current).
     """
     folder, stem, suffix = base_path.parent, base_path.stem, base_path.suffix
     for index in range(MAX_SLABS):
         path = folder / f"{stem}_{index}{suffix}"
-        data = _read_slab(path)
-        if data is None:
+        read = _read_slab_stamped(path)
+        if read is None:
             if index == 0:
                 raise FleetLogError(
                     base_path,
@@ -192,6 +227,10 @@ def _slabs(base_path: Path) -> Iterator[tuple[Path, bytes]]:
                 f"slab {index} is missing: slab {index - 1} is not marked as the last slab",
                 "copy every slab of the log, or sync/close the writer that wrote it",
             )
+        data = read[0]
+        if stamps is not None and files is not None:
+            stamps.append(read[1])
+            files.append(os.fspath(path))
         final = parse_slab_header(path, data, index)
         yield path, data
         if final:
@@ -200,12 +239,17 @@ def _slabs(base_path: Path) -> Iterator[tuple[Path, bytes]]:
             # Path is built only for a file that is there.
             stray_name = f"{stem}_{index + 1}{suffix}"
             text = os.fspath(path)
-            if not os.path.lexists(text[: len(text) - len(path.name)] + stray_name):
+            after = text[: len(text) - len(path.name)] + stray_name
+            if files is not None:
+                files.append(after)
+            if not os.path.lexists(after):
                 return
             stray = folder / stray_name
             if _is_rotation_leftover(stray, index + 1):
                 stray = folder / f"{stem}_{index + 2}{suffix}"
                 if not os.path.lexists(stray):
+                    if stamps is not None:
+                        stamps.append(_LEFTOVER)
                     return
             raise FleetLogError(
                 stray,
@@ -214,6 +258,44 @@ def _slabs(base_path: Path) -> Iterator[tuple[Path, bytes]]:
                 "delete slabs left over from an older log at this base path",
             )
     raise FleetLogError(base_path, None, f"log has more than {MAX_SLABS} slabs")
+
+
+#: Stands for the leftover slab after a log's last one in the stamps of its scan.
+_LEFTOVER: Final[SlabStamp] = (-1, -1, -1, -1)
+#: A :data:`SlabStamp` as kept in a :class:`LogIndex`: bytes, not a tuple per slab, so an
+#: index adds no object the cyclic collector tracks (see ``ReplayCatalog.discover``).
+_PACKED_STAMP: Final = struct.Struct("<QQQq")
+
+
+def _pack_stamps(stamps: list[SlabStamp]) -> bytes:
+    """The stamps of a scan packed, or ``b""`` (never current) when one does not fit,
+    the leftover slab's among them."""
+    try:
+        return b"".join([_PACKED_STAMP.pack(*stamp) for stamp in stamps])
+    except struct.error:
+        return b""
+
+
+def index_is_current(index: LogIndex) -> bool:
+    """Whether the slabs of ``index``'s log are still the files it was built from: the
+    same file (device, inode), size and modification time, and no file after the last
+    one. An index handed from discovery to :meth:`ReplayPlan.start` is used only then;
+    otherwise the log is read again, with the checks and errors of a first read."""
+    stamps = index.on_disk
+    files = index.slab_files.split("\0")
+    size = _PACKED_STAMP.size
+    if not stamps or len(stamps) != size * (len(files) - 1):
+        return False
+    pack = _PACKED_STAMP.pack
+    try:
+        for number in range(len(files) - 1):
+            info = os.stat(files[number])
+            now = pack(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+            if stamps[number * size : (number + 1) * size] != now:
+                return False
+    except (OSError, struct.error):
+        return False
+    return not os.path.lexists(files[-1])
 
 
 def read_identity(base_path: str | os.PathLike[str]) -> LogIdentity:
@@ -245,7 +327,7 @@ def read_identity(base_path: str | os.PathLike[str]) -> LogIdentity:
     return LogIdentity(instantiated, mission)
 
 
-def _index_precisely(base: Path) -> _LogIndex:
+def _index_precisely(base: Path) -> LogIndex:
     """Index one log section by section, raising the first problem in file order.
 
     The reference for every error a reader reports: :func:`index_logs` checks many
@@ -254,7 +336,9 @@ def _index_precisely(base: Path) -> _LogIndex:
     sections: list[SectionIndexEntry] = []
     keyframes: list[Keyframe] = []
     keyframe_at: list[tuple[Path, int]] = []
-    lifecycle_frames: list[tuple[Path, int, bytes]] = []
+    lifecycle_rows: list[tuple[int, int, int, int]] = []
+    lifecycle_payloads: list[bytes] = []
+    lifecycle_end = 0
     slab_paths: list[Path] = []
     ids: list[npt.NDArray[np.uint64]] = []
     stamps: list[npt.NDArray[np.uint64]] = []
@@ -301,7 +385,9 @@ def _index_precisely(base: Path) -> _LogIndex:
                     keyframe_at.append((path, offset))
             else:
                 # Checked by CRC now, decoded on first use: replay never needs it.
-                lifecycle_frames.append((path, offset, bytes(payload)))
+                start, lifecycle_end = lifecycle_end, lifecycle_end + len(payload)
+                lifecycle_rows.append((len(slab_paths) - 1, offset, start, lifecycle_end))
+                lifecycle_payloads.append(bytes(payload))
     all_ids = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
     for position, keyframe in enumerate(keyframes):
         # all_ids is strictly increasing, so a binary search settles membership.
@@ -314,41 +400,122 @@ def _index_precisely(base: Path) -> _LogIndex:
                 f"keyframe names step {keyframe.step_id}, which is not in the log",
             )
     origin_records = np.concatenate(origins) if origins else np.zeros(0, ORIGIN_DTYPE)
-    return _LogIndex(
+    lifecycle_at, lifecycle_blob = _lifecycle_columns(lifecycle_rows, lifecycle_payloads)
+    keyframe_columns, keyframe_blob = _keyframe_columns(keyframes)
+    slab_number = {path: number for number, path in enumerate(slab_paths)}
+    section_rows = [
+        (slab_number[e.path], e.offset, e.length, e.first_id, e.last_id, e.start_index, e.count)
+        for e in sections
+    ]
+    return LogIndex(
         base=base,
-        slab_paths=tuple(slab_paths),
-        sections=tuple(sections),
-        keyframes=tuple(keyframes),
-        lifecycle_frames=lifecycle_frames,
+        slab_count=len(slab_paths),
+        section_at=np.array(section_rows, np.uint64).reshape(-1, 7),
+        keyframe_at=keyframe_columns,
+        keyframe_blob=keyframe_blob,
+        lifecycle_at=lifecycle_at,
+        lifecycle_blob=lifecycle_blob,
         stamps=np.concatenate(stamps) if stamps else np.zeros(0, np.uint64),
-        table=StepTable(
-            step_ids=all_ids,
-            origin_step_index=(
-                np.concatenate(origin_index) if origin_index else np.zeros(0, np.int64)
-            ),
-            origin_instance=origin_records["instance_id"].astype(np.uint32),
-            origin_code=origin_records["subsystem_code"].astype(np.uint16),
-            origin_step=origin_records["step_id"].astype(np.uint64),
-        ),
+        step_ids=all_ids,
+        origin_step_index=(np.concatenate(origin_index) if origin_index else np.zeros(0, np.int64)),
+        origin_instance=origin_records["instance_id"].astype(np.uint32),
+        origin_code=origin_records["subsystem_code"].astype(np.uint16),
+        origin_step=origin_records["step_id"].astype(np.uint64),
     )
 
 
 @dataclass(frozen=True, slots=True)
-class _LogIndex:
-    """Everything a reader keeps about one log after indexing it."""
+class LogIndex:
+    """Everything a reader keeps about one log after indexing it, and the
+    :data:`SlabStamp` of each slab it was read from (see :func:`index_is_current`).
+
+    Held in arrays and bytes only: discovery keeps the index of every log of a fleet
+    until the replay starts, and each Python object kept per log is one more object the
+    cyclic collector tracks and every collection walks. The objects a reader hands out
+    (slab paths, section entries, keyframes, the step table) are built from it.
+    """
 
     base: Path
-    slab_paths: tuple[Path, ...]
-    sections: tuple[SectionIndexEntry, ...]
-    keyframes: tuple[Keyframe, ...]
-    lifecycle_frames: list[tuple[Path, int, bytes]]
+    slab_count: int
+    #: Per step section: slab number, offset, length, first id, last id, start, count.
+    section_at: npt.NDArray[np.uint64]
+    #: Per keyframe: step id, timestamp, start and end of its state in ``keyframe_blob``.
+    keyframe_at: npt.NDArray[np.uint64]
+    keyframe_blob: bytes
+    #: Per lifecycle frame: slab number, offset, start and end in ``lifecycle_blob``.
+    lifecycle_at: npt.NDArray[np.int64]
+    lifecycle_blob: bytes
     stamps: npt.NDArray[np.uint64]
-    table: StepTable
+    step_ids: npt.NDArray[np.uint64]
+    origin_step_index: npt.NDArray[np.int64]
+    origin_instance: npt.NDArray[np.uint32]
+    origin_code: npt.NDArray[np.uint16]
+    origin_step: npt.NDArray[np.uint64]
+    #: The packed stamps of the slabs, ``b""`` when the index may not be handed over.
+    on_disk: bytes = b""
+    #: The paths of the slabs, then of the file that must not follow the last one,
+    #: joined by NUL (which no path holds).
+    slab_files: str = ""
+
+    @property
+    def slab_paths(self) -> tuple[Path, ...]:
+        base = self.base
+        folder, stem, suffix = base.parent, base.stem, base.suffix
+        return tuple(folder / f"{stem}_{index}{suffix}" for index in range(self.slab_count))
+
+    @property
+    def sections(self) -> tuple[SectionIndexEntry, ...]:
+        paths = self.slab_paths
+        return tuple(
+            SectionIndexEntry(paths[slab], offset, length, first, last, start, count)
+            for slab, offset, length, first, last, start, count in self.section_at.tolist()
+        )
+
+    @property
+    def keyframes(self) -> tuple[Keyframe, ...]:
+        blob = self.keyframe_blob
+        return tuple(
+            Keyframe(step_id, stamp, blob[lo:hi])
+            for step_id, stamp, lo, hi in self.keyframe_at.tolist()
+        )
+
+    @property
+    def table(self) -> StepTable:
+        return StepTable(
+            self.step_ids,
+            self.origin_step_index,
+            self.origin_instance,
+            self.origin_code,
+            self.origin_step,
+        )
+
+    def lifecycle_frames(self) -> Iterator[tuple[Path, int, bytes]]:
+        """(slab path, frame offset, payload) of each lifecycle frame, in log order."""
+        paths, blob = self.slab_paths, self.lifecycle_blob
+        for slab, offset, lo, hi in self.lifecycle_at.tolist():
+            yield paths[slab], offset, blob[lo:hi]
+
+
+def _keyframe_columns(keyframes: Sequence[Keyframe]) -> tuple[npt.NDArray[np.uint64], bytes]:
+    rows = []
+    end = 0
+    for keyframe in keyframes:
+        start, end = end, end + len(keyframe.state)
+        rows.append((keyframe.step_id, keyframe.timestamp_ns, start, end))
+    blob = b"".join([keyframe.state for keyframe in keyframes])
+    return np.array(rows, np.uint64).reshape(-1, 4), blob
+
+
+def _lifecycle_columns(
+    rows: list[tuple[int, int, int, int]], payloads: list[bytes]
+) -> tuple[npt.NDArray[np.int64], bytes]:
+    return np.array(rows, np.int64).reshape(-1, 4), b"".join(payloads)
 
 
 @dataclass(frozen=True, slots=True)
 class _StepFrame:
     path: Path
+    slab: int
     offset: int
     length: int
     fields: StepFields
@@ -362,29 +529,52 @@ class _LogScan:
     slab_paths: tuple[Path, ...]
     steps: list[_StepFrame]
     keyframes: list[Keyframe]
-    lifecycle_frames: list[tuple[Path, int, bytes]]
+    lifecycle_rows: list[tuple[int, int, int, int]]
+    lifecycle_payloads: list[bytes]
+    on_disk: list[SlabStamp]
+    files: list[str]
 
 
 def _scan(base: Path) -> _LogScan:
     slab_paths: list[Path] = []
     steps: list[_StepFrame] = []
     keyframes: list[Keyframe] = []
-    lifecycle_frames: list[tuple[Path, int, bytes]] = []
-    for path, data in _slabs(base):
+    lifecycle_rows: list[tuple[int, int, int, int]] = []
+    lifecycle_payloads: list[bytes] = []
+    lifecycle_end = 0
+    on_disk: list[SlabStamp] = []
+    files: list[str] = []
+    for path, data in _slabs(base, on_disk, files):
         slab_paths.append(path)
         for offset, kind, payload in iter_frames(path, data):
             if kind is SectionType.STEPS:
                 fields = unpack_step_fields(path, offset, payload)
-                steps.append(_StepFrame(path, offset, len(payload), fields))
+                steps.append(_StepFrame(path, len(slab_paths) - 1, offset, len(payload), fields))
             elif kind is SectionType.KEYFRAMES:
                 keyframes.extend(decode_keyframes(path, offset, payload))
             else:
-                lifecycle_frames.append((path, offset, bytes(payload)))
-    return _LogScan(base, tuple(slab_paths), steps, keyframes, lifecycle_frames)
+                start, lifecycle_end = lifecycle_end, lifecycle_end + len(payload)
+                lifecycle_rows.append((len(slab_paths) - 1, offset, start, lifecycle_end))
+                lifecycle_payloads.append(bytes(payload))
+    return _LogScan(
+        base,
+        tuple(slab_paths),
+        steps,
+        keyframes,
+        lifecycle_rows,
+        lifecycle_payloads,
+        on_disk,
+        files,
+    )
 
 
-def _concat(parts: list[npt.NDArray[Any]], dtype: npt.DTypeLike) -> npt.NDArray[Any]:
-    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+def _joined(parts: list[bytes], dtype: type[Any], *, writable: bool = False) -> npt.NDArray[Any]:
+    """One little-endian column of many sections: joining bytes and reading them once is
+    much faster than concatenating an array per section. Read-only unless ``writable``
+    (the columns a reader hands out are writable, as they always were)."""
+    data = b"".join(parts)
+    little = np.dtype(dtype).newbyteorder("<")
+    return np.frombuffer(bytearray(data) if writable else data, little)
 
 
 def _bad_logs(scans: list[_LogScan]) -> set[int]:
@@ -398,7 +588,7 @@ def _bad_logs(scans: list[_LogScan]) -> set[int]:
     nmsgs = np.array([f.nmsg for f in frames], np.int64)
     first_step = np.zeros(len(frames) + 1, np.int64)
     np.cumsum(counts, out=first_step[1:])
-    ids = _concat([f.ids for f in frames], np.uint64)
+    ids = _joined([f.ids_raw for f in frames], np.uint64)
     step_log = np.repeat(section_log, counts)
     bad = np.zeros(len(frames), bool)
     if frames:
@@ -410,7 +600,7 @@ def _bad_logs(scans: list[_LogScan]) -> set[int]:
     falling = np.flatnonzero((ids[1:] <= ids[:-1]) & (step_log[1:] == step_log[:-1]))
     logs = set(step_log[falling].tolist())
     # message_starts: count + 1 entries per section, 0 first, nmsg last, never falling.
-    starts = _concat([f.starts for f in frames], np.uint32).astype(np.int64)
+    starts = _joined([f.starts_raw for f in frames], np.uint32).astype(np.int64)
     starts_at = first_step[:-1] + np.arange(len(frames), dtype=np.int64)
     starts_end = starts_at + counts
     if frames:
@@ -419,7 +609,7 @@ def _bad_logs(scans: list[_LogScan]) -> set[int]:
     within = starts_section[1:] == starts_section[:-1]
     bad[starts_section[1:][within & (starts[1:] < starts[:-1])]] = True
     # payload_ends: never falling, the last one is the blob's length.
-    ends = _concat([f.ends for f in frames], np.uint64)
+    ends = _joined([f.ends_raw for f in frames], np.uint64)
     first_msg = np.zeros(len(frames) + 1, np.int64)
     np.cumsum(nmsgs, out=first_msg[1:])
     blobs = np.array([len(f.blob) for f in frames], np.uint64)
@@ -429,49 +619,94 @@ def _bad_logs(scans: list[_LogScan]) -> set[int]:
     msg_section = np.repeat(np.arange(len(frames), dtype=np.int64), nmsgs)
     same = msg_section[1:] == msg_section[:-1]
     bad[msg_section[1:][same & (ends[1:] < ends[:-1])]] = True
-    flags = _concat([f.flags for f in frames], np.uint8)
+    flags = _joined([f.flags_raw for f in frames], np.uint8)
     bad[msg_section[flags > 1]] = True
     raw = np.frombuffer(b"".join(f.origins_raw for f in frames), np.uint8)
     stray = raw.reshape(-1, ORIGIN_DTYPE.itemsize)[flags == 0].any(axis=1)
     bad[msg_section[flags == 0][stray]] = True
     logs.update(section_log[bad].tolist())
-    position = 0
-    for log, scan in enumerate(scans):
-        count = sum(frame.fields.count for frame in scan.steps)
-        own = ids[position : position + count]
-        position += count
-        if not scan.keyframes:
-            continue
-        # Keyframe ids strictly increasing (checked on the Python ints), each one the id
-        # of a step of this log (one binary search for all of them).
-        kf_ids = [keyframe.step_id for keyframe in scan.keyframes]
-        if not count or any(b <= a for a, b in itertools.pairwise(kf_ids)):
-            logs.add(log)
-            continue
-        kf = np.array(kf_ids, np.uint64)
-        found = own.searchsorted(kf)
-        np.minimum(found, count - 1, out=found)
-        if not (own[found] == kf).all():
-            logs.add(log)
+    _bad_keyframes(scans, ids, step_log, logs)
     return logs
 
 
-def _assemble(scans: list[_LogScan]) -> list[_LogIndex]:
+#: Room for the step ids of one log in the keys of :func:`_bad_keyframes`.
+_SPAN_BITS: Final = 44
+
+
+def _bad_keyframes(
+    scans: list[_LogScan],
+    ids: npt.NDArray[np.uint64],
+    step_log: npt.NDArray[np.int64],
+    logs: set[int],
+) -> None:
+    """Add to ``logs`` the logs whose keyframe ids are not strictly increasing or name a
+    step the log does not hold, with one binary search for every keyframe of every log.
+
+    A step's key is its log number, then its id less the log's first id (``_SPAN_BITS``
+    bits): increasing through the batch when each log's ids are, so one sorted array
+    serves every log. Logs whose ids fall (already bad) or span too much for the key
+    are searched one by one, as a reader would.
+    """
+    kf_ids = [keyframe.step_id for scan in scans for keyframe in scan.keyframes]
+    if not kf_ids:
+        return
+    kf_log = np.repeat(
+        np.arange(len(scans), dtype=np.int64), [len(scan.keyframes) for scan in scans]
+    )
+    kf = np.array(kf_ids, np.uint64)
+    same = kf_log[1:] == kf_log[:-1]
+    logs.update(kf_log[1:][same & (kf[1:] <= kf[:-1])].tolist())
+    counts = np.bincount(step_log, minlength=len(scans))
+    first_step = np.zeros(len(scans) + 1, np.int64)
+    np.cumsum(counts, out=first_step[1:])
+    has_steps = counts > 0
+    first_id = np.zeros(len(scans), np.uint64)
+    last_id = np.zeros(len(scans), np.uint64)
+    first_id[has_steps] = ids[first_step[:-1][has_steps]]
+    last_id[has_steps] = ids[first_step[1:][has_steps] - 1]
+    limit = np.uint64(1 << _SPAN_BITS)
+    keyed = has_steps & (last_id - first_id < limit)
+    if logs:
+        keyed[list(logs)] = False
+    # Not keyed: no steps (every keyframe is then bad), or ids too far apart.
+    for log in np.flatnonzero(~keyed & (np.bincount(kf_log, minlength=len(scans)) > 0)).tolist():
+        if log in logs:
+            continue
+        own = ids[first_step[log] : first_step[log + 1]]
+        wanted = kf[kf_log == log]
+        found = np.minimum(own.searchsorted(wanted), max(len(own) - 1, 0))
+        if not len(own) or not (own[found] == wanted).all():
+            logs.add(log)
+    base = step_log.astype(np.uint64) << np.uint64(_SPAN_BITS)
+    offset = ids - first_id[step_log]
+    keys = base + np.where(keyed[step_log], offset, np.uint64(0))
+    asked = keyed[kf_log]
+    kf_offset = kf[asked] - first_id[kf_log[asked]]
+    inside = (kf[asked] >= first_id[kf_log[asked]]) & (kf_offset < limit)
+    wanted_keys = (kf_log[asked].astype(np.uint64) << np.uint64(_SPAN_BITS)) + np.where(
+        inside, kf_offset, np.uint64(0)
+    )
+    found = np.minimum(keys.searchsorted(wanted_keys), len(keys) - 1)
+    missing = ~inside | (keys[found] != wanted_keys)
+    logs.update(kf_log[asked][missing].tolist())
+
+
+def _assemble(scans: list[_LogScan]) -> list[LogIndex]:
     """Each log's index from scans every check passed, as views of shared arrays."""
     frames = [frame for scan in scans for frame in scan.steps]
     fields = [frame.fields for frame in frames]
     counts = np.array([f.count for f in fields], np.int64)
     step_at = np.zeros(len(frames) + 1, np.int64)
     np.cumsum(counts, out=step_at[1:])
-    ids = _concat([f.ids for f in fields], np.uint64)
-    stamps = _concat([f.stamps for f in fields], np.uint64)
+    ids = _joined([f.ids_raw for f in fields], np.uint64, writable=True)
+    stamps = _joined([f.stamps_raw for f in fields], np.uint64, writable=True)
     # Messages per step: differences of message_starts inside each section.
-    starts = _concat([f.starts for f in fields], np.uint32).astype(np.int64)
+    starts = _joined([f.starts_raw for f in fields], np.uint32).astype(np.int64)
     per_step = np.diff(starts)
     keep = np.ones(len(per_step), bool)
     keep[(step_at[1:] + np.arange(len(frames), dtype=np.int64))[:-1]] = False
     message_step = np.repeat(np.arange(int(step_at[-1]), dtype=np.int64), per_step[keep])
-    flags = _concat([f.flags for f in fields], np.uint8).astype(bool)
+    flags = _joined([f.flags_raw for f in fields], np.uint8).astype(bool)
     # Joined as bytes: concatenating many small structured arrays is slow.
     origins = np.frombuffer(b"".join(f.origins_raw for f in fields), ORIGIN_DTYPE)[flags]
     origin_step = message_step[flags]
@@ -485,37 +720,73 @@ def _assemble(scans: list[_LogScan]) -> list[_LogIndex]:
     origin_local = origin_step - np.repeat(log_steps[:-1], np.diff(origin_bounds))
     origin_at = origin_bounds.tolist()
     log_at = log_steps.tolist()
-    section_at = step_at.tolist()
-    out = []
+    first_step = step_at.tolist()
+    # The per-log rows of sections, keyframes and lifecycle frames, for the whole batch:
+    # one array each (and one blob), of which each log's index keeps a view.
+    section_rows = []
+    section_bounds = [0]
+    keyframe_rows = []
+    keyframe_bounds = [0]
+    states: list[bytes] = []
+    state_end = 0
+    lifecycle_rows = []
+    lifecycle_bounds = [0]
+    lifecycle_end = 0
     section = 0
     for log, scan in enumerate(scans):
-        lo, hi = log_at[log], log_at[log + 1]
-        entries = []
+        lo = log_at[log]
         for frame in scan.steps:
             f = frame.fields
-            start = section_at[section] - lo
-            entries.append(
-                SectionIndexEntry(
-                    frame.path, frame.offset, frame.length, f.first, f.last, start, f.count
+            section_rows.append(
+                (
+                    frame.slab,
+                    frame.offset,
+                    frame.length,
+                    f.first,
+                    f.last,
+                    first_step[section] - lo,
+                    f.count,
                 )
             )
             section += 1
+        section_bounds.append(section)
+        for keyframe in scan.keyframes:
+            state = keyframe.state
+            start, state_end = state_end, state_end + len(state)
+            keyframe_rows.append((keyframe.step_id, keyframe.timestamp_ns, start, state_end))
+            states.append(state)
+        keyframe_bounds.append(len(keyframe_rows))
+        for slab, offset, begin, end in scan.lifecycle_rows:
+            lifecycle_rows.append((slab, offset, lifecycle_end + begin, lifecycle_end + end))
+        if scan.lifecycle_rows:
+            lifecycle_end += scan.lifecycle_rows[-1][3]
+        lifecycle_bounds.append(len(lifecycle_rows))
+    section_table = np.array(section_rows, np.uint64).reshape(-1, 7)
+    keyframe_table = np.array(keyframe_rows, np.uint64).reshape(-1, 4)
+    keyframe_blob = b"".join(states)
+    lifecycle_table = np.array(lifecycle_rows, np.int64).reshape(-1, 4)
+    lifecycle_blob = b"".join(payload for scan in scans for payload in scan.lifecycle_payloads)
+    out = []
+    for log, scan in enumerate(scans):
+        lo, hi = log_at[log], log_at[log + 1]
         o_lo, o_hi = origin_at[log], origin_at[log + 1]
         out.append(
-            _LogIndex(
+            LogIndex(
                 base=scan.base,
-                slab_paths=scan.slab_paths,
-                sections=tuple(entries),
-                keyframes=tuple(scan.keyframes),
-                lifecycle_frames=scan.lifecycle_frames,
+                slab_count=len(scan.slab_paths),
+                section_at=section_table[section_bounds[log] : section_bounds[log + 1]],
+                keyframe_at=keyframe_table[keyframe_bounds[log] : keyframe_bounds[log + 1]],
+                keyframe_blob=keyframe_blob,
+                lifecycle_at=lifecycle_table[lifecycle_bounds[log] : lifecycle_bounds[log + 1]],
+                lifecycle_blob=lifecycle_blob,
                 stamps=stamps[lo:hi],
-                table=StepTable(
-                    step_ids=ids[lo:hi],
-                    origin_step_index=origin_local[o_lo:o_hi],
-                    origin_instance=origin_instance[o_lo:o_hi],
-                    origin_code=origin_code[o_lo:o_hi],
-                    origin_step=origin_id[o_lo:o_hi],
-                ),
+                step_ids=ids[lo:hi],
+                origin_step_index=origin_local[o_lo:o_hi],
+                origin_instance=origin_instance[o_lo:o_hi],
+                origin_code=origin_code[o_lo:o_hi],
+                origin_step=origin_id[o_lo:o_hi],
+                on_disk=_pack_stamps(scan.on_disk),
+                slab_files="\0".join(scan.files),
             )
         )
     return out
@@ -525,7 +796,7 @@ def _assemble(scans: list[_LogScan]) -> list[_LogIndex]:
 INDEX_BATCH_LOGS: Final = 1024
 
 
-def _index_batch(bases: list[Path]) -> list[_LogIndex]:
+def _index_batch(bases: list[Path]) -> list[LogIndex]:
     scans: list[_LogScan] = []
     for base in bases:
         try:
@@ -552,8 +823,8 @@ def _raise_first_bad(scans: list[_LogScan]) -> None:
         _index_precisely(scans[min(bad)].base)
 
 
-def _index_logs(bases: list[Path]) -> list[_LogIndex]:
-    out: list[_LogIndex] = []
+def _index_logs(bases: list[Path]) -> list[LogIndex]:
+    out: list[LogIndex] = []
     for start in range(0, len(bases), INDEX_BATCH_LOGS):
         out.extend(_index_batch(bases[start : start + INDEX_BATCH_LOGS]))
     return out
@@ -574,6 +845,98 @@ def index_logs(base_paths: Iterable[str | os.PathLike[str]]) -> list[FleetLogRea
         ]
 
 
+def open_readers(logs: Iterable[tuple[Path, LogIndex | None]]) -> list[FleetLogReader]:
+    """A reader for each (base path, index) pair: from the index when one is given and
+    still current (:func:`index_is_current`), else by reading the log; the logs read are
+    indexed together, with the errors :func:`index_logs` raises for them."""
+    pairs = list(logs)
+    readers: list[FleetLogReader | None] = []
+    missing: list[Path] = []
+    for base, index in pairs:
+        if (
+            index is not None
+            and (index.base is base or index.base == base)
+            and index_is_current(index)
+        ):
+            readers.append(FleetLogReader.from_index(index))
+        else:
+            readers.append(None)
+            missing.append(base)
+    if missing:
+        read = iter(index_logs(missing))
+        return [next(read) if reader is None else reader for reader in readers]
+    return [reader for reader in readers if reader is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifiedLog:
+    """A log's identity and, when every check of a reader passed, its index."""
+
+    identity: LogIdentity
+    index: LogIndex | None
+
+
+def _identity_of(scan: _LogScan) -> LogIdentity:
+    """:func:`read_identity` from a scan that checked every frame of the log."""
+    instantiated: Instantiated | None = None
+    mission: MissionStarted | None = None
+    paths = scan.slab_paths
+    for (slab, offset, _start, _end), payload in zip(
+        scan.lifecycle_rows, scan.lifecycle_payloads, strict=True
+    ):
+        path = paths[slab]
+        for record in decode_lifecycle(path, offset, payload):
+            if isinstance(record, Instantiated):
+                instantiated = instantiated or record
+            elif mission is None:
+                mission = record
+        if instantiated is not None and mission is not None:
+            return LogIdentity(instantiated, mission)
+    if instantiated is None:
+        raise FleetLogError(
+            scan.base,
+            None,
+            "log has no 'instantiated' lifecycle record",
+            "call FleetLogWriter.log_instantiated() before logging steps",
+        )
+    return LogIdentity(instantiated, mission)
+
+
+def identify_logs(base_paths: Sequence[Path]) -> list[IdentifiedLog | None]:
+    """Identity and index of each log, reading each once: what discovery needs and what
+    :meth:`ReplayPlan.start` would read again.
+
+    ``None`` for a log that does not read cleanly: the caller reads it again with
+    :func:`read_identity`, which reports exactly what it always did (a log whose step
+    data is damaged still has an identity; its error comes when a reader opens it).
+    An index is left out (``None``) for a log whose step columns fail their checks.
+    """
+    out: list[IdentifiedLog | None] = []
+    with paused_collector():
+        for start in range(0, len(base_paths), INDEX_BATCH_LOGS):
+            scans: list[_LogScan] = []
+            identities: list[LogIdentity] = []
+            at: list[int] = []
+            for base in base_paths[start : start + INDEX_BATCH_LOGS]:
+                try:
+                    scan = _scan(base)
+                    identity = _identity_of(scan)
+                except FleetError:
+                    out.append(None)
+                    continue
+                at.append(len(out))
+                out.append(None)
+                scans.append(scan)
+                identities.append(identity)
+            bad = _bad_logs(scans)
+            good = [scan for number, scan in enumerate(scans) if number not in bad]
+            indexes = iter(_assemble(good))
+            for number, identity in enumerate(identities):
+                index = None if number in bad else next(indexes)
+                out[at[number]] = IdentifiedLog(identity, index)
+    return out
+
+
 class FleetLogReader:
     """An indexed fleet log.
 
@@ -587,28 +950,34 @@ class FleetLogReader:
         self._adopt(_index_logs([as_path(base_path)])[0])
 
     @classmethod
-    def _from_index(cls, index: _LogIndex) -> FleetLogReader:
+    def from_index(cls, index: LogIndex) -> FleetLogReader:
+        """A reader over an index built earlier (see :func:`identify_logs`)."""
+        return cls._from_index(index)
+
+    @classmethod
+    def _from_index(cls, index: LogIndex) -> FleetLogReader:
         reader = cls.__new__(cls)
         reader._adopt(index)
         return reader
 
-    def _adopt(self, index: _LogIndex) -> None:
+    def _adopt(self, index: LogIndex) -> None:
         # The section cache, section starts and keyframe map are built on first use: a
         # fleet replay opens thousands of readers and most are never asked for them, and
         # every container kept per reader is one more object each garbage collection of
         # the whole heap walks.
+        # The same goes for the objects built from the index's arrays.
+        self._index = index
         self._base = index.base
         self._cache: OrderedDict[int, StepSection] | None = None
-        self._sections = index.sections
+        self._sections: tuple[SectionIndexEntry, ...] | None = None
         self._starts_list: list[int] | None = None
-        self._keyframes = index.keyframes
+        self._keyframes: tuple[Keyframe, ...] | None = None
         self._keyframe_map: dict[int, Keyframe] | None = None
-        self._lifecycle_frames = index.lifecycle_frames
         self._lifecycle: tuple[LifecycleRecord, ...] | None = None
-        self._slab_paths = index.slab_paths
-        self._table = index.table
+        self._slab_paths: tuple[Path, ...] | None = None
+        self._table: StepTable | None = None
         self._stamps = index.stamps
-        self._total = len(index.table.step_ids)
+        self._total = len(index.step_ids)
 
     @classmethod
     def open(cls, base_path: str | os.PathLike[str]) -> FleetLogReader:
@@ -622,22 +991,31 @@ class FleetLogReader:
 
     @property
     def slab_paths(self) -> tuple[Path, ...]:
-        return self._slab_paths
+        paths = self._slab_paths
+        if paths is None:
+            paths = self._slab_paths = self._index.slab_paths
+        return paths
 
     @property
     def sections(self) -> tuple[SectionIndexEntry, ...]:
-        return self._sections
+        sections = self._sections
+        if sections is None:
+            sections = self._sections = self._index.sections
+        return sections
 
     @property
     def keyframes(self) -> tuple[Keyframe, ...]:
-        return self._keyframes
+        keyframes = self._keyframes
+        if keyframes is None:
+            keyframes = self._keyframes = self._index.keyframes
+        return keyframes
 
     @property
     def lifecycle(self) -> tuple[LifecycleRecord, ...]:
         """Every lifecycle record, in log order."""
         if self._lifecycle is None:
             records: list[LifecycleRecord] = []
-            for path, offset, payload in self._lifecycle_frames:
+            for path, offset, payload in self._index.lifecycle_frames():
                 records.extend(decode_lifecycle(path, offset, payload))
             self._lifecycle = tuple(records)
         return self._lifecycle
@@ -647,7 +1025,10 @@ class FleetLogReader:
         return self._total
 
     def step_table(self) -> StepTable:
-        return self._table
+        table = self._table
+        if table is None:
+            table = self._table = self._index.table
+        return table
 
     def step_timestamp(self, index: int) -> int:
         """Timestamp (ns) of the step at log-order ``index``, without decoding the step."""
@@ -656,17 +1037,18 @@ class FleetLogReader:
     def keyframe_for(self, step_id: int) -> Keyframe | None:
         found = self._keyframe_map
         if found is None:
-            found = self._keyframe_map = {kf.step_id: kf for kf in self._keyframes}
+            found = self._keyframe_map = {kf.step_id: kf for kf in self.keyframes}
         return found.get(step_id)
 
     def nearest_keyframe(self, step_id: int) -> Keyframe | None:
         """The keyframe with the largest step id at or before ``step_id``."""
-        position = bisect.bisect_right(self._keyframes, step_id, key=_keyframe_id) - 1
-        return self._keyframes[position] if position >= 0 else None
+        keyframes = self.keyframes
+        position = bisect.bisect_right(keyframes, step_id, key=_keyframe_id) - 1
+        return keyframes[position] if position >= 0 else None
 
     def index_of_step(self, step_id: int) -> int:
         """Log-order index of the step with ``step_id``."""
-        ids = self._table.step_ids
+        ids = self._index.step_ids
         if not 0 <= step_id <= MAX_U64:
             raise KeyError(step_id)
         index = int(np.searchsorted(ids, np.uint64(step_id)))
@@ -682,7 +1064,7 @@ class FleetLogReader:
             raise IndexError(f"step index {index} is outside 0..{self._total - 1}")
         starts = self._starts_list
         if starts is None:
-            starts = self._starts_list = [entry.start_index for entry in self._sections]
+            starts = self._starts_list = self._index.section_at[:, 5].tolist()
         position = bisect.bisect_right(starts, index) - 1
         return position, starts[position]
 
@@ -694,7 +1076,7 @@ class FleetLogReader:
             if cached is not None:
                 cache.move_to_end(position)
                 return cached
-        entry = self._sections[position]
+        entry = self.sections[position]
         try:
             with open(entry.path, "rb") as fh:
                 fh.seek(entry.offset)
@@ -726,7 +1108,7 @@ class FleetLogReader:
         return self.section(position).step(index - start)
 
     def iter_steps(self) -> Iterator[Step]:
-        for position, entry in enumerate(self._sections):
+        for position, entry in enumerate(self.sections):
             section = self.section(position)
             for local in range(entry.count):
                 yield section.step(local)
