@@ -304,19 +304,31 @@ def read_identity(base_path: str | os.PathLike[str]) -> LogIdentity:
     Only lifecycle payloads are decoded (and CRC-checked); step data is skipped.
     """
     base = as_path(base_path)
+
+    def lifecycle() -> Iterator[tuple[Path, int, bytes | memoryview]]:
+        for path, data in _slabs(base):
+            for offset, kind, payload in iter_frames(path, data, verify_only=SectionType.LIFECYCLE):
+                if kind is SectionType.LIFECYCLE:
+                    yield path, offset, payload
+
+    return _identity_from(base, lifecycle())
+
+
+def _identity_from(
+    base: Path, lifecycle: Iterable[tuple[Path, int, bytes | memoryview]]
+) -> LogIdentity:
+    """The first Instantiated and MissionStarted records among the lifecycle payloads
+    ``(slab path, offset, payload)``, read in order and only as far as needed."""
     instantiated: Instantiated | None = None
     mission: MissionStarted | None = None
-    for path, data in _slabs(base):
-        for offset, kind, payload in iter_frames(path, data, verify_only=SectionType.LIFECYCLE):
-            if kind is not SectionType.LIFECYCLE:
-                continue
-            for record in decode_lifecycle(path, offset, payload):
-                if isinstance(record, Instantiated):
-                    instantiated = instantiated or record
-                elif mission is None:
-                    mission = record
-            if instantiated is not None and mission is not None:
-                return LogIdentity(instantiated, mission)
+    for path, offset, payload in lifecycle:
+        for record in decode_lifecycle(path, offset, payload):
+            if isinstance(record, Instantiated):
+                instantiated = instantiated or record
+            elif mission is None:
+                mission = record
+        if instantiated is not None and mission is not None:
+            return LogIdentity(instantiated, mission)
     if instantiated is None:
         raise FleetLogError(
             base,
@@ -878,28 +890,12 @@ class IdentifiedLog:
 
 def _identity_of(scan: _LogScan) -> LogIdentity:
     """:func:`read_identity` from a scan that checked every frame of the log."""
-    instantiated: Instantiated | None = None
-    mission: MissionStarted | None = None
     paths = scan.slab_paths
-    for (slab, offset, _start, _end), payload in zip(
-        scan.lifecycle_rows, scan.lifecycle_payloads, strict=True
-    ):
-        path = paths[slab]
-        for record in decode_lifecycle(path, offset, payload):
-            if isinstance(record, Instantiated):
-                instantiated = instantiated or record
-            elif mission is None:
-                mission = record
-        if instantiated is not None and mission is not None:
-            return LogIdentity(instantiated, mission)
-    if instantiated is None:
-        raise FleetLogError(
-            scan.base,
-            None,
-            "log has no 'instantiated' lifecycle record",
-            "call FleetLogWriter.log_instantiated() before logging steps",
-        )
-    return LogIdentity(instantiated, mission)
+    rows = zip(scan.lifecycle_rows, scan.lifecycle_payloads, strict=True)
+    return _identity_from(
+        scan.base,
+        ((paths[slab], offset, payload) for (slab, offset, _start, _end), payload in rows),
+    )
 
 
 def identify_logs(base_paths: Sequence[Path]) -> list[IdentifiedLog | None]:
