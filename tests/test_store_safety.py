@@ -140,6 +140,9 @@ def test_nothing_outside_the_store_changes_and_every_error_is_clear(
             assert done.returncode == status, (args, done.stdout, done.stderr)
     checked = cli("store", "check", "__replay__", cwd=pytester.path)
     assert "problem:" in checked.stdout and "Fix:" in checked.stdout
+    # One planted thing, one problem: the tree walk reports it, reading its recording
+    # does not report it a second time.
+    assert checked.stdout.count("problem:") == 1, checked.stdout
     assert snapshot(outside) == before
     assert os.path.lexists(store / "test_rec")
 

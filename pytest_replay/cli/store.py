@@ -160,7 +160,7 @@ def _verdict_json(verdict: _Verdict, root: Path) -> dict[str, Any]:
 
 def run_store_check(run: Run, path: Path, deep: bool) -> int:
     from pytest_replay.cli.detect import kind_registry
-    from pytest_replay.store import ReplayStore, StoreCorrupted
+    from pytest_replay.store import MANIFEST_NAME, ReplayStore, StoreCorrupted
 
     if not path.is_dir():
         raise CliError(
@@ -170,7 +170,7 @@ def run_store_check(run: Run, path: Path, deep: bool) -> int:
         )
     root = path
     store = ReplayStore(root)
-    problems, notes = _tree_findings(root)
+    problems, notes, unsafe = _tree_findings(root)
     checked = 0
     folders = [folder for folder, _quiet in store.iter_manifests()]
     if not folders and not problems:
@@ -183,6 +183,9 @@ def run_store_check(run: Run, path: Path, deep: bool) -> int:
     with run.bar("checking recordings", len(folders)) as bar:
         for folder in folders:
             bar.advance()
+            live = store.live_folder(folder)
+            if live / MANIFEST_NAME in unsafe:
+                continue  # reported by the tree walk; reading it would report it again
             try:
                 manifest = store.load_manifest(folder)
             except StoreCorrupted as exc:
@@ -190,9 +193,11 @@ def run_store_check(run: Run, path: Path, deep: bool) -> int:
                 continue
             if manifest is None:
                 continue
-            problems.extend(_unlisted(store.live_folder(folder), manifest))
+            problems.extend(_unlisted(live, manifest))
             for name, entry in sorted(manifest.recordings.items()):
                 checked += 1
+                if live / entry.file in unsafe:
+                    continue  # a link, FIFO or device the tree walk reported
                 try:
                     data = store.read_checked(folder, entry)
                 except StoreCorrupted as exc:
@@ -230,15 +235,17 @@ def run_store_check(run: Run, path: Path, deep: bool) -> int:
     return EXIT_OK if not problems else EXIT_DIFFERENT
 
 
-def _tree_findings(root: Path) -> tuple[list[str], list[str]]:
+def _tree_findings(root: Path) -> tuple[list[str], list[str], set[Path]]:
     """Links, non-regular files and interrupted commits anywhere under ``root`` (problems),
-    and files outside any test folder (notes)."""
+    files outside any test folder (notes), and the links and non-regular files found (so
+    that each is reported once, not again when its recording is read)."""
     from pytest_replay import _fs
     from pytest_replay._lock import LOCK_NAME
     from pytest_replay.store import MANIFEST_NAME, leftover_of
 
     problems: list[str] = []
     notes: list[str] = []
+    unsafe: set[Path] = set()
     for folder, entries in _fs.walk_sorted(root):
         in_test = any(entry.name == MANIFEST_NAME for entry in entries)
         for entry in entries:
@@ -252,6 +259,7 @@ def _tree_findings(root: Path) -> tuple[list[str], list[str]]:
                         "restores or removes it"
                     )
             elif kind not in (None, "a regular file"):
+                unsafe.add(path)
                 problems.append(
                     render_error(
                         f"'{path}' is {kind}: pytest_replay never follows, reads or deletes it",
@@ -260,7 +268,7 @@ def _tree_findings(root: Path) -> tuple[list[str], list[str]]:
                 )
             elif kind == "a regular file" and not in_test and entry.name != LOCK_NAME:
                 notes.append(f"'{path}' is not part of any recording (not written by the store)")
-    return problems, notes
+    return problems, notes, unsafe
 
 
 def _unlisted(folder: Path, manifest: Any) -> list[str]:
