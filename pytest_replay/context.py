@@ -276,6 +276,7 @@ class ReplayContext:
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         # Only reached for attributes the class does not define: registered kind names.
+        __tracebackhide__ = True  # a wrong name is the test's line, not ours
         if name.startswith("_"):
             raise AttributeError(name)
         session = self.__dict__.get("_session") if hasattr(self, "__dict__") else None

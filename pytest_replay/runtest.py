@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from pytest_replay.errors import render_error
+from pytest_replay.errors import ReplayError, render_error
 from pytest_replay.markers import MARKER
 from pytest_replay.outcome import Outcome
 from pytest_replay.report import ReplayUsageError
@@ -25,6 +25,8 @@ __all__ = ["register"]
 
 RUNTEST_PLUGIN_NAME: Final = "replay-runtest"
 _PHASES_FAILED = pytest.StashKey[bool]()
+# Set when the end-of-test check (after the test body returned) raised our error.
+_FAILED_AT_END = pytest.StashKey[bool]()
 
 
 def register(config: pytest.Config) -> None:
@@ -98,6 +100,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if CONTEXT_KEY in item.stash:
         del item.stash[CONTEXT_KEY]
     item.stash[_PHASES_FAILED] = False
+    item.stash[_FAILED_AT_END] = False
 
 
 @pytest.hookimpl(wrapper=True)
@@ -107,7 +110,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     result = yield
     context = _context(item)
     if context is not None:
-        finished = context.complete_once()
+        try:
+            finished = context.complete_once()
+        except ReplayError:
+            item.stash[_FAILED_AT_END] = True
+            raise
         session = _session(item.config)
         if session.dump_dir is not None:
             from pathlib import Path
@@ -128,6 +135,11 @@ def pytest_runtest_makereport(
         return report
     if report.failed:
         item.stash[_PHASES_FAILED] = True
+    if report.when == "call" and call.excinfo is not None and item.stash.get(_FAILED_AT_END, False):
+        # The check ran after the test body returned: no line of the test raised it, and
+        # the frames are the hook wrappers' (ours, pytest's, other plugins'). The message
+        # names the recording, the difference and the re-record command: show only it.
+        report.longrepr = call.excinfo.getrepr(style="value")
     if report.when == "teardown":
         _finish_test(item, context, report)
     return report
