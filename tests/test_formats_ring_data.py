@@ -389,6 +389,9 @@ def test_a_claimed_format_the_cli_does_not_show_is_a_recording_of_its_kind(
         magic = b"STORED01"
         kind: ClassVar[str | None] = "data"
 
+        def read(self, path: Path) -> bytes:
+            return path.read_bytes()
+
     path = tmp_path / "x.msgpack"
     path.write_bytes(b"STORED01" + encode_value(1))
     monkeypatch.setattr(detect, "format_for", lambda path, head: Stored())

@@ -11,6 +11,7 @@ layer knows a format's bytes: kinds, CLI verbs and strategies look formats up in
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ class Framing:
         return max((span.offset + span.size for span in self.header), default=len(self.magic))
 
 
-class Format:
+class Format(abc.ABC):
     """One on-disk format. Subclasses set the class attributes and implement :meth:`read`.
 
     ``read`` returns the format's document (a reader, a list of records, a mapping);
@@ -134,14 +135,9 @@ class Format:
                 fix="check the path and its permissions, or restore the file",
             ) from None
 
+    @abc.abstractmethod
     def read(self, path: Path) -> Any:
         """The document in ``path``; damage raises this format's typed error."""
-        raise NotImplementedError
-
-    def decode(self, data: bytes, source: str) -> Any:
-        """The document in ``data``, bytes already read (``source`` names them in errors);
-        damage raises this format's typed error."""
-        raise NotImplementedError
 
     def validate(self, path: Path) -> None:
         """Read ``path`` through, raising this format's typed error at the first damage."""
