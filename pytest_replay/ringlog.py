@@ -13,18 +13,20 @@ the ring log's names from: it re-exports the public names of both.
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
 import struct
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 import numpy as np
 
-from pytest_replay._fs import open_regular
+from pytest_replay._fs import NotRegularFile, open_regular, open_regular_fd
 from pytest_replay.formats.vrrl import (
     CURSOR_OFFSET,
     CURSOR_STRUCT,
@@ -65,6 +67,7 @@ from pytest_replay.ringlog_io import (
     first_misfit,
     record_row,
     records_to_array,
+    ring_spans,
     scatter,
 )
 
@@ -105,6 +108,16 @@ __all__ = [
 # The on-disk cursor is little-endian; a native store is only right on such a host.
 _LITTLE_ENDIAN: Final = sys.byteorder == "little"
 
+#: Batches of at least this many records are written to the file with ``pwrite`` rather
+#: than stored through the map: the kernel fills the page-cache pages directly, where the
+#: first store to each 4 KiB page of a shared map takes a page fault (which zeroes the page
+#: and enters the file system) before the copy. Smaller batches land in pages the map has
+#: usually faulted in already, where a store is cheaper than a system call.
+WRITE_THROUGH_MIN_RECORDS: Final = 1024
+
+_PWRITE: Final = hasattr(os, "pwrite")
+_FADVISE: Final = hasattr(os, "posix_fadvise")
+
 
 class ReadOnlyLog(ReplayLogError):
     """A write to a log opened with ``read_only=True``."""
@@ -128,11 +141,31 @@ class RingLog:
     ``sync`` makes both durable.
     """
 
-    __slots__ = ("_body", "_capacity", "_cursor", "_cursor_word", "_file", "_mm", "_path", "_pos")
+    __slots__ = (
+        "_body",
+        "_capacity",
+        "_cursor",
+        "_cursor_word",
+        "_file",
+        "_mm",
+        "_path",
+        "_pos",
+        "_write_behind",
+    )
 
-    def __init__(self, path: Path, file: Any, mm: mmap.mmap, capacity: int, cursor: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        file: Any,
+        mm: mmap.mmap,
+        capacity: int,
+        cursor: int,
+        *,
+        write_behind: bool = False,
+    ) -> None:
         self._path = path
         self._file = file
+        self._write_behind = write_behind and _FADVISE
         self._mm: mmap.mmap | None = mm
         self._capacity = capacity
         self._cursor = cursor
@@ -146,13 +179,25 @@ class RingLog:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str], capacity: int | None = None, *, read_only: bool = False
+        cls,
+        path: str | os.PathLike[str],
+        capacity: int | None = None,
+        *,
+        read_only: bool = False,
+        write_behind: bool = False,
     ) -> RingLog:
         """Open the log at ``path``, creating a zeroed one of ``capacity`` records if absent.
 
         An existing file keeps its stored capacity (``capacity`` is then only
         checked for bounds, as the reference does) and its cursor modulo that
         capacity. ``read_only`` maps the file without write access.
+
+        ``write_behind`` is for a log written once through and synced at the end (a
+        capture): each :meth:`append_many` asks the kernel to start writing the pages
+        it filled, so the disk works while the caller computes the next batch and
+        :meth:`sync` only waits for the tail. A ring that is overwritten again and
+        again, or never synced, is better off without it (the default): its pages
+        would be written for nothing.
         """
         if capacity is not None:
             check_capacity(capacity, path, requested=True)
@@ -181,7 +226,14 @@ class RingLog:
         except BaseException:
             file.close()
             raise
-        return cls(path, file, mm, stored_capacity, stored_cursor % stored_capacity)
+        return cls(
+            path,
+            file,
+            mm,
+            stored_capacity,
+            stored_cursor % stored_capacity,
+            write_behind=write_behind and not read_only,
+        )
 
     # -- properties
 
@@ -267,10 +319,10 @@ class RingLog:
             raise ReadOnlyLog(self._path)
         assert self._body is not None
         if isinstance(slots, np.ndarray) and slots.dtype == RING_RECORD_DTYPE:
-            # Every field already fits: copied straight into the map, magic set there.
+            # Every field already fits: copied straight into the log, magic set there
+            # (or found set already, for the write-through path, which cannot set it).
             if len(slots):
-                end = scatter(self._body, slots, self._cursor, self._capacity, stamp=True)
-                self._set_cursor(end)
+                self._store(slots, stamp=True)
             return
         try:
             array = records_to_array(slots)
@@ -278,7 +330,63 @@ class RingLog:
             raise RecordValueError(exc.field, exc.value, exc.index, self._path) from None
         if len(array) == 0:
             return
-        self._set_cursor(scatter(self._body, array, self._cursor, self._capacity))
+        self._store(array, stamp=False)
+
+    def _store(self, array: RecordArray, *, stamp: bool) -> None:
+        """Write the non-empty ``array`` at the cursor (wrapping) and advance the cursor."""
+        assert self._body is not None
+        cursor, capacity = self._cursor, self._capacity
+        spans = ring_spans(cursor, len(array), capacity)
+        if (
+            _PWRITE
+            and len(array) >= WRITE_THROUGH_MIN_RECORDS
+            and array.flags.c_contiguous
+            and not (stamp and not _all_live(array))
+        ):
+            self._write_through(array, spans)
+        else:
+            scatter(self._body, array, cursor, capacity, stamp=stamp)
+        if self._write_behind:
+            self._start_writeback(spans)
+        self._set_cursor((cursor + len(array)) % capacity)
+
+    def _write_through(self, array: RecordArray, spans: list[tuple[int, int, int]]) -> None:
+        """``pwrite`` each span of ``array`` to its slots. The map shares the page cache with
+        the file, so it sees the records at once. A full disk is a typed error here, where a
+        store through the map into a sparse page would kill the process with SIGBUS."""
+        data = array.view(np.uint8).data
+        fd = self._file.fileno()
+        try:
+            for slot, start, count in spans:
+                _pwrite_all(
+                    fd,
+                    data[RECORD_BYTES * start : RECORD_BYTES * (start + count)],
+                    HEADER_BYTES + RECORD_BYTES * slot,
+                )
+        except OSError as exc:
+            raise ReplayLogIoError("append", self._path, exc) from exc
+        finally:
+            data.release()
+
+    def _start_writeback(self, spans: list[tuple[int, int, int]]) -> None:
+        """Ask the kernel to start writing the whole pages the spans filled.
+
+        Linux's ``POSIX_FADV_DONTNEED`` starts writeback of the range's dirty pages
+        without waiting for it (Python has no ``sync_file_range``); pages still dirty or
+        being written stay cached, so nothing written is lost or re-read. A page the
+        batch only began is left for the next batch, and page 0 for :meth:`sync`: it
+        holds the cursor, which every batch rewrites.
+        """
+        fd = self._file.fileno()
+        for slot, _start, count in spans:
+            first = HEADER_BYTES + RECORD_BYTES * slot
+            begin = max(first - first % mmap.PAGESIZE, mmap.PAGESIZE)
+            end = first + RECORD_BYTES * count
+            end -= end % mmap.PAGESIZE
+            if end > begin:
+                # Advice only: if it fails, sync() still writes and waits for every page.
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(fd, begin, end - begin, os.POSIX_FADV_DONTNEED)
 
     def _write_error(
         self, exc: Exception, slot: RecordedSlot, failure: ReplayFailureEvidence | None
@@ -396,27 +504,88 @@ class RingLog:
         return f"RingLog({str(self._path)!r}, capacity={self._capacity}, {state})"
 
 
+def _all_live(array: RecordArray) -> bool:
+    """Every record of ``array`` carries the live magic (the first is looked at alone
+    first: a batch whose magic is left to the log to set fails there, at no cost)."""
+    magic = array["magic"]
+    return bool(magic[0] == RECORD_MAGIC) and bool((magic == RECORD_MAGIC).all())
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """Write all of ``data`` at ``offset``, continuing a short write."""
+    while len(data):
+        written = os.pwrite(fd, data, offset)
+        if written <= 0:
+            raise OSError(errno.EIO, "pwrite wrote nothing")
+        data = data[written:]
+        offset += written
+
+
 def create_log(path: Path, capacity: int) -> None:
     """Create a zeroed log of ``capacity`` records atomically: temp file in the same folder,
-    fsync, replace."""
+    fsync, replace.
+
+    A regular file the new log replaces is freed off the caller's path: freeing a large
+    file's blocks waits on the disk (tens of milliseconds for a full log where the file
+    system discards freed blocks), so a descriptor held across the rename keeps the old
+    file alive and a background thread closes it, which frees it. The rename is as
+    atomic as before: until it happens the old file is in place, untouched.
+    """
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise ReplayLogIoError("create", path, exc) from exc
+    replaced: int | None = None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.truncate(HEADER_BYTES + RECORD_BYTES * capacity)
             fh.write(HEADER_STRUCT.pack(LOG_MAGIC, LOG_VERSION, 0, capacity, 0))
             fh.flush()
             os.fsync(fh.fileno())
+        replaced = _hold_replaced(path)
         os.replace(tmp, path)
     except OSError as exc:
         _unlink_quietly(tmp)
+        _close_quietly(replaced)
         raise ReplayLogIoError("create", path, exc) from exc
     except BaseException:
         _unlink_quietly(tmp)
+        _close_quietly(replaced)
         raise
+    if replaced is not None:
+        _close_in_background(replaced)
+
+
+def _hold_replaced(path: Path) -> int | None:
+    """A read-only descriptor of the regular file at ``path`` (never through a link), or
+    None where there is none to hold: nothing there, a link or anything else (whose
+    replacement frees nothing worth waiting for), or a file that cannot be opened. Not
+    on Windows, where an open file cannot be replaced."""
+    if os.name != "posix":
+        return None
+    try:
+        fd, _size = open_regular_fd(path, follow=False)
+    except (NotRegularFile, OSError):
+        return None
+    return fd
+
+
+def _close_in_background(fd: int) -> None:
+    """Close ``fd`` on a thread of its own: the last close of an unlinked file frees its
+    blocks (``os.close`` releases the GIL meanwhile). The thread is not a daemon, so the
+    interpreter's exit waits for it; a killed process has its descriptors closed by the
+    kernel, and an unlinked file does not outlive its last descriptor."""
+    try:
+        threading.Thread(target=_close_quietly, args=(fd,), name="vrrl-free-replaced").start()
+    except RuntimeError:  # no thread can start (interpreter shutting down): close it here
+        _close_quietly(fd)
+
+
+def _close_quietly(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _unlink_quietly(path: str) -> None:

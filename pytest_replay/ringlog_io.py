@@ -39,6 +39,7 @@ __all__ = [
     "first_misfit",
     "record_row",
     "records_to_array",
+    "ring_spans",
     "scatter",
 ]
 
@@ -156,6 +157,24 @@ def encode_ring_image(capacity: int, items: SlotsLike) -> bytes:
     return bytes(buf)
 
 
+def ring_spans(cursor: int, n: int, capacity: int) -> list[tuple[int, int, int]]:
+    """Where a batch of ``n`` records appended at ``cursor`` lands in a ring of ``capacity``
+    slots: one ``(first slot, first batch index, count)`` per contiguous run, in write
+    order. Of a batch longer than the ring only the newest ``capacity`` records land."""
+    if n == 0:
+        return []
+    if n >= capacity:
+        end = (cursor + n) % capacity
+        skip = n - capacity
+        spans = [(end, skip, capacity - end), (0, skip + capacity - end, end)]
+    elif cursor + n <= capacity:
+        spans = [(cursor, 0, n)]
+    else:
+        first = capacity - cursor
+        spans = [(cursor, 0, first), (0, first, n - first)]
+    return [span for span in spans if span[2]]
+
+
 def scatter(
     body: RecordArray, array: RecordArray, cursor: int, capacity: int, *, stamp: bool = False
 ) -> int:
@@ -167,24 +186,11 @@ def scatter(
     n = len(array)
     if n == 0:
         return cursor
-    end = (cursor + n) % capacity
     # Copied as opaque bytes: numpy copies a packed structured dtype field by field.
     body, array = body.view(RECORD_BYTES_DTYPE), array.view(RECORD_BYTES_DTYPE)
-    if n >= capacity:
-        # Only the newest ``capacity`` records survive; they end just before ``end``.
-        tail = array[n - capacity :]
-        body[end:] = tail[: capacity - end]
-        body[:end] = tail[capacity - end :]
-        written = [body]
-    elif cursor + n <= capacity:
-        body[cursor : cursor + n] = array
-        written = [body[cursor : cursor + n]]
-    else:
-        first = capacity - cursor
-        body[cursor:] = array[:first]
-        body[: n - first] = array[first:]
-        written = [body[cursor:], body[: n - first]]
-    if stamp:
-        for part in written:
+    for slot, start, count in ring_spans(cursor, n, capacity):
+        part = body[slot : slot + count]
+        part[...] = array[start : start + count]
+        if stamp:
             part.view(RING_RECORD_DTYPE)["magic"] = RECORD_MAGIC
-    return end
+    return (cursor + n) % capacity

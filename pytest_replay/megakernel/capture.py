@@ -340,5 +340,7 @@ def open_capture(
     # The fresh log is built beside the target and renamed over it, so nothing
     # is lost if creation fails (a folder in the way, a full disk).
     create_log(target, capacity)
-    log = RingLog.open(target, capacity)
+    # Written once through and synced at close: the disk can write each burst's pages
+    # while the kernel runs the next burst (see RingLog.open).
+    log = RingLog.open(target, capacity, write_behind=True)
     return MegakernelCapture(megakernel, log, clock=clock, owns_log=True)
