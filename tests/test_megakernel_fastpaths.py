@@ -10,7 +10,9 @@
 * ``burst_records`` writes every field of a reused buffer: equal to records built
   field by field on zeros, for contiguous and non-contiguous slot words;
 * a capture scans pending argument words at a pump only when something was published
-  around it: the error (or the records) equal a model that scans every burst.
+  around it: the error (or the records) equal a model that scans every burst;
+* ``open_capture``'s log takes large bursts with ``pwrite`` and write-behind advice: its
+  file equals the image of the records a capture into a plain sink was given.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pytest_replay.ringlog import (
     RING_RECORD_DTYPE,
     ReplayFailureEvidence,
     RingLog,
+    encode_ring_image,
 )
 
 U32 = 0xFFFF_FFFF
@@ -321,3 +324,30 @@ def test_pump_refuses_exactly_what_a_scan_of_every_burst_refuses(steps_: list[tu
             assert capture.recorded == before + len(pending)
             first_pending += len(pending)
             pending = []
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=15)
+@given(
+    sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=4),
+    capacity=st.integers(1, 5000),
+    seed=st.integers(0, 2**16),
+)
+def test_open_capture_file_holds_the_records_a_kept_capture_was_given(
+    tmp_path: Path, sizes: list[int], capacity: int, seed: int
+) -> None:
+    """Bursts big enough for the log's write-through and write-behind paths (and small
+    ones, wrapping the log): the file equals the image of every record the same bursts
+    gave a capture into a plain sink."""
+    rng = np.random.default_rng(seed)
+    path = tmp_path / "big.vrrl"
+    sink = ListSink()
+    kept = MegakernelCapture(Megakernel("numpy", slots=3000), sink)
+    with open_capture(path, backend="numpy", slots=3000, capacity=capacity) as written:
+        for n in sizes:
+            tenants = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+            opcodes = rng.choice([int(op) for op in Opcode] + [0x42], n).astype(np.uint32)
+            args = rng.integers(0, 2**32, (n, 4), dtype=np.uint64).astype(np.uint32)
+            for capture in (written, kept):
+                capture.publish_many(tenants, opcodes, args)
+                capture.pump()
+    assert path.read_bytes() == encode_ring_image(capacity, np.concatenate(sink.batches))
