@@ -3,6 +3,8 @@
 * ``execute_slots`` classifies opcodes with one table lookup and copies COPY runs as
   bytes: checked against a scalar model over the whole u32 opcode range (values whose
   low byte is a real opcode included) and with non-contiguous words (the plain path);
+* ``fnv1a_words`` multiplies once for each run of trailing all-zero words: equal to
+  the byte-by-byte hash;
 * ``byte_run`` copies equal the ``(n, k)`` block assignments they stand for;
 * ``publish_many`` skips the range scan for unsigned types no wider than u32 and writes
   argument blocks as byte runs: staged words equal one-by-one publishes for every
@@ -35,7 +37,7 @@ from pytest_replay.megakernel.backend import byte_run
 from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.capture import burst_records
 from pytest_replay.megakernel.model import FaultCode, SlotStatus
-from pytest_replay.megakernel.numpy_backend import execute_slots
+from pytest_replay.megakernel.numpy_backend import execute_slots, fnv1a_words
 from pytest_replay.ringlog import (
     RECORD_MAGIC,
     RING_RECORD_DTYPE,
@@ -110,6 +112,27 @@ def test_execute_slots_matches_the_scalar_model_over_all_u32_opcodes(
     plain = execute_slots(wide[:, ::2])
     for fast, slow in zip((statuses, codes, outputs), plain, strict=True):
         assert np.array_equal(fast, slow)
+
+
+@given(
+    rows=st.lists(st.lists(u32, min_size=13, max_size=13), min_size=1, max_size=12),
+    zero_words=st.integers(0, 13),
+    stray=st.one_of(st.none(), st.tuples(st.integers(0, 11), st.integers(0, 12), u32)),
+)
+def test_fnv1a_words_skipping_zero_trailing_words_matches_the_scalar_hash(
+    rows: list[list[int]], zero_words: int, stray: tuple[int, int, int] | None
+) -> None:
+    """Trailing word columns that are zero in every row are one multiply each run, not
+    four byte steps: the digests equal the byte-by-byte FNV-1a, a stray non-zero word
+    in the tail (one row only) included."""
+    words = np.array(rows, np.uint32)
+    words[:, 13 - zero_words :] = 0
+    if stray is not None:
+        row, column, value = stray
+        words[min(row, len(rows) - 1), column] = value
+    digests = fnv1a_words(words).tolist()
+    assert digests == [fnv1a(row) for row in words.tolist()]
+    assert fnv1a_words(words[:, :7]).tolist() == [fnv1a(row) for row in words[:, :7].tolist()]
 
 
 @given(
