@@ -10,7 +10,9 @@
   argument blocks as byte runs: staged words equal one-by-one publishes for every
   argument dtype and width;
 * ``burst_records`` writes every field of a reused buffer: equal to records built
-  field by field on zeros, for contiguous and non-contiguous slot words;
+  field by field on zeros, for contiguous and non-contiguous slot words; a capture's
+  reused buffer keeps magic and evidence blank between bursts (re-blanking only the
+  faulted rows): its log holds what fresh arrays held;
 * a capture scans pending argument words at a pump only when something was published
   around it: the error (or the records) equal a model that scans every burst;
 * ``open_capture``'s log takes large bursts with ``pwrite`` and write-behind advice: its

@@ -128,10 +128,17 @@ def burst_records(result: PumpResult, timestamps: Any = None) -> RecordArray:
     return _fill_records(np.empty(len(result), RING_RECORD_DTYPE), result, timestamps)
 
 
-def _fill_records(records: RecordArray, result: PumpResult, timestamps: Any) -> RecordArray:
+def _fill_records(
+    records: RecordArray, result: PumpResult, timestamps: Any, *, blank: bool = False
+) -> RecordArray:
     """Write every field of ``records`` (``len(result)`` rows, any prior content) from
-    ``result``, so a buffer can be reused from burst to burst without clearing it."""
-    records["magic"] = RECORD_MAGIC
+    ``result``, so a buffer can be reused from burst to burst without clearing it.
+
+    ``blank`` says the rows' magic is live and their evidence zero already (a reused
+    buffer kept so: see :func:`_blank_records`): those two runs are then not rewritten.
+    """
+    if not blank:
+        _blank_records(records)
     records["timestamp_ns"] = result.sequences if timestamps is None else timestamps
     records["slot_idx"] = result.slots
     words = result.words
@@ -146,7 +153,6 @@ def _fill_records(records: RecordArray, result: PumpResult, timestamps: Any) -> 
         records["opcode"] = words[:, OPCODE_WORD]
         records["args"] = words[:, ARGS_OFFSET : ARGS_OFFSET + CAPTURED_ARGS]
     records["epoch"] = result.output.epochs
-    byte_run(records, _EVIDENCE_RUN[0], _EVIDENCE_RUN[1])[...] = b""
     if result.faults:
         first_sequence = int(result.sequences[0])
         for fault in result.faults:
@@ -158,6 +164,14 @@ def _fill_records(records: RecordArray, result: PumpResult, timestamps: Any) -> 
             row["failure_class"] = int(evidence.failure_class)
             row["backend_code"] = evidence.backend_error_code
             row["output_digest"] = evidence.output_digest
+    return records
+
+
+def _blank_records(records: RecordArray, rows: Any = Ellipsis) -> RecordArray:
+    """Set the live magic and zero the failure evidence of ``rows`` of ``records``: the
+    fields that are the same in every record of a slot that completed."""
+    records["magic"][rows] = RECORD_MAGIC
+    byte_run(records, _EVIDENCE_RUN[0], _EVIDENCE_RUN[1])[rows] = b""
     return records
 
 
@@ -272,11 +286,18 @@ class MegakernelCapture:
             stamp = None if self.clock is None else np.uint64(self.clock())
             if not self._reuse_records:
                 records = burst_records(result, stamp)
+                self.log.append_many(records)
             else:
                 if len(self._buffer) < n:
-                    self._buffer = np.empty(n, RING_RECORD_DTYPE)
-                records = _fill_records(self._buffer[:n], result, stamp)
-            self.log.append_many(records)
+                    self._buffer = _blank_records(np.empty(n, RING_RECORD_DTYPE))
+                try:
+                    self.log.append_many(_fill_records(self._buffer[:n], result, stamp, blank=True))
+                finally:
+                    # Only faulted rows were given evidence: blank them again, and the
+                    # whole buffer is blank for the next burst.
+                    if result.faults:
+                        first = int(result.sequences[0])
+                        _blank_records(self._buffer, [f.sequence - first for f in result.faults])
             self.recorded += n
         return result
 
