@@ -353,7 +353,9 @@ class RingLog:
     def _write_through(self, array: RecordArray, spans: list[tuple[int, int, int]]) -> None:
         """``pwrite`` each span of ``array`` to its slots. The map shares the page cache with
         the file, so it sees the records at once. A full disk is a typed error here, where a
-        store through the map into a sparse page would kill the process with SIGBUS."""
+        store through the map into a sparse page would kill the process with SIGBUS. After
+        an error the cursor stays where it was; records written before it may lie past
+        the cursor, as a crash in the middle of a store would leave them."""
         data = array.view(np.uint8).data
         fd = self._file.fileno()
         try:
