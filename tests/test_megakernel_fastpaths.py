@@ -5,6 +5,8 @@
   low byte is a real opcode included) and with non-contiguous words (the plain path);
 * ``fnv1a_words`` multiplies once for each run of trailing all-zero words: equal to
   the byte-by-byte hash;
+* ``ring_indices`` skips the remainder for a run that does not wrap: equal to
+  ``arange % slots``;
 * ``byte_run`` copies equal the ``(n, k)`` block assignments they stand for;
 * ``publish_many`` skips the range scan for unsigned types no wider than u32 and writes
   argument blocks as byte runs: staged words equal one-by-one publishes for every
@@ -35,7 +37,7 @@ from pytest_replay.megakernel import (
     UncapturableArguments,
     open_capture,
 )
-from pytest_replay.megakernel.backend import byte_run
+from pytest_replay.megakernel.backend import byte_run, ring_indices
 from pytest_replay.megakernel.burst import PumpResult
 from pytest_replay.megakernel.capture import burst_records
 from pytest_replay.megakernel.model import FaultCode, SlotStatus
@@ -376,3 +378,10 @@ def test_open_capture_file_holds_the_records_a_kept_capture_was_given(
                 capture.publish_many(tenants, opcodes, args)
                 capture.pump()
     assert path.read_bytes() == encode_ring_image(capacity, np.concatenate(sink.batches))
+
+
+@given(slots=st.integers(1, 70), first=st.integers(0, 200), n=st.integers(0, 150))
+def test_ring_indices_equal_arange_modulo_slots(slots: int, first: int, n: int) -> None:
+    indices = ring_indices(first, n, slots)
+    assert indices.dtype == np.int64
+    assert indices.tolist() == [(first + i) % slots for i in range(n)]

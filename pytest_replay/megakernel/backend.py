@@ -24,9 +24,23 @@ __all__ = [
     "U32Array",
     "byte_run",
     "put_at_ring",
+    "ring_indices",
 ]
 
 U32Array = npt.NDArray[np.uint32]
+
+
+def ring_indices(first: int, n: int, slots: int) -> npt.NDArray[np.int64]:
+    """``(first + i) % slots`` for ``i`` in ``range(n)``, as int64.
+
+    A burst that does not reach the end of the ring is a plain ``arange``: the
+    remainder is only taken (one division a row) when the run wraps.
+    """
+    start = first % slots
+    indices = np.arange(start, start + n, dtype=np.int64)
+    if start + n > slots:
+        indices %= slots
+    return indices
 
 
 def put_at_ring(target: Any, first: int, values: Any) -> None:

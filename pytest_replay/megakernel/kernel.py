@@ -23,6 +23,7 @@ from pytest_replay.megakernel.backend import (
     U32Array,
     byte_run,
     put_at_ring,
+    ring_indices,
 )
 from pytest_replay.megakernel.burst import PumpResult, SlotFault
 from pytest_replay.megakernel.errors import InvalidPublish, RingFull
@@ -260,8 +261,7 @@ class Megakernel:
             # One item of 4k bytes a row (both sides are native u32), not k words a row.
             k = arg_block.shape[1]
             byte_run(rows, 4 * ARGS_OFFSET, 4 * k)[...] = byte_run(arg_block, 0, 4 * k)
-        indices = np.arange(self.head, self.head + n, dtype=np.int64)
-        indices %= self.slots
+        indices = ring_indices(self.head, n, self.slots)
         put_at_ring(self._status, self.head, np.broadcast_to(np.uint32(SlotStatus.PUBLISHED), (n,)))
         self._pending += n
         return indices
@@ -274,8 +274,7 @@ class Megakernel:
         words = self._staged[:n].copy()
         first = self._head
         base_epoch = self._epoch
-        slots = np.arange(first, first + n, dtype=np.int64)
-        slots %= self.slots
+        slots = ring_indices(first, n, self.slots)
         sequences = np.arange(self._sequence, self._sequence + n, dtype=np.uint64)
         if n == 0:
             empty = np.zeros(0, dtype=np.uint32)
