@@ -34,8 +34,8 @@ from pytest_replay.journal.errors import (
 )
 from pytest_replay.journal.persistent import (
     MAX_SEQUENCE_NR,
-    REPR_SLOT_SETTERS,
     PersistentRepr,
+    PersistentReprDraft,
     StoreBase,
     check_continuity,
     check_persistence_id,
@@ -258,10 +258,7 @@ class SqliteJournal(StoreBase):
         self, persistence_id: str, rows: Iterable[tuple[int, bytes, int, bytes | None]]
     ) -> list[PersistentRepr]:
         # The loop below is stored_repr() inlined: one Python call less per row.
-        new, cls = object.__new__, PersistentRepr
-        set_pid, set_seq, set_payload, set_manifest, set_writer, set_deleted, set_tags = (
-            REPR_SLOT_SETTERS
-        )
+        draft, cls = PersistentReprDraft, PersistentRepr
         writers = self._writers
         no_tags: tuple[str, ...] = ()
         out: list[PersistentRepr] = []
@@ -283,15 +280,16 @@ class SqliteJournal(StoreBase):
                     )
                 manifest, writer = pair
                 last_ref = ref
-            item = new(cls)
-            set_pid(item, persistence_id)
-            set_seq(item, seq)
-            set_payload(item, payload)
-            set_manifest(item, manifest)
-            set_writer(item, writer)
-            set_deleted(item, False)
-            set_tags(item, no_tags if tags is None else self._tags(tags, seq))
-            append(item)
+            item = draft()
+            item.persistence_id = persistence_id
+            item.sequence_nr = seq
+            item.payload = payload
+            item.manifest = manifest
+            item.writer_uuid = writer
+            item.deleted = False
+            item.tags = no_tags if tags is None else self._tags(tags, seq)
+            item.__class__ = cls  # type: ignore[assignment]
+            append(item)  # type: ignore[arg-type]
         return out
 
     def _reload_writers(self) -> dict[int, tuple[str, str]]:
