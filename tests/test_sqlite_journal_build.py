@@ -101,3 +101,18 @@ def test_a_draft_of_another_layout_cannot_become_a_persistent_repr() -> None:
     item = ShortDraft()
     with pytest.raises(TypeError, match="layout"):
         item.__class__ = PersistentRepr  # type: ignore[assignment]
+
+
+def test_tags_decoded_once_per_value_replay_as_written(tmp_path: Path) -> None:
+    # More distinct tag values than a replay keeps decoded, then values seen before, in
+    # runs and alternating: every message replays with exactly the tags it was written with.
+    distinct = [(f"event-{i}", "run") for i in range(1500)]
+    tags = [*distinct, *[distinct[i % 3] for i in range(300)], *distinct[:50], ("x",), ()]
+    written = [
+        PersistentRepr("p", seq, b"x", "m", "w", False, value)
+        for seq, value in enumerate(tags, start=1)
+    ]
+    with SqliteJournal(tmp_path / "journal.db", synchronous="OFF") as journal:
+        journal.write_messages(written)
+        assert journal.replay_messages("p") == written
+        assert journal.replay_messages("p", from_seq=1400, max=200) == written[1399:1599]

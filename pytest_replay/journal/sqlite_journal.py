@@ -93,6 +93,9 @@ _SELECT_RANGE: Final = (
     "WHERE persistence_id = ? AND sequence_nr >= ? AND sequence_nr <= ? AND deleted = 0 "
     "ORDER BY sequence_nr LIMIT ?"
 )
+#: Most distinct tag values one replay keeps decoded (messages whose tags all differ
+#: are decoded one by one without filling memory).
+_DECODED_TAGS_KEPT: Final = 1024
 _SELECT_HIGHEST: Final = "SELECT MAX(sequence_nr) FROM journal_messages WHERE persistence_id = ?"
 _SYNC_LEVELS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
@@ -265,6 +268,9 @@ class SqliteJournal(StoreBase):
         append = out.append
         last_ref: int | None = None
         manifest = writer = ""
+        # Tags decoded once per distinct stored value: messages tagged alike (an entity's
+        # or a run's tag on each of its messages) share one tuple.
+        decoded_tags: dict[bytes, tuple[str, ...]] = {}
         for seq, payload, ref, tags in rows:
             if ref != last_ref:
                 pair = writers.get(ref)
@@ -287,7 +293,10 @@ class SqliteJournal(StoreBase):
             item.manifest = manifest
             item.writer_uuid = writer
             item.deleted = False
-            item.tags = no_tags if tags is None else self._tags(tags, seq)
+            if tags is None:
+                item.tags = no_tags
+            else:
+                item.tags = decoded_tags.get(tags) or self._tags(tags, seq, decoded_tags)
             item.__class__ = cls  # type: ignore[assignment]
             append(item)  # type: ignore[arg-type]
         return out
@@ -300,7 +309,10 @@ class SqliteJournal(StoreBase):
             raise _read_error(self._source, "the writers table", exc) from exc
         return self._writers
 
-    def _tags(self, blob: bytes, seq: int) -> tuple[str, ...]:
+    def _tags(
+        self, blob: bytes, seq: int, decoded: dict[bytes, tuple[str, ...]]
+    ) -> tuple[str, ...]:
+        """The tags of message ``seq``, also kept in ``decoded`` (up to a bound)."""
         try:
             tags = unpack_bounded(blob)
         except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
@@ -309,7 +321,10 @@ class SqliteJournal(StoreBase):
             raise JournalDecodeError(
                 self._source, "stored tags are not a list of str", sequence_nr=seq
             )
-        return tuple(tags)
+        value = tuple(tags)
+        if len(decoded) < _DECODED_TAGS_KEPT:
+            decoded[blob] = value
+        return value
 
     def highest_sequence_nr(self, persistence_id: str, from_seq: int = 0) -> int:
         """The highest stored sequence nr (0 when none); ``from_seq`` is only a hint."""
