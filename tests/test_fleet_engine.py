@@ -13,6 +13,7 @@ from pytest_replay.fleet import (
     ReplayGraphError,
     ReplayPlan,
 )
+from pytest_replay.fleet import graph as graph_module
 from pytest_replay.fleet.testing import (
     STRESS_SUBSYSTEMS,
     AppCall,
@@ -393,3 +394,26 @@ def test_goto_backwards_and_reset_leave_output_logs_as_a_fresh_replay(tmp_path: 
         assert output_bytes(tmp_path / "c_out") == {}
         engine.goto(1, "plan", 2)
     assert output_bytes(tmp_path / "c_out") == expected
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_bad_edges_are_found_in_build_order_when_origins_are_resolved_in_runs(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # Origins are resolved a run of sessions at a time (bounded scratch memory); the
+    # first bad edge in build order is still the one reported, whichever run holds it.
+    monkeypatch.setattr(graph_module, "EDGE_CHUNK_ORIGINS", chunk)
+    good = [FakeSession(1, "a", 0, [(0, []), (1, [(1, 0, 0)]), (2, [(1, 0, 1)])])]
+    later = [
+        *good,
+        FakeSession(2, "b", 1, [(0, [(1, 0, 2)]), (1, [(2, 1, 1)]), (2, [(7, 0, 0)])]),
+        FakeSession(3, "c", 0, [(0, [(9, 9, 9)])]),
+    ]
+    with pytest.raises(ReplayGraphError) as info:
+        ReplayEngine(later)
+    assert str(info.value).startswith(
+        "recorded provenance on instance 2 subsystem 'b' step 1 points to itself. Fix: "
+    )
+    with pytest.raises(ReplayGraphError) as info:
+        ReplayEngine([later[0], later[2], later[1]])
+    assert "into instance 3 subsystem 'c' step 0 from instance 9" in str(info.value)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
+from unittest import mock
 
 import networkx as nx
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_replay.fleet import FleetCursor, ReplayEngine, ReplayPlan
+from pytest_replay.fleet import graph as graph_module
 from pytest_replay.fleet.testing import AppCall, CallLogApp, FakeFleet, app_types, order_of
 
 
@@ -75,6 +79,18 @@ def test_order_equals_networkx_lexicographical_topological_sort(spec: FakeFleet)
     engine.reset()
     engine.run_all()
     assert engine.executed_nodes == len(spec.nodes)
+
+
+@given(spec=fleets(), chunk=st.integers(1, 4))
+def test_graph_resolved_in_runs_of_origins_equals_the_graph_resolved_at_once(
+    spec: FakeFleet, chunk: int
+) -> None:
+    whole = ReplayEngine(spec.fake_sessions()).graph
+    with mock.patch.object(graph_module, "EDGE_CHUNK_ORIGINS", chunk):
+        runs = ReplayEngine(spec.fake_sessions()).graph
+    for field in dataclasses.fields(whole):
+        a, b = getattr(whole, field.name), getattr(runs, field.name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), field.name
 
 
 def _replay(spec: FakeFleet, folder: str) -> tuple[ReplayPlan, list[AppCall]]:

@@ -273,10 +273,11 @@ def test_an_empty_final_slab_after_the_final_slab_is_ignored_and_nothing_else(
 
 
 def test_a_folder_in_the_way_of_a_slab_is_a_write_error(tmp_path: Path) -> None:
+    # Refused when the writer is made, before anything is logged into it.
     (tmp_path / "a_0.flog").mkdir()
-    writer = FleetLogWriter(tmp_path / "a.flog")
-    writer.log_instantiated(stack_for("a", 0, 1))
-    with pytest.raises(FleetLogWriteError, match=r"a_0\.flog': cannot write slab 0") as info:
-        writer.sync()
+    with pytest.raises(
+        FleetLogWriteError, match=r"a_0\.flog': slab 0's name is taken by a folder"
+    ) as info:
+        FleetLogWriter(tmp_path / "a.flog")
     assert ".tmp" not in str(info.value) and "Fix:" in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_0.flog"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
@@ -311,3 +312,43 @@ def test_frame_length_is_bounded_before_allocation(tmp_path: Path) -> None:
     (tmp_path / "huge_0.flog").write_bytes(slab)
     with pytest.raises(FleetLogError, match="exceeds the limit"):
         FleetLogReader(tmp_path / "huge.flog")
+
+
+def test_new_writer_removes_only_the_earlier_logs_slabs(tmp_path: Path) -> None:
+    # Slabs are probed by name from 0 up: the earlier log's run of slabs goes, files of
+    # other logs in the folder (names that share the prefix among them) stay untouched.
+    steps = [Step(i, i, (Message(bytes(200)),)) for i in range(30)]
+    _write(tmp_path / "x.flog", steps, slab_size=1024, section_steps=1)
+    _write(tmp_path / "x_a.flog", steps[:2])
+    _write(tmp_path / "xy.flog", steps[:2])
+    earlier = sorted(p.name for p in tmp_path.glob("x_*.flog") if p.name[2].isdigit())
+    assert len(earlier) > 3
+    _write(tmp_path / "x.flog", steps[:1])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["x_0.flog", "x_a_0.flog", "xy_0.flog"]
+    assert FleetLogReader(tmp_path / "x_a.flog").total_steps == 2
+
+
+@pytest.mark.parametrize(
+    ("plant", "what"),
+    [
+        (lambda p: p.write_bytes(b"my notes"), "not a fleet log slab"),
+        (lambda p: p.write_bytes(b""), "not a fleet log slab"),
+        (lambda p: p.symlink_to(p.with_name("elsewhere")), "a symbolic link"),
+    ],
+)
+def test_new_writer_refuses_a_file_it_did_not_write_at_a_slab_name(
+    tmp_path: Path, plant: Callable[[Path], object], what: str
+) -> None:
+    (tmp_path / "elsewhere").write_bytes(b"PRFLOG01 but not a slab: a link's target")
+    _write(tmp_path / "x.flog", [Step(0, 0)])
+    planted = tmp_path / "x_1.flog"
+    plant(planted)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if not p.is_symlink()}
+    with pytest.raises(FleetLogWriteError, match=what) as info:
+        FleetLogWriter(tmp_path / "x.flog")
+    assert "x_1.flog" in str(info.value) and "Fix: move it away" in str(info.value)
+    # Refused before anything was removed: the earlier log's slab 0 is still there.
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if not p.is_symlink()}
+    assert after == before and "x_0.flog" in after
+    assert planted.is_symlink() or planted.is_file()

@@ -11,6 +11,7 @@ already implies).
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ def build_causal_graph(sessions: Sequence[SessionNodes]) -> CausalGraph:
     unique_steps = ranks.unique
     width = max(len(unique_steps), 1)
     key = hi_rank * width + _locate(ranks, steps)[0]
+    del hi_rank
     if total < 2 or bool(np.all(key[1:] > key[:-1])):
         order = np.arange(total, dtype=np.int64)  # the usual case: already in key order
         sorted_key = key
@@ -116,36 +118,53 @@ def build_causal_graph(sessions: Sequence[SessionNodes]) -> CausalGraph:
             )
     _check_duplicate_cursors(sessions)
 
-    node_of = np.empty(total, np.int64)
-    node_of[order] = np.arange(total, dtype=np.int64)
+    if sorted_key is key:
+        # Build order is key order (the usual fleet): node i is build entry i, and the
+        # node columns are the build columns themselves, not copies (at 10M nodes each
+        # copy is 80 MB of the replay's peak memory).
+        node_of = order
+        node_session, node_local, node_step = session_of, local, steps
+    else:
+        node_of = np.empty(total, np.int64)
+        node_of[order] = np.arange(total, dtype=np.int64)
+        node_session, node_local, node_step = session_of[order], local[order], steps[order]
+    del key
 
     # Local order, kept implicit: every step but a session's last precedes the next one.
     local_next = np.full(total, -1, np.int64)
-    local_prev = np.full(total, -1, np.int64)
+    has_prev = np.zeros(total, np.int64)
     if total > 1:
         chained = np.flatnonzero(session_of[1:] == session_of[:-1])
         local_next[node_of[chained]] = node_of[chained + 1]
-        local_prev[node_of[chained + 1]] = node_of[chained]
+        has_prev[node_of[chained + 1]] = 1
+        del chained
 
     src, dst = _provenance_edges(sessions, offsets, node_of, unique_hi, ranks, width, sorted_key)
+    del sorted_key
     # An origin in the previous step of the same session repeats the local edge.
-    distinct = local_prev[dst] != src
+    distinct = local_next[src] != dst
     if not distinct.all():
         src, dst = src[distinct], dst[distinct]
+    del distinct
     stride = max(total, 1)
     combined = _sorted_unique(src * stride + dst)
+    del src, dst
     src = combined // stride
     dst = combined % stride
+    del combined
     indptr = np.zeros(total + 1, np.int64)
     np.cumsum(np.bincount(src, minlength=total), out=indptr[1:])
-    indegree = np.bincount(dst, minlength=total).astype(np.int64) + (local_prev >= 0)
+    del src
+    indegree = np.bincount(dst, minlength=total).astype(np.int64)
+    indegree += has_prev
+    del has_prev
     graph = CausalGraph(
-        node_session=session_of[order],
-        node_local=local[order],
-        node_step=steps[order],
+        node_session=node_session,
+        node_local=node_local,
+        node_step=node_step,
         local_next=local_next,
         indptr=indptr,
-        indices=dst.astype(np.int64),
+        indices=dst.astype(np.int64, copy=False),
         indegree=indegree,
         session_offset=offsets,
         node_of_session_step=node_of,
@@ -235,6 +254,11 @@ def _check_duplicate_cursors(sessions: Sequence[SessionNodes]) -> None:
                     )
 
 
+#: Origins resolved per pass of :func:`_provenance_edges`: the passes' scratch arrays
+#: (about 70 bytes an origin) stay this size however large the fleet is.
+EDGE_CHUNK_ORIGINS = 1 << 17
+
+
 def _provenance_edges(
     sessions: Sequence[SessionNodes],
     offsets: IntArray,
@@ -244,14 +268,64 @@ def _provenance_edges(
     width: int,
     sorted_key: IntArray,
 ) -> tuple[IntArray, IntArray]:
+    """The (source, target) node of every recorded origin, in build order."""
     tables = [spec.table for spec in sessions]
     sizes = np.array([len(table.origin_step_index) for table in tables], np.int64)
-    if not sizes.sum():
-        empty = np.zeros(0, np.int64)
-        return empty, empty
+    total = int(sizes.sum())
+    source = np.empty(total, np.int64)
+    target = np.empty(total, np.int64)
+    if not total:
+        return source, target
+    slot = None
+    if len(unique_hi) * width <= 4 * len(sorted_key) + 64:
+        # Dense keys (the usual fleet: every session logs the same step ids): one gather
+        # through a key -> node table instead of a binary search per message.
+        slot = np.full(len(unique_hi) * width, -1, np.int64)
+        slot[sorted_key] = np.arange(len(sorted_key), dtype=np.int64)
+    # Sessions are taken in runs of about EDGE_CHUNK_ORIGINS origins, in build order, so
+    # the first run with a bad edge holds the first bad edge of all.
+    ends = np.cumsum(sizes)
+    group = (ends - sizes) // EDGE_CHUNK_ORIGINS
+    cuts = [0, *(np.flatnonzero(group[1:] != group[:-1]) + 1).tolist(), len(tables)]
+    for lo, hi in itertools.pairwise(cuts):
+        if lo == hi:
+            continue
+        done = int(ends[lo] - sizes[lo])
+        part = slice(done, int(ends[hi - 1]))
+        source[part], target[part] = _resolve_origins(
+            sessions,
+            lo,
+            hi,
+            sizes[lo:hi],
+            offsets,
+            node_of,
+            unique_hi,
+            ranks,
+            width,
+            sorted_key,
+            slot,
+        )
+    return source, target
+
+
+def _resolve_origins(
+    sessions: Sequence[SessionNodes],
+    lo: int,
+    hi: int,
+    sizes: IntArray,
+    offsets: IntArray,
+    node_of: IntArray,
+    unique_hi: npt.NDArray[np.uint64],
+    ranks: _StepRanks,
+    width: int,
+    sorted_key: IntArray,
+    slot: IntArray | None,
+) -> tuple[IntArray, IntArray]:
+    """Source and target nodes of the origins of sessions ``lo..hi-1``."""
+    tables = [spec.table for spec in sessions[lo:hi]]
     target_old = np.concatenate([table.origin_step_index for table in tables]).astype(
         np.int64, copy=False
-    ) + np.repeat(offsets[:-1], sizes)
+    ) + np.repeat(offsets[lo:hi], sizes)
     origin_hi = (
         np.concatenate([table.origin_instance for table in tables]).astype(np.uint64)
         << np.uint64(16)
@@ -266,12 +340,9 @@ def _provenance_edges(
     found &= hi_pos < len(unique_hi)
     found[found] &= unique_hi[hi_pos[found]] == origin_hi[found]
     origin_key = hi_pos.astype(np.int64) * width + step_pos
+    del hi_pos, step_pos
     origin_key[~found] = 0
-    if len(unique_hi) * width <= 4 * len(sorted_key) + 64:
-        # Dense keys (the usual fleet: every session logs the same step ids): one gather
-        # through a key -> node table instead of a binary search per message.
-        slot = np.full(len(unique_hi) * width, -1, np.int64)
-        slot[sorted_key] = np.arange(len(sorted_key), dtype=np.int64)
+    if slot is not None:
         source = slot[origin_key]
         found &= source >= 0
     else:
@@ -284,7 +355,7 @@ def _provenance_edges(
         _raise_first_bad_edge(
             sessions, offsets, target_old, origin_hi, origin_step, ~found | looped, found
         )
-    return source.astype(np.int64), target
+    return source, target
 
 
 def _raise_first_bad_edge(

@@ -42,6 +42,7 @@ from pytest_replay.formats.fleet_log import (
     FLAG_FINAL,
     FRAME_HEADER,
     LEGACY_VERSION,
+    MAX_SLABS,
     SLAB_HEADER,
     SLAB_MAGIC,
     SectionType,
@@ -71,8 +72,6 @@ __all__ = [
 SECTION_CACHE_CAP: Final = 8
 #: Largest slab file a reader accepts; checked before the file is read.
 MAX_SLAB_BYTES: Final = 1 << 30
-#: Most slabs one log may have; bounds the scan for slab files.
-MAX_SLABS: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from pytest_replay import _fs
 from pytest_replay._atomic import atomic_write_bytes
 from pytest_replay.fleet.errors import FleetError, FleetLogWriteError
 from pytest_replay.fleet.logformat import encode_keyframes, encode_lifecycle, encode_steps
@@ -31,13 +32,14 @@ from pytest_replay.fleet.records import (
 from pytest_replay.formats.fleet_log import (
     FLAG_FINAL,
     MAX_SECTION_BYTES,
+    MAX_SLABS,
     SLAB_HEADER,
+    SLAB_MAGIC,
     SectionType,
     encode_empty_slab,
     encode_end_frame,
     encode_frame,
     encode_slab_header,
-    slab_index_of,
     slab_path,
 )
 
@@ -72,7 +74,9 @@ class FleetLogWriter:
     what was last synced readable as a complete log.
     :meth:`sync` makes everything logged so far durable and readable as a complete log;
     :meth:`close` does the same and ends the log. Creating a writer removes the slabs
-    of an earlier log at the same base path, so no stale slab outlives it.
+    of an earlier log at the same base path (``name_0.ext`` up to the first free name),
+    so no stale slab outlives it; a link, folder or non-slab file at one of those names
+    is refused and nothing is removed.
 
     Keyframes must name the step just logged or a step logged later, in increasing
     step-id order; every keyframe must match a logged step by :meth:`close`. Replay starts
@@ -465,13 +469,50 @@ class FleetLogWriter:
         self._slabs_written = max(self._slabs_written, index + 1)
 
     def _remove_stale_slabs(self) -> None:
-        folder = self._base.parent
-        if not folder.is_dir():
-            return
-        prefix = f"{self._base.stem}_"
-        for entry in sorted(folder.iterdir()):
-            if not entry.name.startswith(prefix) or entry.suffix != self._base.suffix:
-                continue
-            parsed = slab_index_of(entry)
-            if parsed is not None and parsed[0] == self._base and entry.is_file():
-                entry.unlink()
+        # An earlier log at this base path is slabs 0..k, written in order; a reader reads
+        # slabs from 0 up to the first FINAL one and checks the one or two names after
+        # it. So the earlier log's slabs are probed by name from 0 up to the first name
+        # that is free: the cost is the earlier log's length, not the folder's size (a
+        # folder of 20,000 logs made every new writer list and sort all of them).
+        # Only regular files that start as slabs are removed, and only once every one of
+        # them is known to be: a link, a folder or any other file at a slab's name is not
+        # ours to delete, so the writer refuses it and leaves the earlier log whole.
+        stale: list[Path] = []
+        for index in range(MAX_SLABS):
+            path = slab_path(self._base, index)
+            try:
+                fd, _ = _fs.open_regular_fd(path, follow=False)
+            except FileNotFoundError:
+                break
+            except _fs.NotRegularFile as exc:
+                raise FleetLogWriteError(
+                    path,
+                    f"slab {index}'s name is taken by {exc.what}",
+                    "move it away: the writer replaces only slabs of an earlier log",
+                ) from None
+            except OSError as exc:
+                raise FleetLogWriteError(
+                    path,
+                    f"cannot check slab {index} of an earlier log ({exc.strerror or exc})",
+                    "make sure the folder is readable and writable",
+                ) from None
+            try:
+                head = _fs.read_fd(fd, len(SLAB_MAGIC))
+            finally:
+                os.close(fd)
+            if head != SLAB_MAGIC:
+                raise FleetLogWriteError(
+                    path,
+                    f"slab {index}'s name is taken by a file that is not a fleet log slab",
+                    "move it away: the writer replaces only slabs of an earlier log",
+                )
+            stale.append(path)
+        for path in stale:
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                raise FleetLogWriteError(
+                    path,
+                    f"cannot remove a slab of an earlier log ({exc.strerror or exc})",
+                    "make sure the folder is writable",
+                ) from None

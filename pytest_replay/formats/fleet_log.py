@@ -52,6 +52,7 @@ __all__ = [
     "LEGACY_VERSION",
     "LOG_EXTENSION",
     "MAX_SECTION_BYTES",
+    "MAX_SLABS",
     "SLAB_CORRUPT_FIX",
     "SLAB_HEADER",
     "SLAB_MAGIC",
@@ -101,6 +102,8 @@ class SlabCorrupted(FormatError):
 
 
 SLAB_MAGIC: Final = b"PRFLOG01"
+#: Most slabs one log may have; bounds the scan for slab files.
+MAX_SLABS: Final = 1 << 20
 FORMAT_VERSION: Final = 2
 #: Slabs written before end frames: read, with a warning that a cut cannot be detected.
 LEGACY_VERSION: Final = 1
