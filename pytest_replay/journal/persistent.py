@@ -26,9 +26,9 @@ from pytest_replay.journal.errors import (
 
 __all__ = [
     "MAX_SEQUENCE_NR",
-    "REPR_SLOT_SETTERS",
     "Journal",
     "PersistentRepr",
+    "PersistentReprDraft",
     "StoreBase",
     "check_replay_args",
     "group_batch",
@@ -52,23 +52,29 @@ class PersistentRepr:
     tags: tuple[str, ...] = ()
 
 
-#: Setters of PersistentRepr's slots, in field order (see :func:`stored_repr`).
-REPR_SLOT_SETTERS: Final = tuple(
-    vars(PersistentRepr)[name].__set__
-    for name in (
-        "persistence_id",
-        "sequence_nr",
-        "payload",
-        "manifest",
-        "writer_uuid",
-        "deleted",
-        "tags",
-    )
-)
-_new_object = object.__new__
-_set_pid, _set_seq, _set_payload, _set_manifest, _set_writer, _set_deleted, _set_tags = (
-    REPR_SLOT_SETTERS
-)
+class PersistentReprDraft:
+    """A :class:`PersistentRepr` being filled in by a store's replay loop.
+
+    It has exactly PersistentRepr's slots, without the frozen ``__setattr__``, so
+    ``draft.sequence_nr = n`` is one specialised slot store; a draft whose seven
+    slots are all set becomes the PersistentRepr itself with
+    ``draft.__class__ = PersistentRepr`` (same layout, so CPython allows it). Building
+    100,000 messages so takes 19 ms, against 55 ms setting the slots of new
+    PersistentRepr objects through their descriptors (a C call with an argument tuple
+    each) and 111 ms through the frozen ``__init__``, which matters at hundreds of
+    thousands of rows a second. The result is a plain PersistentRepr: same type,
+    equality, hash, repr, pickling.
+    """
+
+    __slots__ = PersistentRepr.__slots__
+
+    persistence_id: str
+    sequence_nr: int
+    payload: bytes
+    manifest: str
+    writer_uuid: str
+    deleted: bool
+    tags: tuple[str, ...]
 
 
 def stored_repr(
@@ -81,22 +87,25 @@ def stored_repr(
 ) -> PersistentRepr:
     """A live (not deleted) message read back from a store, built without ``__init__``.
 
-    Setting the slots through their descriptors costs a third less than the
-    frozen dataclass ``__init__`` (``object.__setattr__`` per field), which
-    matters at hundreds of thousands of rows a second. The values come from
-    the store's own validated columns, so nothing is checked here. Hot loops
-    (``SqliteJournal.replay_messages``) inline the same steps with
-    :data:`REPR_SLOT_SETTERS`.
+    The values come from the store's own validated columns, so nothing is checked
+    here. Hot loops (``SqliteJournal.replay_messages``) inline the same steps with
+    :class:`PersistentReprDraft`.
     """
-    item: PersistentRepr = _new_object(PersistentRepr)
-    _set_pid(item, persistence_id)
-    _set_seq(item, sequence_nr)
-    _set_payload(item, payload)
-    _set_manifest(item, manifest)
-    _set_writer(item, writer_uuid)
-    _set_deleted(item, False)
-    _set_tags(item, tags)
-    return item
+    item = PersistentReprDraft()
+    item.persistence_id = persistence_id
+    item.sequence_nr = sequence_nr
+    item.payload = payload
+    item.manifest = manifest
+    item.writer_uuid = writer_uuid
+    item.deleted = False
+    item.tags = tags
+    item.__class__ = PersistentRepr  # type: ignore[assignment]
+    return item  # type: ignore[return-value]
+
+
+# A layout PersistentRepr no longer shares with its draft fails here, at import, with
+# CPython's "object layout differs" TypeError, not in a replay.
+stored_repr("", 0, b"", "", "", ())
 
 
 @runtime_checkable

@@ -34,8 +34,8 @@ from pytest_replay.journal.errors import (
 )
 from pytest_replay.journal.persistent import (
     MAX_SEQUENCE_NR,
-    REPR_SLOT_SETTERS,
     PersistentRepr,
+    PersistentReprDraft,
     StoreBase,
     check_continuity,
     check_persistence_id,
@@ -93,6 +93,9 @@ _SELECT_RANGE: Final = (
     "WHERE persistence_id = ? AND sequence_nr >= ? AND sequence_nr <= ? AND deleted = 0 "
     "ORDER BY sequence_nr LIMIT ?"
 )
+#: Most distinct tag values one replay keeps decoded (messages whose tags all differ
+#: are decoded one by one without filling memory).
+_DECODED_TAGS_KEPT: Final = 1024
 _SELECT_HIGHEST: Final = "SELECT MAX(sequence_nr) FROM journal_messages WHERE persistence_id = ?"
 _SYNC_LEVELS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
@@ -258,16 +261,16 @@ class SqliteJournal(StoreBase):
         self, persistence_id: str, rows: Iterable[tuple[int, bytes, int, bytes | None]]
     ) -> list[PersistentRepr]:
         # The loop below is stored_repr() inlined: one Python call less per row.
-        new, cls = object.__new__, PersistentRepr
-        set_pid, set_seq, set_payload, set_manifest, set_writer, set_deleted, set_tags = (
-            REPR_SLOT_SETTERS
-        )
+        draft, cls = PersistentReprDraft, PersistentRepr
         writers = self._writers
         no_tags: tuple[str, ...] = ()
         out: list[PersistentRepr] = []
         append = out.append
         last_ref: int | None = None
         manifest = writer = ""
+        # Tags decoded once per distinct stored value: messages tagged alike (an entity's
+        # or a run's tag on each of its messages) share one tuple.
+        decoded_tags: dict[bytes, tuple[str, ...]] = {}
         for seq, payload, ref, tags in rows:
             if ref != last_ref:
                 pair = writers.get(ref)
@@ -283,15 +286,19 @@ class SqliteJournal(StoreBase):
                     )
                 manifest, writer = pair
                 last_ref = ref
-            item = new(cls)
-            set_pid(item, persistence_id)
-            set_seq(item, seq)
-            set_payload(item, payload)
-            set_manifest(item, manifest)
-            set_writer(item, writer)
-            set_deleted(item, False)
-            set_tags(item, no_tags if tags is None else self._tags(tags, seq))
-            append(item)
+            item = draft()
+            item.persistence_id = persistence_id
+            item.sequence_nr = seq
+            item.payload = payload
+            item.manifest = manifest
+            item.writer_uuid = writer
+            item.deleted = False
+            if tags is None:
+                item.tags = no_tags
+            else:
+                item.tags = decoded_tags.get(tags) or self._tags(tags, seq, decoded_tags)
+            item.__class__ = cls  # type: ignore[assignment]
+            append(item)  # type: ignore[arg-type]
         return out
 
     def _reload_writers(self) -> dict[int, tuple[str, str]]:
@@ -302,7 +309,10 @@ class SqliteJournal(StoreBase):
             raise _read_error(self._source, "the writers table", exc) from exc
         return self._writers
 
-    def _tags(self, blob: bytes, seq: int) -> tuple[str, ...]:
+    def _tags(
+        self, blob: bytes, seq: int, decoded: dict[bytes, tuple[str, ...]]
+    ) -> tuple[str, ...]:
+        """The tags of message ``seq``, also kept in ``decoded`` (up to a bound)."""
         try:
             tags = unpack_bounded(blob)
         except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
@@ -311,7 +321,10 @@ class SqliteJournal(StoreBase):
             raise JournalDecodeError(
                 self._source, "stored tags are not a list of str", sequence_nr=seq
             )
-        return tuple(tags)
+        value = tuple(tags)
+        if len(decoded) < _DECODED_TAGS_KEPT:
+            decoded[blob] = value
+        return value
 
     def highest_sequence_nr(self, persistence_id: str, from_seq: int = 0) -> int:
         """The highest stored sequence nr (0 when none); ``from_seq`` is only a hint."""
