@@ -278,3 +278,81 @@ def test_a_failed_replace_leaves_the_old_file_and_no_descriptor(
     assert held_descriptors() == before
     assert path.read_bytes() == b"precious"
     assert [entry.name for entry in tmp_path.iterdir()] == ["keep.vrrl"]  # no temp file left
+
+
+# --------------------------------------------------------------------------- background syncs
+
+
+def _spy_syncs(
+    monkeypatch: pytest.MonkeyPatch, *, fail: OSError | None = None, delay: float = 0.0
+) -> list[tuple[int, bool]]:
+    """Replace the background sync with a spy: (fd, fd still open after ``delay``)."""
+    calls: list[tuple[int, bool]] = []
+    done = threading.Event()
+
+    def spy(fd: int) -> None:
+        done.wait(delay)  # an Event that is never set: a sleep that reads as one
+        try:
+            os.fstat(fd)
+            still_open = True
+        except OSError:
+            still_open = False
+        calls.append((fd, still_open))
+        if fail is not None:
+            raise fail
+        os.fsync(fd)
+
+    monkeypatch.setattr(ringlog_module, "_datasync", spy)
+    monkeypatch.setattr(ringlog_module, "WRITE_BEHIND_SYNC_BYTES", 64 * RECORD_BYTES)
+    return calls
+
+
+@pytest.mark.parametrize("write_behind", [True, False])
+def test_a_write_behind_log_syncs_in_the_background_as_data_accumulates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_behind: bool
+) -> None:
+    calls = _spy_syncs(monkeypatch)
+    path = tmp_path / "behind.vrrl"
+    with RingLog.open(path, 1000, write_behind=write_behind) as log:
+        log.append_many(make_batch(63, 0, live=True))  # under the threshold: no sync
+        log.sync()
+        assert calls == []
+        log.append_many(make_batch(1, 1, live=True))  # reaches it
+        log.sync()  # waits for the running background sync
+        assert len(calls) == (1 if write_behind else 0)
+        for seed in range(5):
+            log.append_many(make_batch(64, 2 + seed, live=False))
+            log.sync()
+    assert len(calls) == (6 if write_behind else 0)
+    assert all(still_open for _, still_open in calls)
+    with RingLog.open(path, read_only=True) as log:
+        assert log.cursor == 64 + 5 * 64
+
+
+def test_close_waits_for_a_running_background_sync_before_closing_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _spy_syncs(monkeypatch, delay=0.2)
+    log = RingLog.open(tmp_path / "behind.vrrl", 1000, write_behind=True)
+    log.append_many(make_batch(64, 0, live=True))
+    log.close()  # the sync is still in its delay: close must wait, not close under it
+    assert len(calls) == 1 and calls[0][1], "the sync ran on a closed descriptor"
+
+
+@pytest.mark.parametrize("closing", [False, True])
+def test_an_error_of_a_background_sync_is_raised_by_the_next_sync_or_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closing: bool
+) -> None:
+    # Linux reports a write error to one sync of a file only: kept from the background
+    # sync, it must reach the caller, not vanish before the final sync succeeds.
+    _spy_syncs(monkeypatch, fail=OSError(errno.EIO, "Input/output error"))
+    path = tmp_path / "behind.vrrl"
+    log = RingLog.open(path, 1000, write_behind=True)
+    log.append_many(make_batch(64, 0, live=True))
+    with pytest.raises(ReplayLogIoError, match="Input/output error") as info:
+        log.close() if closing else log.sync()
+    assert "behind.vrrl" in str(info.value) and "Fix:" in str(info.value)
+    assert log.closed == closing
+    if not closing:
+        log.sync()  # raised once: a later sync with nothing failing succeeds
+        log.close()
