@@ -259,6 +259,22 @@ def _check_duplicate_cursors(sessions: Sequence[SessionNodes]) -> None:
 EDGE_CHUNK_ORIGINS = 1 << 17
 
 
+@dataclass(frozen=True, slots=True)
+class _NodeLookup:
+    """What turns a recorded origin into the node that recorded it: the build columns'
+    session offsets and node numbers, and the sorted keys of every node."""
+
+    sessions: Sequence[SessionNodes]
+    offsets: IntArray
+    node_of: IntArray
+    unique_hi: npt.NDArray[np.uint64]
+    ranks: _StepRanks
+    width: int
+    sorted_key: IntArray
+    #: key -> node, when the keys are dense enough for a table (else a binary search).
+    slot: IntArray | None
+
+
 def _provenance_edges(
     sessions: Sequence[SessionNodes],
     offsets: IntArray,
@@ -282,46 +298,25 @@ def _provenance_edges(
         # through a key -> node table instead of a binary search per message.
         slot = np.full(len(unique_hi) * width, -1, np.int64)
         slot[sorted_key] = np.arange(len(sorted_key), dtype=np.int64)
+    lookup = _NodeLookup(sessions, offsets, node_of, unique_hi, ranks, width, sorted_key, slot)
     # Sessions are taken in runs of about EDGE_CHUNK_ORIGINS origins, in build order, so
     # the first run with a bad edge holds the first bad edge of all.
     ends = np.cumsum(sizes)
     group = (ends - sizes) // EDGE_CHUNK_ORIGINS
     cuts = [0, *(np.flatnonzero(group[1:] != group[:-1]) + 1).tolist(), len(tables)]
     for lo, hi in itertools.pairwise(cuts):
-        if lo == hi:
-            continue
-        done = int(ends[lo] - sizes[lo])
-        part = slice(done, int(ends[hi - 1]))
-        source[part], target[part] = _resolve_origins(
-            sessions,
-            lo,
-            hi,
-            sizes[lo:hi],
-            offsets,
-            node_of,
-            unique_hi,
-            ranks,
-            width,
-            sorted_key,
-            slot,
-        )
+        if lo < hi:
+            part = slice(int(ends[lo] - sizes[lo]), int(ends[hi - 1]))
+            source[part], target[part] = _resolve_origins(lookup, lo, hi, sizes[lo:hi])
     return source, target
 
 
 def _resolve_origins(
-    sessions: Sequence[SessionNodes],
-    lo: int,
-    hi: int,
-    sizes: IntArray,
-    offsets: IntArray,
-    node_of: IntArray,
-    unique_hi: npt.NDArray[np.uint64],
-    ranks: _StepRanks,
-    width: int,
-    sorted_key: IntArray,
-    slot: IntArray | None,
+    lookup: _NodeLookup, lo: int, hi: int, sizes: IntArray
 ) -> tuple[IntArray, IntArray]:
     """Source and target nodes of the origins of sessions ``lo..hi-1``."""
+    sessions, offsets, unique_hi = lookup.sessions, lookup.offsets, lookup.unique_hi
+    width, sorted_key, slot = lookup.width, lookup.sorted_key, lookup.slot
     tables = [spec.table for spec in sessions[lo:hi]]
     target_old = np.concatenate([table.origin_step_index for table in tables]).astype(
         np.int64, copy=False
@@ -333,10 +328,10 @@ def _resolve_origins(
     origin_step = np.concatenate([table.origin_step for table in tables]).astype(
         np.uint64, copy=False
     )
-    target = node_of[target_old]
+    target = lookup.node_of[target_old]
 
     hi_pos = np.searchsorted(unique_hi, origin_hi)
-    step_pos, found = _locate(ranks, origin_step)
+    step_pos, found = _locate(lookup.ranks, origin_step)
     found &= hi_pos < len(unique_hi)
     found[found] &= unique_hi[hi_pos[found]] == origin_hi[found]
     origin_key = hi_pos.astype(np.int64) * width + step_pos
