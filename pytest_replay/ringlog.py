@@ -151,15 +151,29 @@ class _BackgroundSync:
             if self._thread.is_alive():
                 return  # the next batch starts the next sync
             self._thread.join()
+            self._thread = None
         self._pending = 0
-        self._thread = threading.Thread(target=self._run, name="vrrl-write-behind")
-        self._thread.start()
-
-    def _run(self) -> None:
+        # The thread syncs a duplicate of the descriptor and closes it: a log dropped
+        # without close() cannot leave it syncing a descriptor number reused meanwhile.
         try:
-            _datasync(self._fd)
+            fd = os.dup(self._fd)
+        except OSError:
+            return  # out of descriptors: the final sync does the work
+        thread = threading.Thread(target=self._run, args=(fd,), name="vrrl-write-behind")
+        try:
+            thread.start()
+        except RuntimeError:  # no thread can start (a thread limit, interpreter exit)
+            self._run(fd)
+            return
+        self._thread = thread
+
+    def _run(self, fd: int) -> None:
+        try:
+            _datasync(fd)
         except OSError as exc:
             self._error = self._error or exc
+        finally:
+            os.close(fd)
 
     def wait(self) -> OSError | None:
         """Wait for the running sync; the first error any sync met (then forgotten)."""
@@ -432,7 +446,8 @@ class RingLog:
 
         Linux's ``POSIX_FADV_DONTNEED`` starts writeback of the range's dirty pages
         without waiting for it (Python has no ``sync_file_range``); pages still dirty or
-        being written stay cached, so nothing written is lost or re-read. A page the
+        being written stay cached, so nothing written is lost (a page already clean may
+        be dropped from the cache and read again if the log is read). A page the
         batch only began is left for the next batch, and page 0 for :meth:`sync`: it
         holds the cursor, which every batch rewrites.
         """

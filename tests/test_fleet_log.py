@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import struct
 import zlib
 from collections.abc import Callable
@@ -352,3 +354,43 @@ def test_new_writer_refuses_a_file_it_did_not_write_at_a_slab_name(
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if not p.is_symlink()}
     assert after == before and "x_0.flog" in after
     assert planted.is_symlink() or planted.is_file()
+
+
+def test_new_writer_removes_an_earlier_log_with_one_slab_missing(tmp_path: Path) -> None:
+    # A slab removed by hand leaves a gap of one name; the slabs after it still go, so
+    # the new log has no stray slab after its last one.
+    steps = [Step(i, i, (Message(bytes(200)),)) for i in range(60)]
+    _write(tmp_path / "x.flog", steps, slab_size=1024, section_steps=1)
+    (tmp_path / "x_1.flog").unlink()
+    _write(tmp_path / "x.flog", steps[:1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x_0.flog"]
+    assert FleetLogReader(tmp_path / "x.flog").total_steps == 1
+
+
+def test_a_writer_stopped_while_removing_an_earlier_log_leaves_it_removable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: the removal fails after two slabs. It goes last slab first, so
+    # what is left is slabs 0..j, which the next writer removes whole.
+    steps = [Step(i, i, (Message(bytes(200)),)) for i in range(60)]
+    _write(tmp_path / "x.flog", steps, slab_size=1024, section_steps=1)
+    count = len(list(tmp_path.glob("x_*.flog")))
+    assert count > 4
+    real_unlink, removed = os.unlink, []
+
+    def unlink_twice(path: str | os.PathLike[str]) -> None:
+        if len(removed) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        real_unlink(path)
+        removed.append(Path(path).name)
+
+    monkeypatch.setattr(os, "unlink", unlink_twice)
+    with pytest.raises(FleetLogWriteError, match="cannot remove a slab of an earlier log"):
+        FleetLogWriter(tmp_path / "x.flog")
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    assert removed == [f"x_{count - 1}.flog", f"x_{count - 2}.flog"]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(f"x_{i}.flog" for i in range(count - 2))
+    _write(tmp_path / "x.flog", steps[:1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x_0.flog"]
+    assert FleetLogReader(tmp_path / "x.flog").total_steps == 1

@@ -356,3 +356,26 @@ def test_an_error_of_a_background_sync_is_raised_by_the_next_sync_or_close(
     if not closing:
         log.sync()  # raised once: a later sync with nothing failing succeeds
         log.close()
+
+
+def test_a_background_sync_that_cannot_start_a_thread_runs_in_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _spy_syncs(monkeypatch)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    path = tmp_path / "behind.vrrl"
+    log = RingLog.open(path, 1000, write_behind=True)
+    log.append_many(make_batch(64, 0, live=True))
+    assert len(calls) == 1  # ran right there, on a descriptor of its own
+    log.append_many(make_batch(64, 1, live=True))
+    own = log._file.fileno()
+    log.sync()
+    log.close()
+    assert log.closed and len(calls) == 2
+    assert all(still_open and fd != own for fd, still_open in calls)  # a duplicate
+    with RingLog.open(path, read_only=True) as reread:
+        assert reread.cursor == 128

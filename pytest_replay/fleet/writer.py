@@ -74,7 +74,8 @@ class FleetLogWriter:
     what was last synced readable as a complete log.
     :meth:`sync` makes everything logged so far durable and readable as a complete log;
     :meth:`close` does the same and ends the log. Creating a writer removes the slabs
-    of an earlier log at the same base path (``name_0.ext`` up to the first free name),
+    of an earlier log at the same base path (``name_0.ext`` on, until two names in a row
+    are free),
     so no stale slab outlives it; a link, folder or non-slab file at one of those names
     is refused and nothing is removed.
 
@@ -471,43 +472,27 @@ class FleetLogWriter:
     def _remove_stale_slabs(self) -> None:
         # An earlier log at this base path is slabs 0..k, written in order; a reader reads
         # slabs from 0 up to the first FINAL one and checks the one or two names after
-        # it. So the earlier log's slabs are probed by name from 0 up to the first name
-        # that is free: the cost is the earlier log's length, not the folder's size (a
-        # folder of 20,000 logs made every new writer list and sort all of them).
+        # it. So the earlier log's slabs are probed by name from 0 up, until two names in
+        # a row are free (one slab removed by hand leaves a gap of one): the cost is the
+        # earlier log's length, not the folder's size (a folder of 20,000 logs made every
+        # new writer list and sort all of them).
         # Only regular files that start as slabs are removed, and only once every one of
         # them is known to be: a link, a folder or any other file at a slab's name is not
         # ours to delete, so the writer refuses it and leaves the earlier log whole.
         stale: list[Path] = []
+        free_in_a_row = 0
         for index in range(MAX_SLABS):
             path = slab_path(self._base, index)
-            try:
-                fd, _ = _fs.open_regular_fd(path, follow=False)
-            except FileNotFoundError:
+            if self._is_stale_slab(path, index):
+                stale.append(path)
+                free_in_a_row = 0
+                continue
+            free_in_a_row += 1
+            if free_in_a_row == 2:
                 break
-            except _fs.NotRegularFile as exc:
-                raise FleetLogWriteError(
-                    path,
-                    f"slab {index}'s name is taken by {exc.what}",
-                    "move it away: the writer replaces only slabs of an earlier log",
-                ) from None
-            except OSError as exc:
-                raise FleetLogWriteError(
-                    path,
-                    f"cannot check slab {index} of an earlier log ({exc.strerror or exc})",
-                    "make sure the folder is readable and writable",
-                ) from None
-            try:
-                head = _fs.read_fd(fd, len(SLAB_MAGIC))
-            finally:
-                os.close(fd)
-            if head != SLAB_MAGIC:
-                raise FleetLogWriteError(
-                    path,
-                    f"slab {index}'s name is taken by a file that is not a fleet log slab",
-                    "move it away: the writer replaces only slabs of an earlier log",
-                )
-            stale.append(path)
-        for path in stale:
+        # Last slab first: a writer stopped midway leaves slabs 0..j of the earlier log,
+        # which the next writer finds from slab 0 as it found the whole log.
+        for path in reversed(stale):
             try:
                 os.unlink(path)
             except OSError as exc:
@@ -516,3 +501,35 @@ class FleetLogWriter:
                     f"cannot remove a slab of an earlier log ({exc.strerror or exc})",
                     "make sure the folder is writable",
                 ) from None
+
+    @staticmethod
+    def _is_stale_slab(path: Path, index: int) -> bool:
+        """Whether a slab of an earlier log is at ``path``; ``False`` when the name is
+        free. Anything else there is refused."""
+        try:
+            fd, _ = _fs.open_regular_fd(path, follow=False)
+        except FileNotFoundError:
+            return False
+        except _fs.NotRegularFile as exc:
+            raise FleetLogWriteError(
+                path,
+                f"slab {index}'s name is taken by {exc.what}",
+                "move it away: the writer replaces only slabs of an earlier log",
+            ) from None
+        except OSError as exc:
+            raise FleetLogWriteError(
+                path,
+                f"cannot check slab {index} of an earlier log ({exc.strerror or exc})",
+                "make sure the folder is readable and writable",
+            ) from None
+        try:
+            head = _fs.read_fd(fd, len(SLAB_MAGIC))
+        finally:
+            os.close(fd)
+        if head != SLAB_MAGIC:
+            raise FleetLogWriteError(
+                path,
+                f"slab {index}'s name is taken by a file that is not a fleet log slab",
+                "move it away: the writer replaces only slabs of an earlier log",
+            )
+        return True

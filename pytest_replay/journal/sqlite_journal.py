@@ -296,7 +296,8 @@ class SqliteJournal(StoreBase):
             if tags is None:
                 item.tags = no_tags
             else:
-                item.tags = decoded_tags.get(tags) or self._tags(tags, seq, decoded_tags)
+                known = decoded_tags.get(tags)
+                item.tags = self._tags(tags, seq, decoded_tags) if known is None else known
             item.__class__ = cls  # type: ignore[assignment]
             append(item)  # type: ignore[arg-type]
         return out
