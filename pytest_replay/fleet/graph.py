@@ -99,8 +99,11 @@ def build_causal_graph(sessions: Sequence[SessionNodes]) -> CausalGraph:
     width = max(len(unique_steps), 1)
     key = hi_rank * width + _locate(ranks, steps)[0]
     del hi_rank
-    if total < 2 or bool(np.all(key[1:] > key[:-1])):
-        order = np.arange(total, dtype=np.int64)  # the usual case: already in key order
+    # Scratch columns are dropped as soon as they are used: at 10M nodes each is 80 MB
+    # of the replay's peak memory.
+    in_key_order = total < 2 or bool(np.all(key[1:] > key[:-1]))
+    if in_key_order:
+        order = np.arange(total, dtype=np.int64)  # the usual case
         sorted_key = key
     else:
         order = np.argsort(key, kind="stable")
@@ -118,10 +121,9 @@ def build_causal_graph(sessions: Sequence[SessionNodes]) -> CausalGraph:
             )
     _check_duplicate_cursors(sessions)
 
-    if sorted_key is key:
-        # Build order is key order (the usual fleet): node i is build entry i, and the
-        # node columns are the build columns themselves, not copies (at 10M nodes each
-        # copy is 80 MB of the replay's peak memory).
+    if in_key_order:
+        # Node i is build entry i, and the node columns are the build columns
+        # themselves, not copies.
         node_of = order
         node_session, node_local, node_step = session_of, local, steps
     else:
@@ -132,11 +134,9 @@ def build_causal_graph(sessions: Sequence[SessionNodes]) -> CausalGraph:
 
     # Local order, kept implicit: every step but a session's last precedes the next one.
     local_next = np.full(total, -1, np.int64)
-    has_prev = np.zeros(total, np.int64)
     if total > 1:
         chained = np.flatnonzero(session_of[1:] == session_of[:-1])
         local_next[node_of[chained]] = node_of[chained + 1]
-        has_prev[node_of[chained + 1]] = 1
         del chained
 
     src, dst = _provenance_edges(sessions, offsets, node_of, unique_hi, ranks, width, sorted_key)
@@ -156,8 +156,9 @@ def build_causal_graph(sessions: Sequence[SessionNodes]) -> CausalGraph:
     np.cumsum(np.bincount(src, minlength=total), out=indptr[1:])
     del src
     indegree = np.bincount(dst, minlength=total).astype(np.int64)
-    indegree += has_prev
-    del has_prev
+    # Plus the local-order edge into every step but a session's first (each node is
+    # the local successor of one node at most, so the fancy-indexed add counts once).
+    indegree[local_next[local_next >= 0]] += 1
     graph = CausalGraph(
         node_session=node_session,
         node_local=node_local,
