@@ -124,8 +124,9 @@ WRITE_BEHIND_SYNC_BYTES: Final = 16 << 20
 _datasync: Final = getattr(os, "fdatasync", os.fsync)
 
 
-class _BackgroundSync:
-    """Syncs of a write-behind log's file on a thread of their own, one at a time.
+class _WriteBehind:
+    """What a write-behind log does after each batch: start the writeback of the pages
+    the batch filled, and sync the file on a thread of its own, one sync at a time.
 
     The first sync after a lot of data was written waits for the device to make that
     data durable (about 45 ms for a 64 MiB capture on the machine the benchmarks ran
@@ -143,8 +144,11 @@ class _BackgroundSync:
         self._thread: threading.Thread | None = None
         self._error: OSError | None = None
 
-    def wrote(self, nbytes: int) -> None:
-        self._pending += nbytes
+    def wrote(self, spans: list[tuple[int, int, int]]) -> None:
+        """After a batch landed in ``spans`` (see :func:`ring_spans`)."""
+        if _FADVISE:
+            self._start_writeback(spans)
+        self._pending += RECORD_BYTES * sum(count for _slot, _start, count in spans)
         if self._pending < WRITE_BEHIND_SYNC_BYTES:
             return
         if self._thread is not None:
@@ -166,6 +170,26 @@ class _BackgroundSync:
             self._run(fd)
             return
         self._thread = thread
+
+    def _start_writeback(self, spans: list[tuple[int, int, int]]) -> None:
+        """Ask the kernel to start writing the whole pages the spans filled.
+
+        Linux's ``POSIX_FADV_DONTNEED`` starts writeback of the range's dirty pages
+        without waiting for it (Python has no ``sync_file_range``); pages still dirty or
+        being written stay cached, so nothing written is lost (a page already clean may
+        be dropped from the cache and read again if the log is read). A page the
+        batch only began is left for the next batch, and page 0 for :meth:`RingLog.sync`:
+        it holds the cursor, which every batch rewrites.
+        """
+        for slot, _start, count in spans:
+            first = HEADER_BYTES + RECORD_BYTES * slot
+            begin = max(first - first % mmap.PAGESIZE, mmap.PAGESIZE)
+            end = first + RECORD_BYTES * count
+            end -= end % mmap.PAGESIZE
+            if end > begin:
+                # Advice only: if it fails, sync() still writes and waits for every page.
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(self._fd, begin, end - begin, os.POSIX_FADV_DONTNEED)
 
     def _run(self, fd: int) -> None:
         try:
@@ -207,6 +231,7 @@ class RingLog:
     """
 
     __slots__ = (
+        "_behind",
         "_body",
         "_capacity",
         "_cursor",
@@ -215,8 +240,6 @@ class RingLog:
         "_mm",
         "_path",
         "_pos",
-        "_syncs",
-        "_write_behind",
     )
 
     def __init__(
@@ -231,8 +254,7 @@ class RingLog:
     ) -> None:
         self._path = path
         self._file = file
-        self._write_behind = write_behind and _FADVISE
-        self._syncs = _BackgroundSync(file.fileno()) if write_behind else None
+        self._behind = _WriteBehind(file.fileno()) if write_behind else None
         self._mm: mmap.mmap | None = mm
         self._capacity = capacity
         self._cursor = cursor
@@ -415,10 +437,8 @@ class RingLog:
             self._write_through(array, spans)
         else:
             scatter(self._body, array, cursor, capacity, stamp=stamp)
-        if self._write_behind:
-            self._start_writeback(spans)
-        if self._syncs is not None:
-            self._syncs.wrote(RECORD_BYTES * len(array))
+        if self._behind is not None:
+            self._behind.wrote(spans)
         self._set_cursor((cursor + len(array)) % capacity)
 
     def _write_through(self, array: RecordArray, spans: list[tuple[int, int, int]]) -> None:
@@ -440,27 +460,6 @@ class RingLog:
             raise ReplayLogIoError("append", self._path, exc) from exc
         finally:
             data.release()
-
-    def _start_writeback(self, spans: list[tuple[int, int, int]]) -> None:
-        """Ask the kernel to start writing the whole pages the spans filled.
-
-        Linux's ``POSIX_FADV_DONTNEED`` starts writeback of the range's dirty pages
-        without waiting for it (Python has no ``sync_file_range``); pages still dirty or
-        being written stay cached, so nothing written is lost (a page already clean may
-        be dropped from the cache and read again if the log is read). A page the
-        batch only began is left for the next batch, and page 0 for :meth:`sync`: it
-        holds the cursor, which every batch rewrites.
-        """
-        fd = self._file.fileno()
-        for slot, _start, count in spans:
-            first = HEADER_BYTES + RECORD_BYTES * slot
-            begin = max(first - first % mmap.PAGESIZE, mmap.PAGESIZE)
-            end = first + RECORD_BYTES * count
-            end -= end % mmap.PAGESIZE
-            if end > begin:
-                # Advice only: if it fails, sync() still writes and waits for every page.
-                with contextlib.suppress(OSError):
-                    os.posix_fadvise(fd, begin, end - begin, os.POSIX_FADV_DONTNEED)
 
     def _write_error(
         self, exc: Exception, slot: RecordedSlot, failure: ReplayFailureEvidence | None
@@ -528,7 +527,7 @@ class RingLog:
         """Flush the mapping and fsync the file."""
         mm = self._live_map()
         try:
-            if self._syncs is not None and (error := self._syncs.wait()) is not None:
+            if self._behind is not None and (error := self._behind.wait()) is not None:
                 raise error
             if not mm.closed and self._file.mode != "rb":
                 mm.flush()
@@ -543,7 +542,7 @@ class RingLog:
             return
         # A background sync uses the descriptor: it ends before the file closes. What it
         # met is raised once everything is released, as a failed flush would be.
-        error = None if self._syncs is None else self._syncs.wait()
+        error = None if self._behind is None else self._behind.wait()
         # Views into the mapping must go before the mapping itself can close.
         self._body = None
         if self._cursor_word is not None:

@@ -75,9 +75,8 @@ class FleetLogWriter:
     :meth:`sync` makes everything logged so far durable and readable as a complete log;
     :meth:`close` does the same and ends the log. Creating a writer removes the slabs
     of an earlier log at the same base path (``name_0.ext`` on, until two names in a row
-    are free),
-    so no stale slab outlives it; a link, folder or non-slab file at one of those names
-    is refused and nothing is removed.
+    are free), so no stale slab outlives it; a link, folder or non-slab file at one of
+    those names is refused and nothing is removed.
 
     Keyframes must name the step just logged or a step logged later, in increasing
     step-id order; every keyframe must match a logged step by :meth:`close`. Replay starts
