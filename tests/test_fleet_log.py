@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -391,6 +393,41 @@ def test_a_writer_stopped_while_removing_an_earlier_log_leaves_it_removable(
     assert removed == [f"x_{count - 1}.flog", f"x_{count - 2}.flog"]
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted(f"x_{i}.flog" for i in range(count - 2))
+    _write(tmp_path / "x.flog", steps[:1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x_0.flog"]
+    assert FleetLogReader(tmp_path / "x.flog").total_steps == 1
+
+
+_KILLED_WHILE_REMOVING = """
+import os, sys
+from pytest_replay.fleet import FleetLogWriter
+real_unlink, removed = os.unlink, []
+def unlink_then_die(path):
+    if len(removed) == int(sys.argv[2]):
+        os._exit(9)  # the process dies here: no exception handler, no cleanup
+    real_unlink(path)
+    removed.append(path)
+os.unlink = unlink_then_die
+FleetLogWriter(sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("kill_after", [0, 1, 3])
+def test_a_writer_killed_while_removing_an_earlier_log_leaves_it_removable(
+    tmp_path: Path, kill_after: int
+) -> None:
+    # Kill point: the process dies between two removals. Slabs go last first, so what
+    # is left is slabs 0..j, which the next writer removes whole; the new log reads.
+    steps = [Step(i, i, (Message(bytes(200)),)) for i in range(60)]
+    _write(tmp_path / "x.flog", steps, slab_size=1024, section_steps=1)
+    count = len(list(tmp_path.glob("x_*.flog")))
+    died = subprocess.run(
+        [sys.executable, "-c", _KILLED_WHILE_REMOVING, str(tmp_path / "x.flog"), str(kill_after)],
+        check=False,
+    )
+    assert died.returncode == 9
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(f"x_{i}.flog" for i in range(count - kill_after))
     _write(tmp_path / "x.flog", steps[:1])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x_0.flog"]
     assert FleetLogReader(tmp_path / "x.flog").total_steps == 1
